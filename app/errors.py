@@ -1,0 +1,75 @@
+"""The one place where errors become HTTP: problem documents under /api/, pages elsewhere."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, flash, jsonify, redirect, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from app.services.errors import DomainError
+
+log = logging.getLogger(__name__)
+PROBLEM_BASE = "https://inventory.invalid/problems/"
+
+
+def wants_problem_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def problem(status: int, title: str, detail: str, code: str, **extras: Any) -> Response:
+    """An RFC 9457 problem document."""
+    body = {"type": PROBLEM_BASE + code.replace("_", "-"), "title": title, "status": status, "detail": detail}
+    body.update(extras)
+    response = jsonify(body)
+    response.status_code = status
+    response.content_type = "application/problem+json"
+    return response
+
+
+def _page(status: int, title: str, detail: str) -> tuple[str, int]:
+    return render_template("errors/error.html", status=status, title=title, detail=detail), status
+
+
+def handle_domain_error(error: DomainError) -> Any:
+    if wants_problem_json():
+        return problem(error.status, error.title, error.message, error.code, code=error.code, **error.to_dict())
+    flash(error.message, "error")
+    if request.method == "POST" and request.referrer:
+        return redirect(request.referrer, 303)
+    return _page(error.status, error.title, error.message)
+
+
+def handle_http_error(error: HTTPException) -> Any:
+    status = error.code or 500
+    title = error.name
+    detail = error.description or title
+    if wants_problem_json():
+        response = problem(status, title, detail, title.lower().replace(" ", "_"))
+        for header in ("Allow", "Retry-After", "WWW-Authenticate"):
+            if header in error.get_headers():
+                response.headers[header] = dict(error.get_headers())[header]
+        return response
+    return _page(status, title, detail)
+
+
+def handle_csrf_error(error: CSRFError) -> Any:
+    if wants_problem_json():
+        return problem(400, "CSRF check failed", error.description, "csrf_failed")
+    return _page(400, "表单已过期 / Form expired", "请刷新页面后重试。Please reload the page and try again.")
+
+
+def handle_unexpected(error: Exception) -> Any:
+    log.exception("unhandled error", extra={"endpoint": request.endpoint})
+    if wants_problem_json():
+        return problem(500, "Internal Server Error", "The server could not complete the request.", "internal_error")
+    return _page(500, "服务器错误 / Server error", "请稍后重试。Please try again later.")
+
+
+def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(DomainError, handle_domain_error)
+    app.register_error_handler(CSRFError, handle_csrf_error)
+    app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(Exception, handle_unexpected)

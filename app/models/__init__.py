@@ -1,0 +1,21 @@
+"""Every model, re-exported so that Alembic autogenerate sees the whole schema."""
+
+from app.models.item import Category, Item
+from app.models.location import Location, Warehouse
+from app.models.stock import MOVEMENT_KINDS, LowStockEvent, Movement, StockLevel
+from app.models.user import ROLES, TOKEN_SCOPES, ApiToken, User
+
+__all__ = [
+    "MOVEMENT_KINDS",
+    "ROLES",
+    "TOKEN_SCOPES",
+    "ApiToken",
+    "Category",
+    "Item",
+    "Location",
+    "LowStockEvent",
+    "Movement",
+    "StockLevel",
+    "User",
+    "Warehouse",
+]

@@ -1,0 +1,52 @@
+"""Items (what is stocked) and their categories."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.types import Quantity, UtcDateTime, utcnow
+
+
+class Category(db.Model):
+    __tablename__ = "categories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    description: Mapped[str] = mapped_column(String(500), default="")
+
+
+class Item(db.Model):
+    __tablename__ = "items"
+    __table_args__ = (
+        CheckConstraint("reorder_point >= 0", name="reorder_point_not_negative"),
+        CheckConstraint("reorder_quantity >= 0", name="reorder_quantity_not_negative"),
+        Index("ix_items_archived_sku", "archived", "sku"),
+        Index("ix_items_category_id_sku", "category_id", "sku"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sku: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    # Lower-case pinyin of the name ("luosiding") and its initials ("lsd"), kept up to date by
+    # app.services.items on every write so that clerks can search Chinese names from a keyboard.
+    name_pinyin: Mapped[str] = mapped_column(String(255), default="", index=True)
+    name_initials: Mapped[str] = mapped_column(String(100), default="", index=True)
+    barcode: Mapped[str | None] = mapped_column(String(64), unique=True)
+    unit: Mapped[str] = mapped_column(String(16), default="pcs")
+    category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"))
+    reorder_point: Mapped[Decimal] = mapped_column(Quantity, default=Decimal(0))
+    reorder_quantity: Mapped[Decimal] = mapped_column(Quantity, default=Decimal(0))
+    description: Mapped[str] = mapped_column(Text, default="")
+    archived: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow, index=True)
+
+    category: Mapped[Category | None] = relationship(lazy="raise_on_sql")
+
+    def __repr__(self) -> str:
+        return f"<Item {self.sku}>"

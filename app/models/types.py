@@ -1,0 +1,45 @@
+"""Column types shared by every model: exact quantities and UTC timestamps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Dialect, Integer, Numeric
+from sqlalchemy.dialects import mysql
+from sqlalchemy.types import TypeDecorator
+
+QUANTITY_SCALE = 3
+QUANTITY_STEP = Decimal(1).scaleb(-QUANTITY_SCALE)  # 0.001
+# Up to 999,999,999,999,999.999 of anything: far beyond a warehouse, well inside NUMERIC(18, 3).
+Quantity = Numeric(18, QUANTITY_SCALE, asdecimal=True)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; MariaDB gets a real BIGINT for the ledger.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC (DATETIME(6) on MySQL) and always hands back aware UTC datetimes."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name in {"mysql", "mariadb"}:
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous: pass an aware datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)

@@ -1,0 +1,1 @@
+"""Health endpoints, metrics and logs: everything operators watch."""

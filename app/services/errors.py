@@ -1,0 +1,164 @@
+"""Domain exceptions: what went wrong, with the facts, a stable code and an HTTP status.
+
+`app/errors.py` turns these into problem documents (API) or flashed messages (pages); services
+raise them and never know about HTTP beyond the status number.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+
+class DomainError(Exception):
+    status = 422
+    code = "domain_error"
+    title = "The request cannot be carried out"
+
+    def __init__(self, message: str, **extras: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extras = extras
+
+    def to_dict(self) -> dict[str, Any]:
+        """Extras as JSON-ready values (decimals become strings, as quantities travel)."""
+        return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in self.extras.items()}
+
+
+class InvalidInput(DomainError):
+    status = 422
+    code = "invalid_input"
+    title = "Invalid input"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}", field=field)
+        self.field = field
+
+
+class InvalidQuantity(InvalidInput):
+    code = "invalid_quantity"
+    title = "Invalid quantity"
+
+    def __init__(self, message: str, field: str = "quantity") -> None:
+        super().__init__(field, message)
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class UnknownItem(NotFound):
+    code = "unknown_item"
+    title = "Unknown item"
+
+    def __init__(self, sku: str) -> None:
+        super().__init__(f"no item with SKU {sku!r}", sku=sku)
+
+
+class UnknownLocation(NotFound):
+    code = "unknown_location"
+    title = "Unknown location"
+
+    def __init__(self, location: str) -> None:
+        super().__init__(f"no location with code {location!r}", location=location)
+
+
+class UnknownMovement(NotFound):
+    code = "unknown_movement"
+    title = "Unknown movement"
+
+    def __init__(self, movement_id: int) -> None:
+        super().__init__(f"no movement #{movement_id}", movement_id=movement_id)
+
+
+class UnknownUser(NotFound):
+    code = "unknown_user"
+    title = "Unknown user"
+
+    def __init__(self, username: str) -> None:
+        super().__init__(f"no user {username!r}", username=username)
+
+
+class ArchivedItem(DomainError):
+    status = 422
+    code = "archived_item"
+    title = "Item is archived"
+
+    def __init__(self, sku: str) -> None:
+        super().__init__(f"item {sku!r} is archived and cannot be moved", sku=sku)
+
+
+class InactiveLocation(DomainError):
+    status = 422
+    code = "inactive_location"
+    title = "Location is inactive"
+
+    def __init__(self, location: str) -> None:
+        super().__init__(f"location {location!r} is inactive", location=location)
+
+
+class SameLocation(DomainError):
+    status = 422
+    code = "same_location"
+    title = "Transfer to the same location"
+
+    def __init__(self, location: str) -> None:
+        super().__init__(f"cannot transfer from {location!r} to itself", location=location)
+
+
+class InsufficientStock(DomainError):
+    status = 409
+    code = "insufficient_stock"
+    title = "Insufficient stock"
+
+    def __init__(self, *, sku: str, location: str, requested: Decimal, available: Decimal) -> None:
+        super().__init__(
+            f"only {available} of {sku} at {location}, {requested} requested",
+            sku=sku,
+            location=location,
+            requested=requested,
+            available=available,
+        )
+        self.sku = sku
+        self.location = location
+        self.requested = requested
+        self.available = available
+
+
+class AlreadyReversed(DomainError):
+    status = 409
+    code = "already_reversed"
+    title = "Movement already reversed"
+
+    def __init__(self, movement_id: int, reversal_id: int) -> None:
+        super().__init__(
+            f"movement #{movement_id} was already reversed by #{reversal_id}",
+            movement_id=movement_id,
+            reversal_id=reversal_id,
+        )
+
+
+class IrreversibleMovement(DomainError):
+    status = 422
+    code = "irreversible_movement"
+    title = "Movement cannot be reversed"
+
+    def __init__(self, movement_id: int, reason: str) -> None:
+        super().__init__(f"movement #{movement_id} cannot be reversed: {reason}", movement_id=movement_id)
+
+
+class IdempotencyConflict(DomainError):
+    status = 409
+    code = "idempotency_conflict"
+    title = "Idempotency key reused with a different request"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"idempotency key {key!r} was already used for a different request", key=key)
+
+
+class Conflict(DomainError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"

@@ -1,0 +1,205 @@
+"""Items and categories: creating, editing, archiving and reading the catalogue."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import selectinload
+
+from app.extensions import db
+from app.models import Category, Item
+from app.models.types import utcnow
+from app.services.errors import Conflict, InvalidInput, UnknownItem
+from app.services.pinyin import pinyin_keys
+from app.services.quantities import parse_quantity
+from app.services.transaction import unit_of_work
+
+ITEM_FIELDS = ("name", "barcode", "unit", "category", "reorder_point", "reorder_quantity", "description")
+
+
+@dataclass(frozen=True)
+class ItemInput:
+    """A checked item description, as bulk creation takes it."""
+
+    sku: str
+    name: str
+    barcode: str | None = None
+    unit: str = "pcs"
+    category: str | None = None
+    reorder_point: Decimal = Decimal(0)
+    reorder_quantity: Decimal = Decimal(0)
+    description: str = ""
+
+
+def _required(value: str | None, field: str, limit: int) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise InvalidInput(field, "is required")
+    if len(text) > limit:
+        raise InvalidInput(field, f"at most {limit} characters")
+    return text
+
+
+def _optional(value: str | None, field: str, limit: int) -> str | None:
+    text = (value or "").strip()
+    if len(text) > limit:
+        raise InvalidInput(field, f"at most {limit} characters")
+    return text or None
+
+
+def check_item(**fields: Any) -> ItemInput:
+    """Validate item fields into an ItemInput. Raises InvalidInput / InvalidQuantity."""
+    sku = _required(fields.get("sku"), "sku", 64)
+    if any(ch.isspace() for ch in sku):
+        raise InvalidInput("sku", "must not contain spaces")
+    return ItemInput(
+        sku=sku,
+        name=_required(fields.get("name"), "name", 200),
+        barcode=_optional(fields.get("barcode"), "barcode", 64),
+        unit=_required(fields.get("unit") or "pcs", "unit", 16),
+        category=_optional(fields.get("category"), "category", 100),
+        reorder_point=parse_quantity(fields.get("reorder_point") or 0, field="reorder_point", allow_zero=True),
+        reorder_quantity=parse_quantity(fields.get("reorder_quantity") or 0, field="reorder_quantity", allow_zero=True),
+        description=(fields.get("description") or "").strip()[:5000],
+    )
+
+
+def _category_id(name: str | None) -> int | None:
+    if name is None:
+        return None
+    found = db.session.scalar(select(Category.id).where(Category.name == name))
+    if found is not None:
+        return found
+    category = Category(name=name, description="")
+    db.session.add(category)
+    db.session.flush()
+    return category.id
+
+
+def _check_unique(sku: str | None, barcode: str | None, exclude_id: int | None = None) -> None:
+    if sku is not None:
+        clash = db.session.scalar(select(Item.id).where(Item.sku == sku))
+        if clash is not None and clash != exclude_id:
+            raise Conflict(f"SKU {sku!r} already exists", field="sku")
+    if barcode is not None:
+        clash = db.session.scalar(select(Item.id).where(Item.barcode == barcode))
+        if clash is not None and clash != exclude_id:
+            raise Conflict(f"barcode {barcode!r} is already used by another item", field="barcode")
+
+
+@unit_of_work
+def create_item(**fields: Any) -> Item:
+    """Create an item (categories are created by name on first use). Raises InvalidInput and
+    Conflict for a duplicate SKU or barcode."""
+    data = check_item(**fields)
+    _check_unique(data.sku, data.barcode)
+    pinyin, initials = pinyin_keys(data.name)
+    item = Item(
+        sku=data.sku,
+        name=data.name,
+        name_pinyin=pinyin,
+        name_initials=initials,
+        barcode=data.barcode,
+        unit=data.unit,
+        category_id=_category_id(data.category),
+        reorder_point=data.reorder_point,
+        reorder_quantity=data.reorder_quantity,
+        description=data.description,
+    )
+    db.session.add(item)
+    db.session.flush()
+    return item
+
+
+@unit_of_work
+def update_item(*, sku: str, **changes: Any) -> Item:
+    """Change an item's fields (not its SKU). Raises UnknownItem, InvalidInput, Conflict."""
+    unknown = set(changes) - set(ITEM_FIELDS) - {"archived"}
+    if unknown:
+        raise InvalidInput(sorted(unknown)[0], "cannot be changed")
+    item = db.session.scalar(select(Item).where(Item.sku == sku).with_for_update())
+    if item is None:
+        raise UnknownItem(sku)
+    current = {f: getattr(item, f) for f in ITEM_FIELDS if f != "category"}
+    data = check_item(sku=sku, **{**current, **changes})
+    _check_unique(None, data.barcode, exclude_id=item.id)
+    item.name, item.barcode, item.unit = data.name, data.barcode, data.unit
+    item.name_pinyin, item.name_initials = pinyin_keys(data.name)
+    item.reorder_point, item.reorder_quantity = data.reorder_point, data.reorder_quantity
+    item.description = data.description
+    if "category" in changes:
+        item.category_id = _category_id(data.category)
+    if "archived" in changes:
+        item.archived = bool(changes["archived"])
+    item.updated_at = utcnow()
+    db.session.flush()
+    return item
+
+
+def archive_item(*, sku: str, archived: bool = True) -> Item:
+    """Archive (or restore) an item: archived items keep their history but cannot be moved."""
+    return update_item(sku=sku, archived=archived)
+
+
+@unit_of_work
+def create_items(rows: Sequence[ItemInput]) -> list[str]:
+    """Bulk-create items whose SKU does not exist yet; returns the SKUs created (re-runs are safe)."""
+    skus = [row.sku for row in rows]
+    existing: set[str] = set()
+    for start in range(0, len(skus), 1000):
+        existing.update(db.session.scalars(select(Item.sku).where(Item.sku.in_(skus[start : start + 1000]))))
+    categories = {name: _category_id(name) for name in {r.category for r in rows if r.category}}
+    now = utcnow()
+    new = []
+    for row in rows:
+        if row.sku in existing:
+            continue
+        existing.add(row.sku)
+        pinyin, initials = pinyin_keys(row.name)
+        new.append(
+            dict(
+                sku=row.sku,
+                name=row.name,
+                name_pinyin=pinyin,
+                name_initials=initials,
+                barcode=row.barcode,
+                unit=row.unit,
+                category_id=categories.get(row.category or ""),
+                reorder_point=row.reorder_point,
+                reorder_quantity=row.reorder_quantity,
+                description=row.description,
+                archived=False,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    if new:
+        db.session.execute(insert(Item.__table__), new)
+    return [row["sku"] for row in new]
+
+
+def get_item(sku: str) -> Item:
+    """The item with its category loaded. Raises UnknownItem."""
+    item = db.session.scalar(select(Item).options(selectinload(Item.category)).where(Item.sku == sku))
+    if item is None:
+        raise UnknownItem(sku)
+    return item
+
+
+def list_categories() -> list[Category]:
+    return list(db.session.scalars(select(Category).order_by(Category.name)))
+
+
+@unit_of_work
+def create_category(*, name: str, description: str = "") -> Category:
+    name = _required(name, "name", 100)
+    if db.session.scalar(select(Category.id).where(Category.name == name)) is not None:
+        raise Conflict(f"category {name!r} already exists", field="name")
+    category = Category(name=name, description=description.strip()[:500])
+    db.session.add(category)
+    db.session.flush()
+    return category

@@ -1,0 +1,654 @@
+"""Stock movements: the only code that changes on-hand quantities.
+
+Each public function is one transaction (see transaction.unit_of_work): it locks the stock-level
+rows it changes with SELECT ... FOR UPDATE, in (item id, location id) order so that two
+multi-line operations can never wait on each other in a cycle, checks the facts on the locked rows,
+updates them and appends the ledger lines. The hot path (issue_stock) uses Core statements: one
+read to resolve SKU and location, one locking read, one UPDATE, one INSERT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from blinker import Namespace
+from flask import current_app
+from sqlalchemy import bindparam, insert, select, update
+
+from app.extensions import db
+from app.models import Item, Location, LowStockEvent, Movement, StockLevel
+from app.models.types import utcnow
+from app.services.errors import (
+    AlreadyReversed,
+    ArchivedItem,
+    IdempotencyConflict,
+    InactiveLocation,
+    InsufficientStock,
+    InvalidInput,
+    IrreversibleMovement,
+    SameLocation,
+    UnknownItem,
+    UnknownLocation,
+    UnknownMovement,
+)
+from app.services.quantities import parse_quantity
+from app.services.transaction import after_commit, unit_of_work
+
+signals = Namespace()
+#: Sent after commit with `movements` (list of Movement) for metrics and notifications.
+stock_moved = signals.signal("stock-moved")
+#: Sent when a decrement is refused for lack of stock, with `kind`.
+stock_rejected = signals.signal("stock-rejected")
+
+_movements = Movement.__table__
+_levels = StockLevel.__table__
+ZERO = Decimal("0.000")
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    id: int
+    sku: str
+    archived: bool
+    reorder_point: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class _Location:
+    id: int
+    code: str
+    active: bool
+
+
+@dataclass(slots=True)
+class _Level:
+    id: int | None
+    quantity: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class PickLine:
+    """One line of a multi-line pick (issue_lines) or a bulk receipt (receive_lines)."""
+
+    sku: str
+    location: str
+    quantity: Decimal | str | int
+
+
+# ---------------------------------------------------------------- reading what a request names
+
+
+def _item_query() -> Any:
+    return select(Item.id, Item.sku, Item.archived, Item.reorder_point)
+
+
+def _resolve_item(sku: str) -> _Item:
+    row = db.session.execute(_item_query().where(Item.sku == sku)).first()
+    if row is None:
+        raise UnknownItem(sku)
+    return _Item(*row)
+
+
+def _resolve_location(code: str) -> _Location:
+    row = db.session.execute(select(Location.id, Location.code, Location.active).where(Location.code == code)).first()
+    if row is None:
+        raise UnknownLocation(code)
+    return _Location(*row)
+
+
+def _resolve_pair(sku: str, code: str) -> tuple[_Item, _Location]:
+    """Item and location in one round trip; on a miss, find out which one is unknown."""
+    row = db.session.execute(
+        select(
+            Item.id,
+            Item.sku,
+            Item.archived,
+            Item.reorder_point,
+            Location.id,
+            Location.code,
+            Location.active,
+        ).where(Item.sku == sku, Location.code == code)
+    ).first()
+    if row is None:
+        _resolve_item(sku)
+        raise UnknownLocation(code)
+    return _Item(*row[:4]), _Location(*row[4:])
+
+
+def _check_movable(item: _Item, *locations: _Location) -> None:
+    if item.archived:
+        raise ArchivedItem(item.sku)
+    for location in locations:
+        if not location.active:
+            raise InactiveLocation(location.code)
+
+
+def _text(value: str | None, field: str, limit: int) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    if len(value) > limit:
+        raise InvalidInput(field, f"at most {limit} characters")
+    return value or None
+
+
+def _username(user: str) -> str:
+    if not isinstance(user, str) or not user.strip():
+        raise InvalidInput("user", "the acting user is required")
+    return user.strip()
+
+
+# ---------------------------------------------------------------- locks, balances, ledger lines
+
+
+def _lock(item_id: int, location_id: int) -> _Level | None:
+    row = db.session.execute(
+        select(_levels.c.id, _levels.c.quantity)
+        .where(_levels.c.item_id == item_id, _levels.c.location_id == location_id)
+        .with_for_update()
+    ).first()
+    return None if row is None else _Level(row[0], row[1])
+
+
+def _lock_in_order(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], _Level]:
+    """Lock each (item id, location id) stock level in sorted order; missing ones read as zero."""
+    levels: dict[tuple[int, int], _Level] = {}
+    for pair in sorted(set(pairs)):
+        levels[pair] = _lock(*pair) or _Level(None, ZERO)
+    return levels
+
+
+def _store(item_id: int, location_id: int, level: _Level, quantity: Decimal) -> None:
+    now = utcnow()
+    if level.id is None:
+        # A concurrent first receipt may insert the same row: its duplicate-key error makes
+        # the unit of work run again, and then this row is found and locked.
+        result = db.session.execute(
+            insert(_levels).values(item_id=item_id, location_id=location_id, quantity=quantity, updated_at=now)
+        )
+        level.id = result.inserted_primary_key[0]
+    else:
+        db.session.execute(update(_levels).where(_levels.c.id == level.id).values(quantity=quantity, updated_at=now))
+    level.quantity = quantity
+
+
+def _record(**values: Any) -> Movement:
+    values.setdefault("created_at", utcnow())
+    result = db.session.execute(insert(_movements).values(**values))
+    # A plain value object: the row is written by Core, and the ORM need not track it.
+    return Movement(id=result.inserted_primary_key[0], **values)
+
+
+def _note_low_stock(item: _Item, location_id: int, before: Decimal, after: Decimal, movement: Movement) -> None:
+    """Outbox row when this movement takes the level down to or through the reorder point."""
+    if after <= item.reorder_point < before:
+        db.session.execute(
+            insert(LowStockEvent.__table__).values(
+                item_id=item.id,
+                location_id=location_id,
+                movement_id=movement.id,
+                quantity=after,
+                reorder_point=item.reorder_point,
+                created_at=utcnow(),
+                next_attempt_at=utcnow(),
+                status="pending",
+                attempts=0,
+            )
+        )
+
+
+def _take(item: _Item, location: _Location, level: _Level, quantity: Decimal, kind: str) -> Decimal:
+    """The balance after taking `quantity` out; refuses to go below zero."""
+    if level.quantity < quantity:
+        stock_rejected.send(current_app._get_current_object(), kind=kind)
+        raise InsufficientStock(sku=item.sku, location=location.code, requested=quantity, available=level.quantity)
+    return level.quantity - quantity
+
+
+def _announce(movements: list[Movement]) -> None:
+    app = current_app._get_current_object()
+    after_commit(lambda: stock_moved.send(app, movements=movements))
+
+
+# ---------------------------------------------------------------- idempotency
+
+
+def _fingerprint(operation: str, **fields: Any) -> str:
+    canonical = json.dumps([operation, fields], sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _idempotency_key(key: str | None) -> str | None:
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or len(key) > 128:
+        raise InvalidInput("idempotency_key", "must be 1 to 128 characters")
+    return key
+
+
+def _replay(keys: Sequence[str], request_hash: str) -> list[Movement] | None:
+    """The movements an earlier identical request wrote under `keys`, or None if there are none."""
+    found = db.session.scalars(select(Movement).where(Movement.idempotency_key.in_(keys)).order_by(Movement.id)).all()
+    if not found:
+        return None
+    if any(m.request_hash != request_hash for m in found) or len(found) != len(keys):
+        raise IdempotencyConflict(keys[0].split("#")[0])
+    return list(found)
+
+
+def _line_keys(key: str, count: int) -> list[str]:
+    return [f"{key}#{n}" for n in range(1, count + 1)]
+
+
+# ---------------------------------------------------------------- the operations
+
+
+@unit_of_work
+def receive_stock(
+    *,
+    sku: str,
+    location: str,
+    quantity: Decimal | str | int,
+    user: str,
+    reference: str | None = None,
+    note: str | None = None,
+    idempotency_key: str | None = None,
+) -> Movement:
+    """Put stock into a location. Raises UnknownItem, UnknownLocation, ArchivedItem,
+    InactiveLocation, InvalidQuantity, InvalidInput or IdempotencyConflict."""
+    qty = parse_quantity(quantity)
+    reference, note, user = _text(reference, "reference", 100), _text(note, "note", 500), _username(user)
+    key = _idempotency_key(idempotency_key)
+    digest = _fingerprint("receive", sku=sku, location=location, quantity=qty, reference=reference, note=note)
+    if key and (replayed := _replay([key], digest)):
+        return replayed[0]
+    item, loc = _resolve_pair(sku, location)
+    _check_movable(item, loc)
+    level = _lock(item.id, loc.id) or _Level(None, ZERO)
+    _store(item.id, loc.id, level, level.quantity + qty)
+    movement = _record(
+        kind="receive",
+        item_id=item.id,
+        to_location_id=loc.id,
+        quantity=qty,
+        to_balance=level.quantity,
+        reference=reference,
+        note=note,
+        username=user,
+        idempotency_key=key,
+        request_hash=key and digest,
+    )
+    _announce([movement])
+    return movement
+
+
+@unit_of_work
+def issue_stock(
+    *,
+    sku: str,
+    location: str,
+    quantity: Decimal | str | int,
+    user: str,
+    reference: str | None = None,
+    note: str | None = None,
+    idempotency_key: str | None = None,
+) -> Movement:
+    """Take stock out of a location (a stock-out). Raises InsufficientStock with the available
+    quantity, and the errors receive_stock raises."""
+    qty = parse_quantity(quantity)
+    reference, note, user = _text(reference, "reference", 100), _text(note, "note", 500), _username(user)
+    key = _idempotency_key(idempotency_key)
+    digest = _fingerprint("issue", sku=sku, location=location, quantity=qty, reference=reference, note=note)
+    if key and (replayed := _replay([key], digest)):
+        return replayed[0]
+    item, loc = _resolve_pair(sku, location)
+    _check_movable(item, loc)
+    level = _lock(item.id, loc.id) or _Level(None, ZERO)
+    before = level.quantity
+    _store(item.id, loc.id, level, _take(item, loc, level, qty, "issue"))
+    movement = _record(
+        kind="issue",
+        item_id=item.id,
+        from_location_id=loc.id,
+        quantity=qty,
+        from_balance=level.quantity,
+        reference=reference,
+        note=note,
+        username=user,
+        idempotency_key=key,
+        request_hash=key and digest,
+    )
+    _note_low_stock(item, loc.id, before, level.quantity, movement)
+    _announce([movement])
+    return movement
+
+
+@unit_of_work
+def transfer_stock(
+    *,
+    sku: str,
+    from_location: str,
+    to_location: str,
+    quantity: Decimal | str | int,
+    user: str,
+    reference: str | None = None,
+    note: str | None = None,
+    idempotency_key: str | None = None,
+) -> Movement:
+    """Move stock between two locations in one ledger line. Raises SameLocation,
+    InsufficientStock and the errors receive_stock raises."""
+    qty = parse_quantity(quantity)
+    reference, note, user = _text(reference, "reference", 100), _text(note, "note", 500), _username(user)
+    key = _idempotency_key(idempotency_key)
+    if from_location == to_location:
+        raise SameLocation(from_location)
+    digest = _fingerprint(
+        "transfer", sku=sku, source=from_location, target=to_location, quantity=qty, reference=reference, note=note
+    )
+    if key and (replayed := _replay([key], digest)):
+        return replayed[0]
+    item, source = _resolve_pair(sku, from_location)
+    target = _resolve_location(to_location)
+    _check_movable(item, source, target)
+    levels = _lock_in_order([(item.id, source.id), (item.id, target.id)])
+    out, into = levels[(item.id, source.id)], levels[(item.id, target.id)]
+    before = out.quantity
+    _store(item.id, source.id, out, _take(item, source, out, qty, "transfer"))
+    _store(item.id, target.id, into, into.quantity + qty)
+    movement = _record(
+        kind="transfer",
+        item_id=item.id,
+        from_location_id=source.id,
+        to_location_id=target.id,
+        quantity=qty,
+        from_balance=out.quantity,
+        to_balance=into.quantity,
+        reference=reference,
+        note=note,
+        username=user,
+        idempotency_key=key,
+        request_hash=key and digest,
+    )
+    _note_low_stock(item, source.id, before, out.quantity, movement)
+    _announce([movement])
+    return movement
+
+
+@unit_of_work
+def adjust_stock(
+    *,
+    sku: str,
+    location: str,
+    counted: Decimal | str | int,
+    user: str,
+    reference: str | None = None,
+    note: str | None = None,
+    idempotency_key: str | None = None,
+) -> Movement:
+    """Stocktake: set the level to the counted quantity and record the difference (a zero
+    difference is recorded too: it says the count confirmed the balance)."""
+    qty = parse_quantity(counted, field="counted", allow_zero=True)
+    reference, note, user = _text(reference, "reference", 100), _text(note, "note", 500), _username(user)
+    key = _idempotency_key(idempotency_key)
+    digest = _fingerprint("adjust", sku=sku, location=location, counted=qty, reference=reference, note=note)
+    if key and (replayed := _replay([key], digest)):
+        return replayed[0]
+    item, loc = _resolve_pair(sku, location)
+    _check_movable(item, loc)
+    level = _lock(item.id, loc.id) or _Level(None, ZERO)
+    before = level.quantity
+    _store(item.id, loc.id, level, qty)
+    common = dict(
+        kind="adjust",
+        item_id=item.id,
+        quantity=abs(qty - before),
+        reference=reference,
+        note=note,
+        username=user,
+        idempotency_key=key,
+        request_hash=key and digest,
+    )
+    if qty < before:
+        movement = _record(from_location_id=loc.id, from_balance=qty, **common)
+        _note_low_stock(item, loc.id, before, qty, movement)
+    else:
+        movement = _record(to_location_id=loc.id, to_balance=qty, **common)
+    _announce([movement])
+    return movement
+
+
+def _pick_lines(lines: Sequence[PickLine | dict[str, Any]]) -> list[PickLine]:
+    if not lines:
+        raise InvalidInput("lines", "at least one line is required")
+    if len(lines) > 500:
+        raise InvalidInput("lines", "at most 500 lines")
+    parsed = []
+    for n, line in enumerate(lines, start=1):
+        raw = line if isinstance(line, PickLine) else PickLine(**line)
+        parsed.append(PickLine(raw.sku, raw.location, parse_quantity(raw.quantity, field=f"lines[{n}].quantity")))
+    return parsed
+
+
+def _resolve_lines(lines: Sequence[PickLine]) -> tuple[dict[str, _Item], dict[str, _Location]]:
+    skus = {line.sku for line in lines}
+    codes = {line.location for line in lines}
+    items = {r.sku: _Item(*r) for r in db.session.execute(_item_query().where(Item.sku.in_(skus)))}
+    locations = {
+        r.code: _Location(*r)
+        for r in db.session.execute(select(Location.id, Location.code, Location.active).where(Location.code.in_(codes)))
+    }
+    for line in lines:
+        if line.sku not in items:
+            raise UnknownItem(line.sku)
+        if line.location not in locations:
+            raise UnknownLocation(line.location)
+        _check_movable(items[line.sku], locations[line.location])
+    return items, locations
+
+
+@unit_of_work
+def issue_lines(
+    *,
+    lines: Sequence[PickLine | dict[str, Any]],
+    user: str,
+    reference: str | None = None,
+    note: str | None = None,
+    idempotency_key: str | None = None,
+) -> list[Movement]:
+    """A multi-line pick: every line is issued, or none is (the first short line raises
+    InsufficientStock). Returns one movement per line, in the order given."""
+    picks = _pick_lines(lines)
+    reference, note, user = _text(reference, "reference", 100), _text(note, "note", 500), _username(user)
+    key = _idempotency_key(idempotency_key)
+    keys = _line_keys(key, len(picks)) if key else [None] * len(picks)
+    digest = _fingerprint(
+        "issue_lines", lines=[(p.sku, p.location, p.quantity) for p in picks], reference=reference, note=note
+    )
+    if key and (replayed := _replay(keys, digest)):
+        return replayed
+    items, locations = _resolve_lines(picks)
+    levels = _lock_in_order((items[p.sku].id, locations[p.location].id) for p in picks)
+    movements = []
+    for pick, line_key in zip(picks, keys, strict=True):
+        item, loc = items[pick.sku], locations[pick.location]
+        level = levels[(item.id, loc.id)]
+        before = level.quantity
+        _store(item.id, loc.id, level, _take(item, loc, level, Decimal(pick.quantity), "issue"))
+        movement = _record(
+            kind="issue",
+            item_id=item.id,
+            from_location_id=loc.id,
+            quantity=pick.quantity,
+            from_balance=level.quantity,
+            reference=reference,
+            note=note,
+            username=user,
+            idempotency_key=line_key,
+            request_hash=key and digest,
+        )
+        _note_low_stock(item, loc.id, before, level.quantity, movement)
+        movements.append(movement)
+    _announce(movements)
+    return movements
+
+
+@unit_of_work
+def receive_lines(
+    *,
+    lines: Sequence[PickLine | dict[str, Any]],
+    user: str,
+    reference: str | None = None,
+    note: str | None = None,
+) -> int:
+    """Bulk receipt (opening stock, seeding, imports): all lines or none, with the ledger lines
+    written in batches. Returns how many movements were written."""
+    picks = _pick_lines_bulk(lines)
+    reference, note, user = _text(reference, "reference", 100), _text(note, "note", 500), _username(user)
+    items, locations = _resolve_lines(picks)
+    pairs = sorted({(items[p.sku].id, locations[p.location].id) for p in picks})
+    levels = _lock_many(pairs)
+    now = utcnow()
+    rows = []
+    for pick in picks:
+        pair = (items[pick.sku].id, locations[pick.location].id)
+        levels[pair].quantity += Decimal(pick.quantity)
+        rows.append(
+            dict(
+                kind="receive",
+                item_id=pair[0],
+                to_location_id=pair[1],
+                quantity=pick.quantity,
+                to_balance=levels[pair].quantity,
+                reference=reference,
+                note=note,
+                username=user,
+                created_at=now,
+            )
+        )
+    _store_many(levels, now)
+    db.session.execute(insert(_movements), rows)
+    count = len(rows)
+    app = current_app._get_current_object()
+    after_commit(lambda: stock_moved.send(app, movements=None, kind="receive", count=count))
+    return count
+
+
+def _pick_lines_bulk(lines: Sequence[PickLine | dict[str, Any]]) -> list[PickLine]:
+    if not lines:
+        raise InvalidInput("lines", "at least one line is required")
+    return [
+        PickLine(raw.sku, raw.location, parse_quantity(raw.quantity, field=f"lines[{n}].quantity"))
+        for n, raw in enumerate((line if isinstance(line, PickLine) else PickLine(**line) for line in lines), start=1)
+    ]
+
+
+def _lock_many(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], _Level]:
+    """Lock many stock levels with few statements, in index (item, location) order."""
+    levels = {pair: _Level(None, ZERO) for pair in pairs}
+    item_ids = sorted({item_id for item_id, _ in pairs})
+    for start in range(0, len(item_ids), 1000):
+        chunk = item_ids[start : start + 1000]
+        rows = db.session.execute(
+            select(_levels.c.id, _levels.c.item_id, _levels.c.location_id, _levels.c.quantity)
+            .where(_levels.c.item_id.in_(chunk))
+            .order_by(_levels.c.item_id, _levels.c.location_id)
+            .with_for_update()
+        )
+        for level_id, item_id, location_id, quantity in rows:
+            if (item_id, location_id) in levels:
+                levels[(item_id, location_id)] = _Level(level_id, quantity)
+    return levels
+
+
+def _store_many(levels: dict[tuple[int, int], _Level], now: Any) -> None:
+    new = [
+        dict(item_id=i, location_id=loc, quantity=lvl.quantity, updated_at=now)
+        for (i, loc), lvl in levels.items()
+        if lvl.id is None
+    ]
+    old = [
+        dict(level_id=lvl.id, quantity=lvl.quantity, updated_at=now) for lvl in levels.values() if lvl.id is not None
+    ]
+    if new:
+        db.session.execute(insert(_levels), new)
+    if old:
+        db.session.execute(update(_levels).where(_levels.c.id == bindparam("level_id")), old)
+
+
+@unit_of_work
+def reverse_movement(
+    *,
+    movement_id: int,
+    user: str,
+    reason: str,
+    idempotency_key: str | None = None,
+) -> Movement:
+    """Undo a movement with an opposite ledger line linked to it. Raises UnknownMovement,
+    IrreversibleMovement (a reversal, or a zero stocktake line), AlreadyReversed, and
+    InsufficientStock when the stock it would take back has already left."""
+    user = _username(user)
+    note = _text(reason, "reason", 500)
+    if not note:
+        raise InvalidInput("reason", "a reason is required")
+    key = _idempotency_key(idempotency_key)
+    digest = _fingerprint("reverse", movement_id=movement_id, reason=note)
+    if key and (replayed := _replay([key], digest)):
+        return replayed[0]
+    # Locking the original serialises two reversals of the same line; the unique reverses_id
+    # index would refuse the second one anyway.
+    original = db.session.execute(
+        select(Movement).where(Movement.id == movement_id).with_for_update()
+    ).scalar_one_or_none()
+    if original is None:
+        raise UnknownMovement(movement_id)
+    if original.kind == "reversal":
+        raise IrreversibleMovement(movement_id, "it is itself a reversal")
+    if original.quantity == 0:
+        raise IrreversibleMovement(movement_id, "it moved nothing")
+    earlier = db.session.scalar(select(Movement.id).where(Movement.reverses_id == movement_id))
+    if earlier is not None:
+        raise AlreadyReversed(movement_id, earlier)
+    item_row = db.session.execute(_item_query().where(Item.id == original.item_id)).one()
+    item = _Item(*item_row)
+    # The reversal moves the same quantity the other way: out of where it went, into where it came from.
+    source_id, target_id = original.to_location_id, original.from_location_id
+    involved = [lid for lid in (source_id, target_id) if lid is not None]
+    levels = _lock_in_order((item.id, lid) for lid in involved)
+    values: dict[str, Any] = dict(
+        kind="reversal",
+        item_id=item.id,
+        quantity=original.quantity,
+        reference=original.reference,
+        note=note,
+        username=user,
+        idempotency_key=key,
+        request_hash=key and digest,
+        reverses_id=original.id,
+    )
+    before = None
+    if source_id is not None:
+        level = levels[(item.id, source_id)]
+        before = level.quantity
+        code = db.session.scalar(select(Location.code).where(Location.id == source_id)) or ""
+        _store(
+            item.id,
+            source_id,
+            level,
+            _take(item, _Location(source_id, code, True), level, original.quantity, "reversal"),
+        )
+        values.update(from_location_id=source_id, from_balance=level.quantity)
+    if target_id is not None:
+        level = levels[(item.id, target_id)]
+        _store(item.id, target_id, level, level.quantity + original.quantity)
+        values.update(to_location_id=target_id, to_balance=level.quantity)
+    movement = _record(**values)
+    if source_id is not None and before is not None:
+        _note_low_stock(item, source_id, before, values["from_balance"], movement)
+    _announce([movement])
+    return movement

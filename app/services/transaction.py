@@ -1,0 +1,155 @@
+"""Units of work: one write transaction per service call, with lock-conflict retries.
+
+Everything that differs between SQLite and MySQL/MariaDB lives here: how a write transaction
+starts (SQLite: BEGIN IMMEDIATE, so writers queue on the busy timeout instead of failing when
+they upgrade a read lock), the isolation level, and which errors mean "run it again".
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import time
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+from blinker import Namespace
+from flask import current_app
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from app.extensions import db
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+signals = Namespace()
+#: Sent with `reason` ("deadlock", "lock_wait_timeout", "database_locked", "duplicate_key").
+transaction_retried = signals.signal("transaction-retried")
+
+MYSQL_DEADLOCK = 1213
+MYSQL_LOCK_WAIT_TIMEOUT = 1205
+MYSQL_DUPLICATE_KEY = 1062
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+_WRITE_OPTION = "inventory_write"
+# How MySQL ("Duplicate entry ... for key 'uq_...'") and SQLite ("UNIQUE constraint failed:
+# table.column") name the unique constraints a concurrent writer may have beaten us to.
+_RETRYABLE_UNIQUE = (
+    "idempotency_key",
+    "uq_stock_levels_item_location",
+    "stock_levels.item_id, stock_levels.location_id",
+)
+_AFTER_COMMIT = "inventory_after_commit"
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """SQLAlchemy engine options for the database URL."""
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False}}
+    # READ COMMITTED rather than InnoDB's REPEATABLE READ: every decision about stock is taken on
+    # rows read with SELECT ... FOR UPDATE, which see the latest committed version under either
+    # level, so nothing is lost; what is gained is that InnoDB stops taking gap/next-key locks on
+    # the unique indexes we insert into (stock_levels(item, location), movements.idempotency_key),
+    # which otherwise make concurrent first receipts and keyed requests deadlock each other, and a
+    # keyed request re-checked after its lock sees a duplicate committed a moment earlier.
+    return {
+        "pool_pre_ping": True,
+        "pool_recycle": 280,
+        "pool_size": 10,
+        "max_overflow": 20,
+        "isolation_level": "READ COMMITTED",
+    }
+
+
+def install_engine_hooks(engine: Engine) -> None:
+    """SQLite: WAL, foreign keys, and BEGIN IMMEDIATE for the write transactions we open."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, say when a transaction begins (see the "begin" hook).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(_WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def retry_reason(exc: BaseException) -> str | None:
+    """Why `exc` is worth running the transaction again for, or None when it is not."""
+    if not isinstance(exc, DBAPIError):
+        return None
+    orig = exc.orig
+    code = orig.args[0] if orig is not None and orig.args else None
+    if isinstance(exc, OperationalError):
+        if code == MYSQL_DEADLOCK:
+            return "deadlock"
+        if code == MYSQL_LOCK_WAIT_TIMEOUT:
+            return "lock_wait_timeout"
+        if "database is locked" in str(orig) or "database is busy" in str(orig):
+            return "database_locked"
+    # A concurrent transaction inserted the same idempotency key or created the same stock level
+    # first: running again replays the request, or finds the row and locks it.
+    if isinstance(exc, IntegrityError) and any(name in str(orig) for name in _RETRYABLE_UNIQUE):
+        return "duplicate_key"
+    return None
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Run `callback` once the current unit of work has committed (never for rolled-back work)."""
+    db.session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+def _run_once(fn: Callable[[], R]) -> R:
+    session = db.session()
+    if session.in_transaction():
+        # A view may have read in a deferred transaction; writes start their own.
+        session.commit()
+    session.info[_AFTER_COMMIT] = []
+    session.connection(execution_options={_WRITE_OPTION: True})
+    try:
+        result = fn()
+        session.commit()
+    except BaseException:
+        session.rollback()
+        session.info.pop(_AFTER_COMMIT, None)
+        raise
+    for callback in session.info.pop(_AFTER_COMMIT, []):
+        callback()
+    return result
+
+
+def run_in_transaction(fn: Callable[[], R]) -> R:
+    """Run `fn` as one write transaction; re-run it on lock conflicts, a bounded number of times."""
+    retries = current_app.config.get("INVENTORY_TX_RETRIES", 5)
+    attempt = 0
+    while True:
+        try:
+            return _run_once(fn)
+        except DBAPIError as exc:
+            reason = retry_reason(exc)
+            if reason is None or attempt >= retries:
+                raise
+            attempt += 1
+            transaction_retried.send(current_app._get_current_object(), reason=reason)
+            # Full jitter: concurrent losers of the same deadlock must not collide again in step.
+            time.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311 - not cryptographic
+
+
+def unit_of_work(fn: Callable[P, R]) -> Callable[P, R]:
+    """Decorator: the service function is the transaction (and must be safe to re-run)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        return run_in_transaction(lambda: fn(*args, **kwargs))
+
+    return wrapper

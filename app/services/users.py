@@ -1,0 +1,117 @@
+"""Users and API tokens: creation, password and token checks. Secrets are only ever stored hashed."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.extensions import db
+from app.models import ROLES, TOKEN_SCOPES, ApiToken, User
+from app.models.types import utcnow
+from app.services.errors import Conflict, InvalidInput, UnknownUser
+from app.services.transaction import unit_of_work
+
+TOKEN_PREFIX = "inv_"  # noqa: S105 - a marker, not a secret
+MIN_PASSWORD_LENGTH = 8
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method="scrypt")
+
+
+def hash_token(token: str) -> str:
+    # Tokens are 256 random bits, so a fast hash is enough: nothing to brute-force.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _check_password(password: str) -> str:
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise InvalidInput("password", f"at least {MIN_PASSWORD_LENGTH} characters")
+    return password
+
+
+@unit_of_work
+def create_user(*, username: str, password: str, role: str, display_name: str = "") -> User:
+    """Raises InvalidInput (role, username, short password) and Conflict (username taken)."""
+    username = (username or "").strip()
+    if not username or len(username) > 64 or any(ch.isspace() for ch in username):
+        raise InvalidInput("username", "1 to 64 characters without spaces")
+    if role not in ROLES:
+        raise InvalidInput("role", f"one of {', '.join(ROLES)}")
+    if db.session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise Conflict(f"user {username!r} already exists", field="username")
+    user = User(
+        username=username,
+        display_name=(display_name or username).strip()[:100],
+        password_hash=hash_password(_check_password(password)),
+        role=role,
+        active=True,
+    )
+    db.session.add(user)
+    db.session.flush()
+    return user
+
+
+@unit_of_work
+def set_password(*, username: str, password: str) -> User:
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise UnknownUser(username)
+    user.password_hash = hash_password(_check_password(password))
+    return user
+
+
+def verify_password(user: User, password: str) -> bool:
+    return check_password_hash(user.password_hash, password)
+
+
+@unit_of_work
+def create_token(
+    *, username: str, scope: str, name: str = "", expires_in: timedelta | None = None
+) -> tuple[ApiToken, str]:
+    """A new API token for `username`; returns the row and the token text (shown only once).
+    `scope` "write" includes "read". Raises UnknownUser and InvalidInput."""
+    if scope not in TOKEN_SCOPES:
+        raise InvalidInput("scope", f"one of {', '.join(TOKEN_SCOPES)}")
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise UnknownUser(username)
+    secret = secrets.token_urlsafe(32)
+    token_text = f"{TOKEN_PREFIX}{secret}"
+    token = ApiToken(
+        user_id=user.id,
+        name=(name or "").strip()[:100],
+        prefix=token_text[:12],
+        token_hash=hash_token(token_text),
+        scopes="read write" if scope == "write" else "read",
+        expires_at=utcnow() + expires_in if expires_in else None,
+    )
+    db.session.add(token)
+    db.session.flush()
+    return token, token_text
+
+
+def find_token(token_text: str, *, now: datetime | None = None) -> ApiToken | None:
+    """The live token (not revoked, not expired, its user active) matching `token_text`."""
+    if not token_text.startswith(TOKEN_PREFIX):
+        return None
+    token = db.session.scalar(
+        select(ApiToken).join(ApiToken.user).where(ApiToken.token_hash == hash_token(token_text), User.active)
+    )
+    moment = now or utcnow()
+    if token is None or token.revoked_at is not None or (token.expires_at and token.expires_at <= moment):
+        return None
+    return token
+
+
+@unit_of_work
+def revoke_token(*, token_id: int) -> ApiToken:
+    token = db.session.get(ApiToken, token_id)
+    if token is None:
+        raise Conflict(f"no token #{token_id}", token_id=token_id)
+    token.revoked_at = token.revoked_at or utcnow()
+    return token
