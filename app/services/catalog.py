@@ -1,0 +1,435 @@
+"""Catalogue reads for pages and the API: items, stock, locations and the ledger, searched and
+paginated by keyset (a cursor naming the last row seen), so page 2,000 costs what page 1 costs.
+
+Every list function issues a fixed number of statements whatever the page size: the page itself,
+plus at most one grouped query for the figures shown next to each row.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy.orm import aliased
+
+from app.extensions import db
+from app.models import Category, Item, Location, Movement, StockLevel, Warehouse
+from app.services.errors import InvalidInput, UnknownMovement
+
+T = TypeVar("T")
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+ITEM_SORTS = ("sku", "name", "updated_at")
+_PINYIN_KEY = re.compile(r"[^0-9a-z]+")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of rows and the cursor of the next page (None on the last page)."""
+
+    rows: list[T]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    id: int
+    sku: str
+    name: str
+    barcode: str | None
+    unit: str
+    category: str | None
+    reorder_point: Decimal
+    reorder_quantity: Decimal
+    archived: bool
+    updated_at: datetime
+    on_hand: Decimal
+
+
+@dataclass(frozen=True)
+class StockRow:
+    location: str
+    location_name: str
+    warehouse: str
+    quantity: Decimal
+
+
+@dataclass(frozen=True)
+class LocationRow:
+    id: int
+    code: str
+    name: str
+    warehouse: str
+    warehouse_name: str
+    active: bool
+    on_hand: Decimal
+
+
+@dataclass(frozen=True)
+class MovementRow:
+    id: int
+    kind: str
+    sku: str
+    item_name: str
+    unit: str
+    from_location: str | None
+    to_location: str | None
+    quantity: Decimal
+    from_balance: Decimal | None
+    to_balance: Decimal | None
+    reference: str | None
+    note: str | None
+    username: str
+    created_at: datetime
+    reverses_id: int | None
+
+
+@dataclass(frozen=True)
+class LowStockRow:
+    id: int
+    sku: str
+    name: str
+    unit: str
+    on_hand: Decimal
+    reorder_point: Decimal
+    reorder_quantity: Decimal
+
+    @property
+    def suggested(self) -> Decimal:
+        """Order the reorder quantity, or enough to get back above the reorder point if that is more."""
+        return max(self.reorder_quantity, self.reorder_point - self.on_hand)
+
+
+# ---------------------------------------------------------------- cursors
+
+
+def encode_cursor(*values: Any) -> str:
+    raw = json.dumps([v.isoformat() if isinstance(v, datetime) else v for v in values], ensure_ascii=False)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> list[Any]:
+    """The values a cursor carries. Raises InvalidInput for anything that is not one of ours."""
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError):
+        raise InvalidInput("cursor", "is not a valid page cursor") from None
+    if not isinstance(values, list) or not values:
+        raise InvalidInput("cursor", "is not a valid page cursor")
+    return values
+
+
+def _limit(limit: int) -> int:
+    return max(1, min(int(limit), MAX_LIMIT))
+
+
+def _after(column: Any, value: Any, id_column: Any, last_id: int, descending: bool) -> ColumnElement[bool]:
+    if descending:
+        return or_(column < value, and_(column == value, id_column < last_id))
+    return or_(column > value, and_(column == value, id_column > last_id))
+
+
+# ---------------------------------------------------------------- items
+
+
+def pinyin_query(q: str) -> str:
+    """What a typed search looks like as a pinyin key: "Luo Si" -> "luosi"."""
+    return _PINYIN_KEY.sub("", q.lower())
+
+
+def _on_hand_subquery() -> Any:
+    return (
+        select(func.coalesce(func.sum(StockLevel.quantity), 0))
+        .where(StockLevel.item_id == Item.id)
+        .correlate(Item)
+        .scalar_subquery()
+    )
+
+
+def _item_filters(
+    stmt: Select[Any],
+    *,
+    q: str | None,
+    category_id: int | None,
+    warehouse: str | None,
+    low_stock: bool,
+    archived: bool | None,
+) -> Select[Any]:
+    if archived is not None:
+        stmt = stmt.where(Item.archived.is_(archived))
+    if category_id is not None:
+        stmt = stmt.where(Item.category_id == category_id)
+    if warehouse:
+        held = (
+            select(StockLevel.id)
+            .join(Location, Location.id == StockLevel.location_id)
+            .join(Warehouse, Warehouse.id == Location.warehouse_id)
+            .where(StockLevel.item_id == Item.id, Warehouse.code == warehouse, StockLevel.quantity > 0)
+        )
+        stmt = stmt.where(held.exists())
+    if low_stock:
+        stmt = stmt.where(Item.reorder_point > 0, _on_hand_subquery() <= Item.reorder_point)
+    text = (q or "").strip()
+    if text:
+        conditions = [
+            Item.sku.contains(text, autoescape=True),
+            Item.name.contains(text, autoescape=True),
+            Item.barcode.contains(text, autoescape=True),
+        ]
+        key = pinyin_query(text)
+        if key:
+            conditions += [Item.name_pinyin.startswith(key), Item.name_initials.startswith(key)]
+        stmt = stmt.where(or_(*conditions))
+    return stmt
+
+
+def _on_hand_by_item(item_ids: list[int]) -> dict[int, Decimal]:
+    if not item_ids:
+        return {}
+    rows = db.session.execute(
+        select(StockLevel.item_id, func.sum(StockLevel.quantity))
+        .where(StockLevel.item_id.in_(item_ids))
+        .group_by(StockLevel.item_id)
+    )
+    return {item_id: Decimal(total) for item_id, total in rows}
+
+
+def list_items(
+    *,
+    q: str | None = None,
+    category_id: int | None = None,
+    warehouse: str | None = None,
+    low_stock: bool = False,
+    archived: bool | None = False,
+    sort: str = "sku",
+    descending: bool = False,
+    after: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> Page[ItemRow]:
+    """Items matching a search (SKU, name, barcode contain `q`; pinyin or initials start with it)
+    and filters, ordered by `sort` then id. `archived=None` lists archived and active items.
+    Raises InvalidInput for an unknown sort or a bad cursor."""
+    if sort not in ITEM_SORTS:
+        raise InvalidInput("sort", f"one of {', '.join(ITEM_SORTS)}")
+    column = getattr(Item, sort)
+    limit = _limit(limit)
+    stmt = select(Item, Category.name).outerjoin(Category, Category.id == Item.category_id)
+    stmt = _item_filters(
+        stmt, q=q, category_id=category_id, warehouse=warehouse, low_stock=low_stock, archived=archived
+    )
+    if after:
+        values = decode_cursor(after)
+        if len(values) != 2 or not isinstance(values[1], int) or not isinstance(values[0], str):
+            raise InvalidInput("cursor", "is not a valid page cursor")
+        value, last_id = values
+        if sort == "updated_at":
+            value = datetime.fromisoformat(value)
+        stmt = stmt.where(_after(column, value, Item.id, last_id, descending))
+    order = (column.desc(), Item.id.desc()) if descending else (column.asc(), Item.id.asc())
+    found = db.session.execute(stmt.order_by(*order).limit(limit + 1)).all()
+    more = len(found) > limit
+    found = found[:limit]
+    totals = _on_hand_by_item([item.id for item, _ in found])
+    rows = [
+        ItemRow(
+            id=item.id,
+            sku=item.sku,
+            name=item.name,
+            barcode=item.barcode,
+            unit=item.unit,
+            category=category,
+            reorder_point=item.reorder_point,
+            reorder_quantity=item.reorder_quantity,
+            archived=item.archived,
+            updated_at=item.updated_at,
+            on_hand=totals.get(item.id, Decimal(0)),
+        )
+        for item, category in found
+    ]
+    last = found[-1][0] if found else None
+    cursor = encode_cursor(getattr(last, sort), last.id) if more and last is not None else None
+    return Page(rows, cursor)
+
+
+def list_stock(*, sku: str) -> list[StockRow]:
+    """Where an item is held (every stock-level row, including zero balances), by location code."""
+    rows = db.session.execute(
+        select(Location.code, Location.name, Warehouse.code, StockLevel.quantity)
+        .join(StockLevel, StockLevel.location_id == Location.id)
+        .join(Item, Item.id == StockLevel.item_id)
+        .join(Warehouse, Warehouse.id == Location.warehouse_id)
+        .where(Item.sku == sku)
+        .order_by(Location.code)
+    )
+    return [StockRow(*row) for row in rows]
+
+
+# ---------------------------------------------------------------- locations
+
+
+def list_warehouses() -> list[Warehouse]:
+    return list(db.session.scalars(select(Warehouse).order_by(Warehouse.code)))
+
+
+def list_locations(*, warehouse: str | None = None, active: bool | None = None) -> list[LocationRow]:
+    """Locations with their warehouse and the units they hold, by code."""
+    on_hand = (
+        select(StockLevel.location_id, func.sum(StockLevel.quantity).label("units"))
+        .group_by(StockLevel.location_id)
+        .subquery()
+    )
+    stmt = (
+        select(
+            Location.id,
+            Location.code,
+            Location.name,
+            Warehouse.code,
+            Warehouse.name,
+            Location.active,
+            func.coalesce(on_hand.c.units, 0),
+        )
+        .join(Warehouse, Warehouse.id == Location.warehouse_id)
+        .outerjoin(on_hand, on_hand.c.location_id == Location.id)
+        .order_by(Location.code)
+    )
+    if warehouse:
+        stmt = stmt.where(Warehouse.code == warehouse)
+    if active is not None:
+        stmt = stmt.where(Location.active.is_(active))
+    return [LocationRow(*row[:6], on_hand=Decimal(row[6])) for row in db.session.execute(stmt)]
+
+
+# ---------------------------------------------------------------- the ledger
+
+
+def _movement_query() -> Select[Any]:
+    source, target = aliased(Location), aliased(Location)
+    return (
+        select(
+            Movement.id,
+            Movement.kind,
+            Item.sku,
+            Item.name,
+            Item.unit,
+            source.code,
+            target.code,
+            Movement.quantity,
+            Movement.from_balance,
+            Movement.to_balance,
+            Movement.reference,
+            Movement.note,
+            Movement.username,
+            Movement.created_at,
+            Movement.reverses_id,
+        )
+        .join(Item, Item.id == Movement.item_id)
+        .outerjoin(source, source.id == Movement.from_location_id)
+        .outerjoin(target, target.id == Movement.to_location_id)
+    )
+
+
+def _location_id(code: str) -> int:
+    return db.session.scalar(select(Location.id).where(Location.code == code)) or 0
+
+
+def list_movements(
+    *,
+    sku: str | None = None,
+    location: str | None = None,
+    kind: str | None = None,
+    user: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    reference: str | None = None,
+    after: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> Page[MovementRow]:
+    """Ledger lines, newest first, filtered; `since` is inclusive and `until` exclusive (aware
+    datetimes). `location` matches either side of a movement. Raises InvalidInput for a bad cursor."""
+    stmt = _movement_query()
+    if sku:
+        stmt = stmt.where(Item.sku == sku)
+    if location:
+        location_id = _location_id(location)
+        stmt = stmt.where(or_(Movement.from_location_id == location_id, Movement.to_location_id == location_id))
+    if kind:
+        stmt = stmt.where(Movement.kind == kind)
+    if user:
+        stmt = stmt.where(Movement.username == user)
+    if since is not None:
+        stmt = stmt.where(Movement.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(Movement.created_at < until)
+    if reference:
+        stmt = stmt.where(Movement.reference == reference)
+    if after:
+        last_id = decode_cursor(after)[0]
+        if not isinstance(last_id, int):
+            raise InvalidInput("cursor", "is not a valid page cursor")
+        stmt = stmt.where(Movement.id < last_id)
+    limit = _limit(limit)
+    found = [MovementRow(*row) for row in db.session.execute(stmt.order_by(Movement.id.desc()).limit(limit + 1))]
+    more = len(found) > limit
+    found = found[:limit]
+    return Page(found, encode_cursor(found[-1].id) if more and found else None)
+
+
+def iter_movements(**filters: Any) -> Iterator[MovementRow]:
+    """Every ledger line matching the filters of list_movements, newest first, read in pages."""
+    after = None
+    while True:
+        page = list_movements(**filters, after=after, limit=MAX_LIMIT)
+        yield from page.rows
+        if page.next_cursor is None:
+            return
+        after = page.next_cursor
+
+
+def get_movement(movement_id: int) -> tuple[MovementRow, int | None]:
+    """One ledger line and the id of the reversal that undid it (None if it stands). Raises UnknownMovement."""
+    row = db.session.execute(_movement_query().where(Movement.id == movement_id)).first()
+    if row is None:
+        raise UnknownMovement(movement_id)
+    reversed_by = db.session.scalar(select(Movement.id).where(Movement.reverses_id == movement_id))
+    return MovementRow(*row), reversed_by
+
+
+# ---------------------------------------------------------------- low stock
+
+
+def list_low_stock(
+    *, warehouse: str | None = None, after: str | None = None, limit: int | None = DEFAULT_LIMIT
+) -> Page[LowStockRow]:
+    """Active items whose on-hand total (in `warehouse`, or everywhere) is at or below their
+    reorder point (items with a reorder point of zero are not tracked), by SKU."""
+    levels = select(StockLevel.item_id, func.sum(StockLevel.quantity).label("units")).group_by(StockLevel.item_id)
+    if warehouse:
+        levels = (
+            levels.join(Location, Location.id == StockLevel.location_id)
+            .join(Warehouse, Warehouse.id == Location.warehouse_id)
+            .where(Warehouse.code == warehouse)
+        )
+    totals = levels.subquery()
+    units = func.coalesce(totals.c.units, 0)
+    stmt = (
+        select(Item.id, Item.sku, Item.name, Item.unit, units, Item.reorder_point, Item.reorder_quantity)
+        .outerjoin(totals, totals.c.item_id == Item.id)
+        .where(Item.archived.is_(False), Item.reorder_point > 0, units <= Item.reorder_point)
+        .order_by(Item.sku)
+    )
+    if after:
+        stmt = stmt.where(Item.sku > str(decode_cursor(after)[0]))
+    if limit is not None:
+        stmt = stmt.limit(_limit(limit) + 1)
+    found = [LowStockRow(*row[:4], Decimal(row[4]), *row[5:]) for row in db.session.execute(stmt)]
+    if limit is None or len(found) <= _limit(limit):
+        return Page(found, None)
+    found = found[: _limit(limit)]
+    return Page(found, encode_cursor(found[-1].sku))
