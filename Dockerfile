@@ -1,0 +1,54 @@
+# syntax=docker/dockerfile:1
+# Inventory (库存管理) container image: wheels are built in one stage, the slim runtime gets only the
+# virtualenv, the code and the compiled catalogues. Dependabot keeps the base tag below fresh.
+
+ARG PYTHON_IMAGE=python:3.11.15-slim-trixie
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+COPY requirements.txt ./
+# Wheels first (the only step that may compile), then a virtualenv from those wheels alone.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.txt \
+    && python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels -r requirements.txt
+# .dockerignore is an allow-list: only the application, its templates, static assets and migrations.
+COPY . .
+# Gettext catalogues are compiled here so the runtime stage needs no Babel tooling at build time.
+RUN if [ -d app/translations ]; then /opt/venv/bin/pybabel compile -d app/translations; fi \
+    && mkdir -p instance static \
+    && /opt/venv/bin/pip uninstall --yes pip
+
+FROM ${PYTHON_IMAGE} AS runtime
+ARG INVENTORY_VERSION=dev
+ARG VCS_REF=unknown
+ARG BUILD_DATE=unknown
+LABEL org.opencontainers.image.title="inventory" \
+      org.opencontainers.image.description="Inventory (库存管理): stock management for warehouse staff" \
+      org.opencontainers.image.version="${INVENTORY_VERSION}" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.created="${BUILD_DATE}" \
+      org.opencontainers.image.licenses="Proprietary" \
+      org.opencontainers.image.source="https://github.com/example/inventory"
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    INVENTORY_VERSION=${INVENTORY_VERSION} \
+    INVENTORY_ENV=production \
+    PROMETHEUS_MULTIPROC_DIR=/run/prometheus \
+    GUNICORN_BIND=0.0.0.0:8000
+RUN groupadd --system --gid 10001 inventory \
+    && useradd --system --uid 10001 --gid inventory --no-create-home --home-dir /app --shell /usr/sbin/nologin inventory \
+    && mkdir -p /run/prometheus \
+    && chown inventory:inventory /run/prometheus
+WORKDIR /app
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build --chown=root:root /src /app
+RUN chown inventory:inventory /app/instance
+USER 10001:10001
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
+CMD ["gunicorn", "--config", "/app/gunicorn.conf.py", "wsgi:app"]

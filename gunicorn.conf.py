@@ -1,0 +1,42 @@
+"""Gunicorn settings for Inventory, every knob read from the environment.
+
+The defaults suit one container with one CPU behind a Kubernetes Service: a few gthread workers,
+a graceful timeout shorter than the pod's terminationGracePeriodSeconds minus its preStop sleep
+(see ops/k8s/base/web-deployment.yaml), and worker heartbeats on tmpfs because the root
+filesystem is read-only.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else default
+
+
+wsgi_app = "wsgi:app"
+bind = [os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")]  # the container port, behind a Service
+worker_class = "gthread"
+workers = _int("GUNICORN_WORKERS", 2)
+threads = _int("GUNICORN_THREADS", 4)
+# A request slower than this is a stuck worker: the master kills and replaces it.
+timeout = _int("GUNICORN_TIMEOUT", 30)
+# SIGTERM/SIGHUP: workers stop accepting and get this long to finish in-flight requests.
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 25)
+# Longer than the load balancer's idle timeout would invite races on reused connections; shorter is safe.
+keepalive = _int("GUNICORN_KEEPALIVE", 5)
+# Recycle workers now and then so slow leaks never become outages; jitter avoids all restarting at once.
+max_requests = _int("GUNICORN_MAX_REQUESTS", 2000)
+max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 200)
+# Heartbeat files on tmpfs: a disk-backed (or read-only) /tmp can stall or break the worker timeout check.
+worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR") or ("/dev/shm" if Path("/dev/shm").is_dir() else None)  # noqa: S108
+# The ingress terminates TLS; trust X-Forwarded-* only from the addresses configured for it.
+forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
+# The app logs each request itself (JSON, request id); gunicorn's own access log would double it.
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+proc_name = "inventory"
