@@ -18,7 +18,7 @@ from typing import Any
 
 from blinker import Namespace
 from flask import current_app
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, select, true, update
 
 from app.extensions import db
 from app.models import Item, Location, LowStockEvent, Movement, StockLevel
@@ -112,7 +112,9 @@ def _resolve_pair(sku: str, code: str) -> tuple[_Item, _Location]:
             Location.id,
             Location.code,
             Location.active,
-        ).where(Item.sku == sku, Location.code == code)
+        )
+        .join(Location, true())  # two independent lookups in one round trip
+        .where(Item.sku == sku, Location.code == code)
     ).first()
     if row is None:
         _resolve_item(sku)

@@ -1,0 +1,300 @@
+"""The stock service on SQLite and MariaDB: every operation and every way it refuses."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from app.models import LowStockEvent, Movement, StockLevel
+from app.services import stock
+from app.services.errors import (
+    AlreadyReversed,
+    ArchivedItem,
+    IdempotencyConflict,
+    InactiveLocation,
+    InsufficientStock,
+    InvalidInput,
+    InvalidQuantity,
+    IrreversibleMovement,
+    SameLocation,
+    UnknownItem,
+    UnknownLocation,
+    UnknownMovement,
+)
+
+
+def on_hand(db, item, location) -> Decimal:
+    value = db.session.scalar(
+        select(StockLevel.quantity).where(StockLevel.item_id == item.id, StockLevel.location_id == location.id)
+    )
+    return Decimal(0) if value is None else value
+
+
+def movement_count(db) -> int:
+    return db.session.scalar(select(func.count()).select_from(Movement))
+
+
+@pytest.fixture
+def shelf(factory):
+    return factory.location()
+
+
+@pytest.fixture
+def screw(factory):
+    return factory.item(sku="A-100", name="螺丝钉", reorder_point=5)
+
+
+def test_receive_creates_the_level_and_records_the_balance(db, screw, shelf):
+    first = stock.receive_stock(sku="A-100", location=shelf.code, quantity="2.5", user="alice", reference="PO-1")
+    second = stock.receive_stock(sku="A-100", location=shelf.code, quantity=Decimal("1.25"), user="alice")
+    assert (first.kind, first.to_location_id, first.quantity, first.to_balance) == (
+        "receive", shelf.id, Decimal("2.5"), Decimal("2.5"))
+    assert second.to_balance == Decimal("3.75")
+    assert on_hand(db, screw, shelf) == Decimal("3.75")
+    stored = db.session.get(Movement, first.id)
+    assert (stored.reference, stored.username, stored.from_location_id) == ("PO-1", "alice", None)
+
+
+def test_issue_takes_stock_out_and_records_the_balance(db, factory, screw, shelf):
+    factory.stock(screw, shelf, 10)
+    movement = stock.issue_stock(sku="A-100", location=shelf.code, quantity=3, user="bob", reference="SO-1")
+    assert (movement.kind, movement.from_location_id, movement.quantity, movement.from_balance) == (
+        "issue", shelf.id, Decimal(3), Decimal(7))
+    assert movement.to_location_id is None
+    assert on_hand(db, screw, shelf) == 7
+
+
+def test_issue_rejects_quantity_above_on_hand_and_writes_nothing(db, factory, screw, shelf):
+    factory.stock(screw, shelf, 4)
+    before = movement_count(db)
+    with pytest.raises(InsufficientStock) as caught:
+        stock.issue_stock(sku="A-100", location=shelf.code, quantity="4.001", user="bob")
+    error = caught.value
+    assert (error.sku, error.location, error.requested, error.available) == (
+        "A-100", shelf.code, Decimal("4.001"), Decimal(4))
+    assert error.status == 409 and error.to_dict()["available"] == "4.000"
+    assert on_hand(db, screw, shelf) == 4
+    assert movement_count(db) == before
+
+
+def test_issue_from_a_location_that_never_held_the_item_reports_zero_available(db, screw, shelf):
+    with pytest.raises(InsufficientStock) as caught:
+        stock.issue_stock(sku="A-100", location=shelf.code, quantity=1, user="bob")
+    assert caught.value.available == 0
+    assert movement_count(db) == 0
+
+
+@pytest.mark.parametrize("bad", [0, -1, "0.000", "nan", "NaN", "inf", "-Infinity", "1.2345", "abc", "", None, True, "1e16"])
+def test_bad_quantities_are_refused_before_anything_is_written(db, factory, screw, shelf, bad):
+    factory.stock(screw, shelf, 10)
+    with pytest.raises(InvalidQuantity):
+        stock.issue_stock(sku="A-100", location=shelf.code, quantity=bad, user="bob")
+    with pytest.raises(InvalidQuantity):
+        stock.receive_stock(sku="A-100", location=shelf.code, quantity=bad, user="bob")
+    assert movement_count(db) == 1
+    assert on_hand(db, screw, shelf) == 10
+
+
+def test_unknown_item_and_location_are_named(db, screw, shelf):
+    with pytest.raises(UnknownItem) as item_error:
+        stock.receive_stock(sku="NOPE", location=shelf.code, quantity=1, user="bob")
+    with pytest.raises(UnknownLocation) as location_error:
+        stock.receive_stock(sku="A-100", location="WH9-Z-99-99", quantity=1, user="bob")
+    assert item_error.value.extras == {"sku": "NOPE"} and item_error.value.status == 404
+    assert location_error.value.extras == {"location": "WH9-Z-99-99"}
+    assert movement_count(db) == 0
+
+
+def test_archived_items_and_inactive_locations_cannot_move(db, factory, shelf):
+    from app.services.items import archive_item
+
+    old = factory.item(sku="OLD-1")
+    archive_item(sku="OLD-1")
+    closed = factory.location(active=False)
+    with pytest.raises(ArchivedItem):
+        stock.receive_stock(sku=old.sku, location=shelf.code, quantity=1, user="bob")
+    live = factory.item(sku="LIVE-1")
+    with pytest.raises(InactiveLocation):
+        stock.receive_stock(sku=live.sku, location=closed.code, quantity=1, user="bob")
+    assert movement_count(db) == 0
+
+
+def test_text_fields_are_limited_and_the_user_is_required(db, screw, shelf):
+    with pytest.raises(InvalidInput) as too_long:
+        stock.receive_stock(sku="A-100", location=shelf.code, quantity=1, user="bob", reference="x" * 101)
+    with pytest.raises(InvalidInput) as no_user:
+        stock.receive_stock(sku="A-100", location=shelf.code, quantity=1, user="  ")
+    assert too_long.value.field == "reference" and no_user.value.field == "user"
+
+
+def test_transfer_moves_stock_and_records_both_balances(db, factory, screw, shelf):
+    other = factory.location()
+    factory.stock(screw, shelf, 10)
+    movement = stock.transfer_stock(sku="A-100", from_location=shelf.code, to_location=other.code, quantity=4, user="c")
+    assert (movement.from_balance, movement.to_balance) == (Decimal(6), Decimal(4))
+    assert (on_hand(db, screw, shelf), on_hand(db, screw, other)) == (6, 4)
+
+
+def test_transfer_refuses_same_location_and_short_source(db, factory, screw, shelf):
+    other = factory.location()
+    factory.stock(screw, shelf, 2)
+    with pytest.raises(SameLocation):
+        stock.transfer_stock(sku="A-100", from_location=shelf.code, to_location=shelf.code, quantity=1, user="c")
+    with pytest.raises(InsufficientStock) as short:
+        stock.transfer_stock(sku="A-100", from_location=shelf.code, to_location=other.code, quantity=3, user="c")
+    assert short.value.available == 2
+    assert (on_hand(db, screw, shelf), on_hand(db, screw, other)) == (2, 0)
+    assert movement_count(db) == 1
+
+
+@pytest.mark.parametrize(
+    ("counted", "direction", "difference"),
+    [("12", "to", Decimal(2)), ("7.5", "from", Decimal("2.5")), ("10", "to", Decimal(0))],
+)
+def test_adjust_sets_the_counted_quantity_and_records_the_difference(db, factory, screw, shelf, counted, direction, difference):
+    factory.stock(screw, shelf, 10)
+    movement = stock.adjust_stock(sku="A-100", location=shelf.code, counted=counted, user="m", note="stocktake")
+    assert movement.kind == "adjust" and movement.quantity == difference
+    assert getattr(movement, f"{direction}_location_id") == shelf.id
+    assert getattr(movement, f"{direction}_balance") == Decimal(counted)
+    assert on_hand(db, screw, shelf) == Decimal(counted)
+
+
+def test_adjust_accepts_zero_but_not_negative_counts(db, factory, screw, shelf):
+    factory.stock(screw, shelf, 3)
+    assert stock.adjust_stock(sku="A-100", location=shelf.code, counted=0, user="m").from_balance == 0
+    with pytest.raises(InvalidQuantity):
+        stock.adjust_stock(sku="A-100", location=shelf.code, counted=-1, user="m")
+
+
+def test_reversing_an_issue_puts_the_stock_back_and_links_both_ways(db, factory, screw, shelf):
+    factory.stock(screw, shelf, 10)
+    issue = stock.issue_stock(sku="A-100", location=shelf.code, quantity=4, user="bob", reference="SO-9")
+    reversal = stock.reverse_movement(movement_id=issue.id, user="mgr", reason="wrong item picked")
+    assert (reversal.kind, reversal.reverses_id, reversal.to_location_id, reversal.to_balance) == (
+        "reversal", issue.id, shelf.id, Decimal(10))
+    assert reversal.reference == "SO-9" and reversal.note == "wrong item picked"
+    assert on_hand(db, screw, shelf) == 10
+
+
+def test_a_movement_is_reversed_at_most_once_and_reversals_are_final(db, factory, screw, shelf):
+    receipt = factory.stock(screw, shelf, 10)
+    reversal = stock.reverse_movement(movement_id=receipt.id, user="mgr", reason="duplicate receipt")
+    with pytest.raises(AlreadyReversed) as again:
+        stock.reverse_movement(movement_id=receipt.id, user="mgr", reason="again")
+    with pytest.raises(IrreversibleMovement):
+        stock.reverse_movement(movement_id=reversal.id, user="mgr", reason="undo the undo")
+    with pytest.raises(UnknownMovement):
+        stock.reverse_movement(movement_id=999_999, user="mgr", reason="?")
+    with pytest.raises(InvalidInput):
+        stock.reverse_movement(movement_id=receipt.id, user="mgr", reason=" ")
+    assert again.value.extras["reversal_id"] == reversal.id
+    assert on_hand(db, screw, shelf) == 0
+
+
+def test_reversing_a_receipt_whose_stock_has_left_is_refused(db, factory, screw, shelf):
+    receipt = factory.stock(screw, shelf, 5)
+    stock.issue_stock(sku="A-100", location=shelf.code, quantity=3, user="bob")
+    with pytest.raises(InsufficientStock) as short:
+        stock.reverse_movement(movement_id=receipt.id, user="mgr", reason="wrong delivery")
+    assert short.value.available == 2 and on_hand(db, screw, shelf) == 2
+
+
+def test_reversing_a_transfer_moves_it_back(db, factory, screw, shelf):
+    other = factory.location()
+    factory.stock(screw, shelf, 5)
+    moved = stock.transfer_stock(sku="A-100", from_location=shelf.code, to_location=other.code, quantity=5, user="c")
+    back = stock.reverse_movement(movement_id=moved.id, user="mgr", reason="wrong bin")
+    assert (back.from_location_id, back.to_location_id) == (other.id, shelf.id)
+    assert (on_hand(db, screw, shelf), on_hand(db, screw, other)) == (5, 0)
+
+
+def test_same_idempotency_key_and_request_replays_the_original(db, factory, screw, shelf):
+    factory.stock(screw, shelf, 10)
+    first = stock.issue_stock(sku="A-100", location=shelf.code, quantity=2, user="bob", idempotency_key="k-1")
+    again = stock.issue_stock(sku="A-100", location=shelf.code, quantity="2.000", user="bob", idempotency_key="k-1")
+    assert again.id == first.id
+    assert on_hand(db, screw, shelf) == 8 and movement_count(db) == 2
+
+
+def test_same_idempotency_key_with_another_request_is_a_conflict(db, factory, screw, shelf):
+    factory.stock(screw, shelf, 10)
+    stock.issue_stock(sku="A-100", location=shelf.code, quantity=2, user="bob", idempotency_key="k-2")
+    with pytest.raises(IdempotencyConflict) as conflict:
+        stock.issue_stock(sku="A-100", location=shelf.code, quantity=3, user="bob", idempotency_key="k-2")
+    assert conflict.value.status == 409 and on_hand(db, screw, shelf) == 8
+
+
+def test_issue_lines_is_all_or_nothing(db, factory, screw, shelf):
+    nut = factory.item(sku="B-200")
+    factory.stock(screw, shelf, 5)
+    factory.stock(nut, shelf, 1)
+    before = movement_count(db)
+    with pytest.raises(InsufficientStock) as short:
+        stock.issue_lines(lines=[dict(sku="A-100", location=shelf.code, quantity=2),
+                                 dict(sku="B-200", location=shelf.code, quantity=2)], user="bob")
+    assert short.value.sku == "B-200"
+    assert (on_hand(db, screw, shelf), on_hand(db, nut, shelf), movement_count(db)) == (5, 1, before)
+
+
+def test_issue_lines_writes_a_line_per_pick_in_order_and_replays(db, factory, screw, shelf):
+    nut = factory.item(sku="B-200")
+    factory.stock(screw, shelf, 5)
+    factory.stock(nut, shelf, 5)
+    lines = [stock.PickLine("B-200", shelf.code, 1), stock.PickLine("A-100", shelf.code, 2),
+             stock.PickLine("B-200", shelf.code, 3)]
+    picked = stock.issue_lines(lines=lines, user="bob", reference="SO-7", idempotency_key="pick-1")
+    assert [(m.item_id, m.quantity, m.from_balance) for m in picked] == [
+        (nut.id, 1, 4), (screw.id, 2, 3), (nut.id, 3, 1)]
+    replay = stock.issue_lines(lines=lines, user="bob", reference="SO-7", idempotency_key="pick-1")
+    assert [m.id for m in replay] == [m.id for m in picked]
+    with pytest.raises(IdempotencyConflict):
+        stock.issue_lines(lines=lines[:2], user="bob", reference="SO-7", idempotency_key="pick-1")
+    assert (on_hand(db, screw, shelf), on_hand(db, nut, shelf)) == (3, 1)
+
+
+def test_issue_lines_needs_at_least_one_line(db):
+    with pytest.raises(InvalidInput):
+        stock.issue_lines(lines=[], user="bob")
+
+
+def test_crossing_the_reorder_point_writes_one_outbox_event(db, factory, screw, shelf):
+    factory.stock(screw, shelf, 8)  # reorder point 5
+    stock.issue_stock(sku="A-100", location=shelf.code, quantity=2, user="bob")  # 6: above
+    crossing = stock.issue_stock(sku="A-100", location=shelf.code, quantity=2, user="bob")  # 4: crosses
+    stock.issue_stock(sku="A-100", location=shelf.code, quantity=1, user="bob")  # 3: already below
+    with pytest.raises(InsufficientStock):
+        stock.issue_stock(sku="A-100", location=shelf.code, quantity=99, user="bob")
+    events = db.session.scalars(select(LowStockEvent)).all()
+    assert [(e.movement_id, e.quantity, e.reorder_point, e.status) for e in events] == [
+        (crossing.id, Decimal(4), Decimal(5), "pending")]
+
+
+def test_the_database_itself_refuses_negative_stock(db, factory, screw, shelf):
+    from sqlalchemy import update
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    factory.stock(screw, shelf, 1)
+    with pytest.raises((IntegrityError, OperationalError)):
+        db.session.execute(update(StockLevel).values(quantity=-1))
+        db.session.commit()
+    db.session.rollback()
+    assert on_hand(db, screw, shelf) == 1
+
+
+def test_committed_movements_are_announced_and_rolled_back_ones_are_not(app_ctx, factory, screw, shelf):
+    seen = []
+
+    def listener(sender, movements=None, **extra):
+        seen.append([m.kind for m in movements])
+
+    stock.stock_moved.connect(listener)
+    try:
+        factory.stock(screw, shelf, 1)
+        with pytest.raises(InsufficientStock):
+            stock.issue_stock(sku="A-100", location=shelf.code, quantity=2, user="bob")
+    finally:
+        stock.stock_moved.disconnect(listener)
+    assert seen == [["receive"]]
