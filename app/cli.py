@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from app import demo
@@ -30,6 +31,7 @@ def _fail(error: DomainError) -> None:
 
 
 @click.command("create-user")
+@with_appcontext
 @click.argument("username")
 @click.option("--role", type=click.Choice(ROLES), required=True)
 @click.option("--display-name", default="")
@@ -48,6 +50,7 @@ def create_user_command(username: str, role: str, display_name: str, password_st
 
 
 @click.command("create-token")
+@with_appcontext
 @click.argument("username")
 @click.option("--scope", type=click.Choice(TOKEN_SCOPES), required=True)
 @click.option("--name", default="", help="What the token is for.")
@@ -68,6 +71,7 @@ def create_token_command(username: str, scope: str, name: str, expires_days: int
 
 
 @click.command("check-ledger")
+@with_appcontext
 def check_ledger_command() -> None:
     """Recompute every stock level from the ledger; exit 1 when any does not match."""
     mismatches = find_ledger_mismatches()
@@ -103,6 +107,7 @@ def _seed_users(password: str) -> None:
 
 
 @click.command("seed-demo")
+@with_appcontext
 @click.option("--items", "count", type=click.IntRange(min=0), default=1000, show_default=True)
 @click.option("--demo-users", is_flag=True, help="Also create admin, manager, clerk and viewer users.")
 @click.option("--password", default="demo-pass-123", show_default=True, help="Password of the demo users.")

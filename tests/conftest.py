@@ -39,8 +39,13 @@ BACKENDS = ["sqlite", pytest.param("mysql", marks=pytest.mark.mysql)]
 def _connect_mysql(database: str | None = None) -> pymysql.connections.Connection:
     url = make_url(MYSQL_URL)
     return pymysql.connect(
-        host=url.host or "127.0.0.1", port=url.port or 3306, user=url.username or "root",
-        password=url.password or "", database=database, charset="utf8mb4", autocommit=True,
+        host=url.host or "127.0.0.1",
+        port=url.port or 3306,
+        user=url.username or "root",
+        password=url.password or "",
+        database=database,
+        charset="utf8mb4",
+        autocommit=True,
     )
 
 
@@ -93,7 +98,7 @@ def _apps() -> dict[str, Flask]:
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
-    """"sqlite" or "mysql": which database the test runs on."""
+    """ "sqlite" or "mysql": which database the test runs on."""
     return str(request.param)
 
 

@@ -46,7 +46,7 @@ def run_workers(app, count: int, work: Callable[[int, random.Random], Any]) -> l
             try:
                 barrier.wait()
                 results[n] = work(n, random.Random(n))
-            except BaseException as exc:  # noqa: BLE001 - reported below
+            except BaseException as exc:
                 errors.append(exc)
             finally:
                 db.session.remove()
@@ -74,7 +74,9 @@ def level(app, item, location) -> Decimal:
 def ledger_total(app, kind: str, item) -> Decimal:
     with app.app_context():
         total = db.session.scalar(
-            select(func.coalesce(func.sum(Movement.quantity), 0)).where(Movement.kind == kind, Movement.item_id == item.id)
+            select(func.coalesce(func.sum(Movement.quantity), 0)).where(
+                Movement.kind == kind, Movement.item_id == item.id
+            )
         )
         db.session.remove()
         return Decimal(total)
@@ -128,8 +130,9 @@ def test_concurrent_transfers_in_both_directions_conserve_stock(busy_app, factor
             quantity = Decimal(rng.randint(1, 60))
             source, target, key = (left, right, "right") if rng.random() < 0.5 else (right, left, "left")
             try:
-                stock.transfer_stock(sku="PING-1", from_location=source.code, to_location=target.code,
-                                     quantity=quantity, user=f"w{n}")
+                stock.transfer_stock(
+                    sku="PING-1", from_location=source.code, to_location=target.code, quantity=quantity, user=f"w{n}"
+                )
             except InsufficientStock:
                 continue
             moved[key] += quantity
@@ -154,8 +157,10 @@ def test_multi_line_picks_in_opposite_orders_all_finish_all_or_nothing(busy_app,
     def work(n, rng):
         done = {"PAIR-A": Decimal(0), "PAIR-B": Decimal(0), "picks": 0}
         for _ in range(10):
-            lines = [stock.PickLine("PAIR-A", shelf.code, rng.randint(1, 9)),
-                     stock.PickLine("PAIR-B", shelf.code, rng.randint(1, 9))]
+            lines = [
+                stock.PickLine("PAIR-A", shelf.code, rng.randint(1, 9)),
+                stock.PickLine("PAIR-B", shelf.code, rng.randint(1, 9)),
+            ]
             if n % 2:
                 lines.reverse()  # half the workers list the items the other way round
             try:
@@ -185,8 +190,14 @@ def test_concurrent_requests_with_one_idempotency_key_move_stock_once(busy_app, 
     factory.stock(item, shelf, 100)
 
     def work(n, rng):
-        return stock.issue_stock(sku="ONCE-1", location=shelf.code, quantity=7, user="api",
-                                 reference="SO-42", idempotency_key="order-42-line-1").id
+        return stock.issue_stock(
+            sku="ONCE-1",
+            location=shelf.code,
+            quantity=7,
+            user="api",
+            reference="SO-42",
+            idempotency_key="order-42-line-1",
+        ).id
 
     ids = run_workers(busy_app, 8, work)
     assert len(set(ids)) == 1
@@ -198,15 +209,28 @@ def naive_issue(sku_id: int, location_id: int, quantity: Decimal, user: str) -> 
     """What the service must not be: read, decide, write, without a row lock."""
     session = db.session()
     row = session.execute(
-        select(StockLevel.id, StockLevel.quantity).where(StockLevel.item_id == sku_id, StockLevel.location_id == location_id)
+        select(StockLevel.id, StockLevel.quantity).where(
+            StockLevel.item_id == sku_id, StockLevel.location_id == location_id
+        )
     ).one()
     if row.quantity < quantity:
         session.rollback()
         raise InsufficientStock(sku="?", location="?", requested=quantity, available=row.quantity)
     time.sleep(0.002)  # the gap every real request has between its read and its write
-    session.execute(text("UPDATE stock_levels SET quantity = :q WHERE id = :id"), {"q": row.quantity - quantity, "id": row.id})
-    session.add(Movement(kind="issue", item_id=sku_id, from_location_id=location_id, quantity=quantity,
-                         from_balance=row.quantity - quantity, username=user, created_at=utcnow()))
+    session.execute(
+        text("UPDATE stock_levels SET quantity = :q WHERE id = :id"), {"q": row.quantity - quantity, "id": row.id}
+    )
+    session.add(
+        Movement(
+            kind="issue",
+            item_id=sku_id,
+            from_location_id=location_id,
+            quantity=quantity,
+            from_balance=row.quantity - quantity,
+            username=user,
+            created_at=utcnow(),
+        )
+    )
     session.commit()
 
 
@@ -225,3 +249,59 @@ def test_the_harness_catches_a_naive_read_then_write(busy_app, factory, workers)
     with busy_app.app_context():
         assert find_ledger_mismatches() != []
         db.session.remove()
+
+
+@MYSQL_ONLY
+def test_a_deadlock_victim_is_retried_and_counted(busy_app, factory):
+    """A real InnoDB deadlock: another transaction holds Y and then asks for X while the service
+    holds X and waits for Y. The service (it changed nothing yet, so InnoDB picks it as the victim)
+    runs again and succeeds; the retry is announced."""
+    from app.services.transaction import transaction_retried
+
+    shelf = factory.location()
+    x, y = factory.item(sku="DL-X"), factory.item(sku="DL-Y")
+    factory.stock(x, shelf, 10)
+    factory.stock(y, shelf, 10)
+    reasons: list[str] = []
+
+    def count_retry(sender, reason):
+        reasons.append(reason)
+
+    transaction_retried.connect(count_retry)
+    holder_has_y, service_started = threading.Event(), threading.Event()
+    outcome: list[Any] = []
+
+    def other_transaction():
+        with busy_app.app_context(), db.engine.connect() as conn:
+            conn.execute(text("UPDATE items SET description = 'busy' WHERE id = :id"), {"id": y.id})
+            conn.execute(text("SELECT quantity FROM stock_levels WHERE item_id = :id FOR UPDATE"), {"id": y.id})
+            holder_has_y.set()
+            service_started.wait(5)
+            time.sleep(0.3)  # let the service take X and queue for Y
+            conn.execute(text("SELECT quantity FROM stock_levels WHERE item_id = :id FOR UPDATE"), {"id": x.id})
+            conn.commit()
+
+    def service():
+        holder_has_y.wait(5)
+        with busy_app.app_context():
+            service_started.set()
+            outcome.append(
+                stock.issue_lines(
+                    lines=[
+                        dict(sku="DL-X", location=shelf.code, quantity=1),
+                        dict(sku="DL-Y", location=shelf.code, quantity=1),
+                    ],
+                    user="w",
+                )
+            )
+            db.session.remove()
+
+    threads = [threading.Thread(target=other_transaction), threading.Thread(target=service)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    transaction_retried.disconnect(count_retry)
+    assert "deadlock" in reasons
+    assert len(outcome) == 1 and [m.from_balance for m in outcome[0]] == [Decimal(9), Decimal(9)]
+    assert_ledger_clean(busy_app)

@@ -50,7 +50,11 @@ def test_receive_creates_the_level_and_records_the_balance(db, screw, shelf):
     first = stock.receive_stock(sku="A-100", location=shelf.code, quantity="2.5", user="alice", reference="PO-1")
     second = stock.receive_stock(sku="A-100", location=shelf.code, quantity=Decimal("1.25"), user="alice")
     assert (first.kind, first.to_location_id, first.quantity, first.to_balance) == (
-        "receive", shelf.id, Decimal("2.5"), Decimal("2.5"))
+        "receive",
+        shelf.id,
+        Decimal("2.5"),
+        Decimal("2.5"),
+    )
     assert second.to_balance == Decimal("3.75")
     assert on_hand(db, screw, shelf) == Decimal("3.75")
     stored = db.session.get(Movement, first.id)
@@ -61,7 +65,11 @@ def test_issue_takes_stock_out_and_records_the_balance(db, factory, screw, shelf
     factory.stock(screw, shelf, 10)
     movement = stock.issue_stock(sku="A-100", location=shelf.code, quantity=3, user="bob", reference="SO-1")
     assert (movement.kind, movement.from_location_id, movement.quantity, movement.from_balance) == (
-        "issue", shelf.id, Decimal(3), Decimal(7))
+        "issue",
+        shelf.id,
+        Decimal(3),
+        Decimal(7),
+    )
     assert movement.to_location_id is None
     assert on_hand(db, screw, shelf) == 7
 
@@ -73,7 +81,11 @@ def test_issue_rejects_quantity_above_on_hand_and_writes_nothing(db, factory, sc
         stock.issue_stock(sku="A-100", location=shelf.code, quantity="4.001", user="bob")
     error = caught.value
     assert (error.sku, error.location, error.requested, error.available) == (
-        "A-100", shelf.code, Decimal("4.001"), Decimal(4))
+        "A-100",
+        shelf.code,
+        Decimal("4.001"),
+        Decimal(4),
+    )
     assert error.status == 409 and error.to_dict()["available"] == "4.000"
     assert on_hand(db, screw, shelf) == 4
     assert movement_count(db) == before
@@ -86,7 +98,9 @@ def test_issue_from_a_location_that_never_held_the_item_reports_zero_available(d
     assert movement_count(db) == 0
 
 
-@pytest.mark.parametrize("bad", [0, -1, "0.000", "nan", "NaN", "inf", "-Infinity", "1.2345", "abc", "", None, True, "1e16"])
+@pytest.mark.parametrize(
+    "bad", [0, -1, "0.000", "nan", "NaN", "inf", "-Infinity", "1.2345", "abc", "", None, True, "1e16"]
+)
 def test_bad_quantities_are_refused_before_anything_is_written(db, factory, screw, shelf, bad):
     factory.stock(screw, shelf, 10)
     with pytest.raises(InvalidQuantity):
@@ -153,7 +167,9 @@ def test_transfer_refuses_same_location_and_short_source(db, factory, screw, she
     ("counted", "direction", "difference"),
     [("12", "to", Decimal(2)), ("7.5", "from", Decimal("2.5")), ("10", "to", Decimal(0))],
 )
-def test_adjust_sets_the_counted_quantity_and_records_the_difference(db, factory, screw, shelf, counted, direction, difference):
+def test_adjust_sets_the_counted_quantity_and_records_the_difference(
+    db, factory, screw, shelf, counted, direction, difference
+):
     factory.stock(screw, shelf, 10)
     movement = stock.adjust_stock(sku="A-100", location=shelf.code, counted=counted, user="m", note="stocktake")
     assert movement.kind == "adjust" and movement.quantity == difference
@@ -174,7 +190,11 @@ def test_reversing_an_issue_puts_the_stock_back_and_links_both_ways(db, factory,
     issue = stock.issue_stock(sku="A-100", location=shelf.code, quantity=4, user="bob", reference="SO-9")
     reversal = stock.reverse_movement(movement_id=issue.id, user="mgr", reason="wrong item picked")
     assert (reversal.kind, reversal.reverses_id, reversal.to_location_id, reversal.to_balance) == (
-        "reversal", issue.id, shelf.id, Decimal(10))
+        "reversal",
+        issue.id,
+        shelf.id,
+        Decimal(10),
+    )
     assert reversal.reference == "SO-9" and reversal.note == "wrong item picked"
     assert on_hand(db, screw, shelf) == 10
 
@@ -233,8 +253,13 @@ def test_issue_lines_is_all_or_nothing(db, factory, screw, shelf):
     factory.stock(nut, shelf, 1)
     before = movement_count(db)
     with pytest.raises(InsufficientStock) as short:
-        stock.issue_lines(lines=[dict(sku="A-100", location=shelf.code, quantity=2),
-                                 dict(sku="B-200", location=shelf.code, quantity=2)], user="bob")
+        stock.issue_lines(
+            lines=[
+                dict(sku="A-100", location=shelf.code, quantity=2),
+                dict(sku="B-200", location=shelf.code, quantity=2),
+            ],
+            user="bob",
+        )
     assert short.value.sku == "B-200"
     assert (on_hand(db, screw, shelf), on_hand(db, nut, shelf), movement_count(db)) == (5, 1, before)
 
@@ -243,11 +268,17 @@ def test_issue_lines_writes_a_line_per_pick_in_order_and_replays(db, factory, sc
     nut = factory.item(sku="B-200")
     factory.stock(screw, shelf, 5)
     factory.stock(nut, shelf, 5)
-    lines = [stock.PickLine("B-200", shelf.code, 1), stock.PickLine("A-100", shelf.code, 2),
-             stock.PickLine("B-200", shelf.code, 3)]
+    lines = [
+        stock.PickLine("B-200", shelf.code, 1),
+        stock.PickLine("A-100", shelf.code, 2),
+        stock.PickLine("B-200", shelf.code, 3),
+    ]
     picked = stock.issue_lines(lines=lines, user="bob", reference="SO-7", idempotency_key="pick-1")
     assert [(m.item_id, m.quantity, m.from_balance) for m in picked] == [
-        (nut.id, 1, 4), (screw.id, 2, 3), (nut.id, 3, 1)]
+        (nut.id, 1, 4),
+        (screw.id, 2, 3),
+        (nut.id, 3, 1),
+    ]
     replay = stock.issue_lines(lines=lines, user="bob", reference="SO-7", idempotency_key="pick-1")
     assert [m.id for m in replay] == [m.id for m in picked]
     with pytest.raises(IdempotencyConflict):
@@ -269,7 +300,8 @@ def test_crossing_the_reorder_point_writes_one_outbox_event(db, factory, screw, 
         stock.issue_stock(sku="A-100", location=shelf.code, quantity=99, user="bob")
     events = db.session.scalars(select(LowStockEvent)).all()
     assert [(e.movement_id, e.quantity, e.reorder_point, e.status) for e in events] == [
-        (crossing.id, Decimal(4), Decimal(5), "pending")]
+        (crossing.id, Decimal(4), Decimal(5), "pending")
+    ]
 
 
 def test_the_database_itself_refuses_negative_stock(db, factory, screw, shelf):

@@ -1,0 +1,110 @@
+"""The schema and the transaction setup: migrations agree with the models, and each database is
+configured the way the stock service relies on."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask_migrate import downgrade, upgrade
+from sqlalchemy import event, text
+
+from app import MIGRATIONS_DIR
+from app.extensions import db
+from app.services import stock
+
+SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+MYSQL_ONLY = pytest.mark.parametrize("backend", [pytest.param("mysql", marks=pytest.mark.mysql)], indirect=True)
+
+
+def test_migrations_have_a_single_head():
+    assert len(ScriptDirectory(MIGRATIONS_DIR).get_heads()) == 1
+
+
+def test_models_and_migrations_agree(app_ctx):
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "render_as_batch": True})
+        assert compare_metadata(context, db.metadata) == []
+
+
+def test_migrations_downgrade_to_nothing_and_back(app_ctx):
+    downgrade(revision="base")
+    with db.engine.connect() as conn:
+        tables = set(db.inspect(conn).get_table_names()) - {"alembic_version"}
+    upgrade()
+    assert tables == set()
+    with db.engine.connect() as conn:
+        assert {"items", "stock_levels", "movements"} <= set(db.inspect(conn).get_table_names())
+
+
+@SQLITE_ONLY
+def test_sqlite_write_transactions_begin_immediate(app_ctx, factory):
+    item, shelf = factory.item(sku="IMM-1"), factory.location()
+    statements: list[str] = []
+
+    def capture(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        stock.receive_stock(sku=item.sku, location=shelf.code, quantity=1, user="t")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", capture)
+    assert statements[0] == "BEGIN IMMEDIATE"
+    assert db.session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    assert db.session.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+@SQLITE_ONLY
+def test_sqlite_writers_wait_for_each_other_instead_of_failing(make_app, factory):
+    """A second writer queues behind a held write lock (busy timeout) and then succeeds."""
+    app = make_app()
+    item, shelf = factory.item(sku="WAIT-1"), factory.location()
+    factory.stock(item, shelf, 10)
+    locked, release = threading.Event(), threading.Event()
+    done: list[str] = []
+
+    def hold_lock():
+        with app.app_context(), db.engine.connect() as conn, conn.execution_options(inventory_write=True).begin():
+            locked.set()
+            release.wait(5)
+
+    def issue():
+        with app.app_context():
+            done.append(str(stock.issue_stock(sku="WAIT-1", location=shelf.code, quantity=1, user="t").from_balance))
+            db.session.remove()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    assert locked.wait(5)
+    writer = threading.Thread(target=issue)
+    writer.start()
+    writer.join(0.5)
+    assert done == []  # still waiting for the lock
+    release.set()
+    holder.join()
+    writer.join(10)
+    assert done == ["9.000"]
+
+
+@MYSQL_ONLY
+def test_mysql_sessions_use_read_committed_utf8mb4_and_innodb(app_ctx):
+    raw = db.session.connection().connection.dbapi_connection
+    isolation = db.engine.dialect.get_isolation_level(raw)  # @@tx_isolation or @@transaction_isolation
+    charset = db.session.execute(text("SELECT @@character_set_connection")).scalar()
+    engines = set(
+        db.session.execute(
+            text("SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()")
+        ).scalars()
+    )
+    assert (isolation, charset, engines) == ("READ COMMITTED", "utf8mb4", {"InnoDB"})
+
+
+@MYSQL_ONLY
+def test_mysql_keeps_chinese_names_and_emoji(app_ctx, factory):
+    item = factory.item(sku="CN-1", name="不锈钢螺丝钉 📦")
+    stored = db.session.execute(text("SELECT name FROM items WHERE sku = 'CN-1'")).scalar()
+    assert stored == item.name == "不锈钢螺丝钉 📦"
