@@ -34,7 +34,7 @@ def test_seed_demo_builds_a_reconciled_demo_and_is_safe_to_rerun(app):
         item = db.session.scalar(select(Item).where(Item.sku == "DEMO-000001"))
         db.session.remove()
     assert {"WH1-A-01-01", "WH1-C-04-04", "WH2-B-03-03"} <= codes
-    assert item.barcode == "6900000000011" and item.name.startswith("六角螺母 M5 Hex nut")
+    assert item.barcode == "6900000000014" and item.name.startswith("六角螺母 M5 Hex nut")
     assert run(app, "check-ledger").exit_code == 0
 
 
