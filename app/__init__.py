@@ -50,6 +50,8 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from app import api
     from app.observability import health
 
     app.register_blueprint(health.bp)
+    api.init_app(app)

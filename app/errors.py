@@ -9,7 +9,7 @@ from flask import Flask, Response, flash, jsonify, redirect, render_template, re
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from app.services.errors import DomainError
+from app.services.errors import DomainError, InvalidInput
 
 log = logging.getLogger(__name__)
 PROBLEM_BASE = "https://inventory.invalid/problems/"
@@ -22,6 +22,7 @@ def wants_problem_json() -> bool:
 def problem(status: int, title: str, detail: str, code: str, **extras: Any) -> Response:
     """An RFC 9457 problem document."""
     body = {"type": PROBLEM_BASE + code.replace("_", "-"), "title": title, "status": status, "detail": detail}
+    body["code"] = code
     body.update(extras)
     response = jsonify(body)
     response.status_code = status
@@ -35,7 +36,11 @@ def _page(status: int, title: str, detail: str) -> tuple[str, int]:
 
 def handle_domain_error(error: DomainError) -> Any:
     if wants_problem_json():
-        return problem(error.status, error.title, error.message, error.code, code=error.code, **error.to_dict())
+        extras = error.to_dict()
+        if isinstance(error, InvalidInput):
+            # API clients read one shape for every 422: a list of fields and what is wrong with each.
+            extras.setdefault("errors", [{"field": error.field, "message": error.message}])
+        return problem(error.status, error.title, error.message, error.code, **extras)
     flash(error.message, "error")
     if request.method == "POST" and request.referrer:
         return redirect(request.referrer, 303)
@@ -48,9 +53,10 @@ def handle_http_error(error: HTTPException) -> Any:
     detail = error.description or title
     if wants_problem_json():
         response = problem(status, title, detail, title.lower().replace(" ", "_"))
+        headers = dict(error.get_headers())
         for header in ("Allow", "Retry-After", "WWW-Authenticate"):
-            if header in error.get_headers():
-                response.headers[header] = dict(error.get_headers())[header]
+            if header in headers:
+                response.headers[header] = headers[header]
         return response
     return _page(status, title, detail)
 

@@ -161,7 +161,13 @@ def _item_filters(
     warehouse: str | None,
     low_stock: bool,
     archived: bool | None,
+    category: str | None = None,
+    updated_since: datetime | None = None,
 ) -> Select[Any]:
+    if category:
+        stmt = stmt.where(Item.category_id.in_(select(Category.id).where(Category.name == category)))
+    if updated_since is not None:
+        stmt = stmt.where(Item.updated_at >= updated_since)
     if archived is not None:
         stmt = stmt.where(Item.archived.is_(archived))
     if category_id is not None:
@@ -212,17 +218,27 @@ def list_items(
     descending: bool = False,
     after: str | None = None,
     limit: int = DEFAULT_LIMIT,
+    category: str | None = None,
+    updated_since: datetime | None = None,
 ) -> Page[ItemRow]:
     """Items matching a search (SKU, name, barcode contain `q`; pinyin or initials start with it)
-    and filters, ordered by `sort` then id. `archived=None` lists archived and active items.
-    Raises InvalidInput for an unknown sort or a bad cursor."""
+    and filters, ordered by `sort` then id. `archived=None` lists archived and active items;
+    `category` is a category name (an alternative to `category_id`); `updated_since` keeps items
+    changed at or after that aware datetime. Raises InvalidInput for an unknown sort or a bad cursor."""
     if sort not in ITEM_SORTS:
         raise InvalidInput("sort", f"one of {', '.join(ITEM_SORTS)}")
     column = getattr(Item, sort)
     limit = _limit(limit)
     stmt = select(Item, Category.name).outerjoin(Category, Category.id == Item.category_id)
     stmt = _item_filters(
-        stmt, q=q, category_id=category_id, warehouse=warehouse, low_stock=low_stock, archived=archived
+        stmt,
+        q=q,
+        category_id=category_id,
+        warehouse=warehouse,
+        low_stock=low_stock,
+        archived=archived,
+        category=category,
+        updated_since=updated_since,
     )
     if after:
         values = decode_cursor(after)
@@ -269,6 +285,55 @@ def list_stock(*, sku: str) -> list[StockRow]:
         .order_by(Location.code)
     )
     return [StockRow(*row) for row in rows]
+
+
+@dataclass(frozen=True)
+class StockLevelRow:
+    sku: str
+    location: str
+    warehouse: str
+    quantity: Decimal
+
+
+def list_stock_levels(
+    *,
+    sku: str | None = None,
+    location: str | None = None,
+    warehouse: str | None = None,
+    include_empty: bool = False,
+    after: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> Page[StockLevelRow]:
+    """Stock levels (SKU, location code, warehouse code, quantity) in (SKU, location) order, one
+    statement per page; `location` and `warehouse` are codes. Zero levels are left out unless
+    `include_empty`. Raises InvalidInput for a bad cursor."""
+    stmt = (
+        select(Item.sku, Location.code, Warehouse.code, StockLevel.quantity)
+        .select_from(StockLevel)
+        .join(Item, Item.id == StockLevel.item_id)
+        .join(Location, Location.id == StockLevel.location_id)
+        .join(Warehouse, Warehouse.id == Location.warehouse_id)
+    )
+    if sku:
+        stmt = stmt.where(Item.sku == sku)
+    if location:
+        stmt = stmt.where(Location.code == location)
+    if warehouse:
+        stmt = stmt.where(Warehouse.code == warehouse)
+    if not include_empty:
+        stmt = stmt.where(StockLevel.quantity > 0)
+    if after:
+        values = decode_cursor(after)
+        if len(values) != 2 or not all(isinstance(v, str) for v in values):
+            raise InvalidInput("cursor", "is not a valid page cursor")
+        stmt = stmt.where(or_(Item.sku > values[0], and_(Item.sku == values[0], Location.code > values[1])))
+    limit = _limit(limit)
+    rows = db.session.execute(stmt.order_by(Item.sku, Location.code).limit(limit + 1))
+    found = [StockLevelRow(*row) for row in rows]
+    if len(found) <= limit:
+        return Page(found, None)
+    found = found[:limit]
+    return Page(found, encode_cursor(found[-1].sku, found[-1].location))
 
 
 # ---------------------------------------------------------------- locations

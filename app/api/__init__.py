@@ -1,0 +1,59 @@
+"""The JSON API for integrators at /api/v1 (bearer tokens, problem+json errors, OpenAPI 3.1 at
+/api/v1/openapi.json) and its readable docs page at /api/docs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, jsonify, render_template, url_for
+from flask_limiter import Limiter
+
+from app.api.auth import rate_limit_key
+from app.extensions import csrf
+
+SWAGGER_UI = "vendor/swagger-ui-5.35.0"
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+docs_bp = Blueprint("api_docs", __name__, url_prefix="/api/docs", static_folder="static")
+# Limits are declared per operation and read from the config at request time; nothing else in
+# the app is limited (no default limits).
+limiter = Limiter(rate_limit_key, default_limits=[])
+
+
+def limit_for(scope: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    setting = "INVENTORY_API_WRITE_LIMIT" if scope == "write" else "INVENTORY_API_READ_LIMIT"
+    return limiter.limit(lambda: current_app.config[setting], scope=f"api-{scope}")
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> Any:
+    """The OpenAPI 3.1 document, built once per process from the operation registry."""
+    from app.api.openapi import build_document
+
+    document = current_app.extensions.get("inventory_openapi")
+    if document is None:
+        document = build_document(current_app.config.get("INVENTORY_VERSION", "dev"))
+        current_app.extensions["inventory_openapi"] = document
+    return jsonify(document)
+
+
+@docs_bp.get("")
+def docs_page() -> Any:
+    return render_template(
+        "api/docs.html",
+        swagger_css=url_for("static", filename=f"{SWAGGER_UI}/swagger-ui.css"),
+        swagger_js=url_for("static", filename=f"{SWAGGER_UI}/swagger-ui-bundle.js"),
+        init_js=url_for("api_docs.static", filename="docs.js"),
+        spec_url=url_for("api.openapi_document"),
+    )
+
+
+def init_app(app: Flask) -> None:
+    """Register the API and its docs page; the API is token-only, hence CSRF-exempt."""
+    from app.api import items, locations, movements, stock  # noqa: F401 - they register the operations
+
+    csrf.exempt(bp)
+    limiter.init_app(app)
+    app.register_blueprint(bp)
+    app.register_blueprint(docs_bp)

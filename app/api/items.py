@@ -1,0 +1,120 @@
+"""Items over HTTP: search the catalogue, read one item with its stock, create and edit items."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+
+from app.api import bp
+from app.api.auth import Principal
+from app.api.openapi import operation
+from app.api.schemas import (
+    ConflictProblem,
+    CreateItem,
+    ItemDetail,
+    ItemList,
+    ItemQuery,
+    UpdateItem,
+    item_body,
+    item_detail_body,
+)
+from app.services import catalog
+from app.services import items as items_service
+from app.services.errors import Conflict
+
+
+def _detail(sku: str) -> dict[str, Any]:
+    item = items_service.get_item(sku)
+    category = item.category.name if item.category else None
+    return item_detail_body(item, category, catalog.list_stock(sku=item.sku))
+
+
+def _same_item(fields: dict[str, Any]) -> bool:
+    """Does the existing item with this SKU already look exactly like this creation request?"""
+    wanted = items_service.check_item(**fields)
+    item = items_service.get_item(wanted.sku)
+    return (
+        item.name,
+        item.barcode,
+        item.unit,
+        item.category.name if item.category else None,
+        item.reorder_point,
+        item.reorder_quantity,
+        item.description,
+    ) == (
+        wanted.name,
+        wanted.barcode,
+        wanted.unit,
+        wanted.category,
+        wanted.reorder_point,
+        wanted.reorder_quantity,
+        wanted.description,
+    )
+
+
+@operation(bp, "GET", "/items", query=ItemQuery, response=ItemList)
+def index(principal: Principal, *, query: ItemQuery) -> dict[str, Any]:
+    """Search the catalogue
+    Items in SKU order with their total on hand; follow `next` for the following page."""
+    page = catalog.list_items(
+        q=query.q,
+        category=query.category,
+        warehouse=query.warehouse,
+        low_stock=query.low_stock,
+        archived=query.archived,
+        updated_since=query.updated_since,
+        after=query.cursor,
+        limit=query.limit,
+    )
+    return {"data": [item_body(row) for row in page.rows], "next": page.next_cursor}
+
+
+@operation(bp, "GET", "/items/{sku}", response=ItemDetail)
+def show(principal: Principal, *, sku: str) -> dict[str, Any]:
+    """One item with its stock per location"""
+    return _detail(sku)
+
+
+@operation(
+    bp,
+    "POST",
+    "/items",
+    body=CreateItem,
+    response=ItemDetail,
+    scope="write",
+    role="manager",
+    status=201,
+    errors=(409,),
+    problems={409: ConflictProblem},
+)
+def create(principal: Principal, *, body: CreateItem) -> dict[str, Any]:
+    """Create an item
+    With an Idempotency-Key, repeating the same creation returns the item again instead of a 409."""
+    fields = body.model_dump()
+    try:
+        items_service.create_item(**fields)
+    except Conflict as conflict:
+        if not (
+            request.headers.get("Idempotency-Key") and conflict.extras.get("field") == "sku" and _same_item(fields)
+        ):
+            raise
+    return _detail(body.sku)
+
+
+@operation(
+    bp,
+    "PATCH",
+    "/items/{sku}",
+    body=UpdateItem,
+    response=ItemDetail,
+    scope="write",
+    role="manager",
+    errors=(409,),
+    problems={409: ConflictProblem},
+)
+def update(principal: Principal, *, sku: str, body: UpdateItem) -> dict[str, Any]:
+    """Change an item's fields
+    Only the fields sent change; the SKU never does. `archived: true` archives the item."""
+    items_service.update_item(sku=sku, **body.model_dump(exclude_unset=True))
+    return _detail(sku)

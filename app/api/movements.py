@@ -1,0 +1,74 @@
+"""The ledger over HTTP: list and read movements, and reverse one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.api import bp
+from app.api.auth import Principal
+from app.api.openapi import operation
+from app.api.schemas import (
+    ConflictProblem,
+    MovementDetail,
+    MovementList,
+    MovementQuery,
+    ReversalResult,
+    ReverseMovement,
+    row_body,
+)
+from app.api.stock import idempotency_key
+from app.services import catalog
+from app.services import stock as stock_service
+from app.services.errors import UnknownMovement
+
+_BIGINT = 2**63 - 1
+
+
+@operation(bp, "GET", "/movements", query=MovementQuery, response=MovementList)
+def index(principal: Principal, *, query: MovementQuery) -> dict[str, Any]:
+    """List ledger lines, newest first"""
+    page = catalog.list_movements(
+        sku=query.item,
+        location=query.location,
+        kind=query.kind,
+        since=query.since,
+        until=query.until,
+        reference=query.reference,
+        after=query.cursor,
+        limit=query.limit,
+    )
+    return {"data": [row_body(row) for row in page.rows], "next": page.next_cursor}
+
+
+@operation(bp, "GET", "/movements/{movement_id}", path_types={"movement_id": int}, response=MovementDetail)
+def show(principal: Principal, *, movement_id: int) -> dict[str, Any]:
+    """One ledger line, with the reversal that undid it (if any)"""
+    if movement_id > _BIGINT:
+        raise UnknownMovement(movement_id)
+    row, reversed_by = catalog.get_movement(movement_id)
+    return {**row_body(row), "reversed_by": reversed_by}
+
+
+@operation(
+    bp,
+    "POST",
+    "/movements/{movement_id}/reverse",
+    path_types={"movement_id": int},
+    body=ReverseMovement,
+    response=ReversalResult,
+    scope="write",
+    role="manager",
+    status=201,
+    errors=(409,),
+    problems={409: ConflictProblem},
+)
+def reverse(principal: Principal, *, movement_id: int, body: ReverseMovement) -> dict[str, Any]:
+    """Reverse a movement
+    Writes the opposite ledger line, linked to the original; a movement is reversed at most once."""
+    if movement_id > _BIGINT:
+        raise UnknownMovement(movement_id)
+    reversal = stock_service.reverse_movement(
+        movement_id=movement_id, user=principal.username, reason=body.reason, idempotency_key=idempotency_key()
+    )
+    row, _ = catalog.get_movement(reversal.id)
+    return {"movement": row_body(row)}

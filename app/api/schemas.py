@@ -1,0 +1,456 @@
+"""The API's payloads, defined once: pydantic models validate requests and describe responses, and
+the OpenAPI document (app.api.openapi) is generated from these same classes.
+
+Quantities travel as decimal strings ("2.5") and are accepted as strings or numbers; the check
+itself is the stock core's `parse_quantity`, so the API and the pages agree on what a quantity is.
+Responses are built as plain dicts by the `*_body` functions here (no model round trip on the hot
+path); the contract tests and schemathesis hold them to the response models.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    WithJsonSchema,
+)
+
+from app.models import MOVEMENT_KINDS
+from app.services.errors import DomainError, InvalidQuantity
+from app.services.quantities import parse_quantity
+
+MAX_PAGE = 200
+_QUANTITY_PATTERN = r"^[0-9]{1,15}(\.[0-9]{1,3})?$"
+
+
+class RequestInvalid(DomainError):
+    """The request body or query failed validation; `errors` lists each field and what is wrong."""
+
+    status = 422
+    code = "validation_failed"
+    title = "Invalid request"
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        noun = "field" if len(errors) == 1 else "fields"
+        super().__init__(f"{len(errors)} {noun} failed validation", errors=errors)
+
+    @classmethod
+    def from_pydantic(cls, error: ValidationError) -> RequestInvalid:
+        return cls(
+            [
+                {"field": ".".join(str(part) for part in e["loc"]) or "body", "message": e["msg"]}
+                for e in error.errors(include_url=False, include_context=False, include_input=False)
+            ]
+        )
+
+
+def _checker(*, allow_zero: bool) -> Any:
+    def check(value: object) -> Decimal:
+        try:
+            return parse_quantity(value, allow_zero=allow_zero)
+        except InvalidQuantity as error:
+            raise ValueError(error.message.split(": ", 1)[-1]) from None
+
+    return check
+
+
+def _quantity_schema(*, allow_zero: bool) -> dict[str, Any]:
+    number: dict[str, Any] = {"type": "number", "maximum": 999999999999999, "multipleOf": 0.001}
+    number["minimum" if allow_zero else "exclusiveMinimum"] = 0
+    return {
+        "anyOf": [{"type": "string", "pattern": _QUANTITY_PATTERN}, number],
+        "description": "A decimal with at most 3 places, as a string (preferred) or a number.",
+        "examples": ["2", "2.5"],
+    }
+
+
+#: A positive quantity; Count also allows zero (a stocktake count, a reorder point).
+Quantity = Annotated[
+    Decimal,
+    PlainValidator(_checker(allow_zero=False)),
+    WithJsonSchema(_quantity_schema(allow_zero=False), mode="validation"),
+]
+Count = Annotated[
+    Decimal,
+    PlainValidator(_checker(allow_zero=True)),
+    WithJsonSchema(_quantity_schema(allow_zero=True), mode="validation"),
+]
+#: How quantities leave the API: a decimal string without exponent or trailing zeros.
+QuantityText = Annotated[str, Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$", examples=["2.5"])]
+
+
+def _aware(value: datetime) -> datetime:
+    """Naive timestamps in a query are taken as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Timestamp = Annotated[datetime, AfterValidator(_aware)]
+Sku = Annotated[str, Field(min_length=1, max_length=64, examples=["DEMO-000001"])]
+LocationCode = Annotated[str, Field(min_length=1, max_length=64, examples=["WH1-A-01-01"])]
+Reference = Annotated[str | None, Field(default=None, max_length=100, examples=["SO-1001"])]
+Note = Annotated[str | None, Field(default=None, max_length=500)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def text(value: Decimal | None) -> str | None:
+    """A quantity as it travels: "2.5", "100", "0"."""
+    return None if value is None else format(value.normalize(), "f")
+
+
+def when(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+# ---------------------------------------------------------------- stock movements (requests)
+
+
+class IssueStock(Body):
+    """A stock-out: take `quantity` of `sku` out of `location` (its full code)."""
+
+    sku: Sku
+    location: LocationCode
+    quantity: Quantity
+    reference: Reference = None
+    note: Note = None
+
+
+class ReceiveStock(IssueStock):
+    """A receipt: put `quantity` of `sku` into `location`."""
+
+
+class TransferStock(Body):
+    sku: Sku
+    from_location: LocationCode
+    to_location: LocationCode
+    quantity: Quantity
+    reference: Reference = None
+    note: Note = None
+
+
+class AdjustStock(Body):
+    """A stocktake: set the level at `location` to `counted` and record the difference."""
+
+    sku: Sku
+    location: LocationCode
+    counted: Count
+    reference: Reference = None
+    note: Note = None
+
+
+class PickLineIn(Body):
+    sku: Sku
+    location: LocationCode
+    quantity: Quantity
+
+
+class IssueLines(Body):
+    """A multi-line pick: every line is issued, or none is."""
+
+    lines: list[PickLineIn] = Field(min_length=1, max_length=500)
+    reference: Reference = None
+    note: Note = None
+
+
+class ReverseMovement(Body):
+    reason: str = Field(min_length=1, max_length=500, pattern=r"\S")
+
+
+# ---------------------------------------------------------------- stock movements (responses)
+
+
+class MovementOut(BaseModel):
+    id: int
+    kind: Literal["receive", "issue", "transfer", "adjust", "reversal"]
+    sku: str
+    from_location: str | None
+    to_location: str | None
+    quantity: QuantityText
+    from_balance: QuantityText | None
+    to_balance: QuantityText | None
+    reference: str | None
+    note: str | None
+    user: str
+    created_at: datetime
+    reverses: int | None = Field(description="The movement this one reverses.")
+
+
+class MovementDetail(MovementOut):
+    reversed_by: int | None = Field(description="The reversal that undid this movement, if any.")
+
+
+class MovementResult(BaseModel):
+    movement: MovementOut
+    balance: QuantityText = Field(description="The stock level at the location the request named, after it.")
+
+
+class MovementsResult(BaseModel):
+    movements: list[MovementOut]
+
+
+class MovementList(BaseModel):
+    data: list[MovementOut]
+    next: str | None
+
+
+def movement_body(m: Any, *, sku: str, from_location: str | None, to_location: str | None) -> dict[str, Any]:
+    """A Movement (or a catalogue MovementRow) as MovementOut."""
+    return {
+        "id": m.id,
+        "kind": m.kind,
+        "sku": sku,
+        "from_location": from_location,
+        "to_location": to_location,
+        "quantity": text(m.quantity),
+        "from_balance": text(m.from_balance),
+        "to_balance": text(m.to_balance),
+        "reference": m.reference,
+        "note": m.note,
+        "user": m.username,
+        "created_at": m.created_at.isoformat(),
+        "reverses": m.reverses_id,
+    }
+
+
+def row_body(row: Any) -> dict[str, Any]:
+    return movement_body(row, sku=row.sku, from_location=row.from_location, to_location=row.to_location)
+
+
+# ---------------------------------------------------------------- items
+
+
+class ItemFields(Body):
+    name: str = Field(min_length=1, max_length=200, examples=["螺丝钉 M6 Screw"])
+    barcode: str | None = Field(default=None, max_length=64)
+    unit: str = Field(default="pcs", min_length=1, max_length=16)
+    category: str | None = Field(default=None, max_length=100)
+    reorder_point: Count = Decimal(0)
+    reorder_quantity: Count = Decimal(0)
+    description: str = Field(default="", max_length=5000)
+
+
+class CreateItem(ItemFields):
+    sku: str = Field(min_length=1, max_length=64, pattern=r"^\S+$", examples=["SCREW-M6"])
+
+
+class UpdateItem(Body):
+    """Only the fields present change; `archived` archives or restores the item."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    barcode: str | None = Field(default=None, max_length=64)
+    unit: str | None = Field(default=None, min_length=1, max_length=16)
+    category: str | None = Field(default=None, max_length=100)
+    reorder_point: Count | None = None
+    reorder_quantity: Count | None = None
+    description: str | None = Field(default=None, max_length=5000)
+    archived: bool | None = None
+
+
+class StockOut(BaseModel):
+    sku: str
+    location: str = Field(description="The full location code.")
+    warehouse: str
+    quantity: QuantityText
+
+
+class ItemOut(BaseModel):
+    sku: str
+    name: str
+    barcode: str | None
+    unit: str
+    category: str | None
+    reorder_point: QuantityText
+    reorder_quantity: QuantityText
+    archived: bool
+    updated_at: datetime
+    on_hand: QuantityText
+
+
+class ItemDetail(ItemOut):
+    description: str
+    stock: list[StockOut]
+
+
+class ItemList(BaseModel):
+    data: list[ItemOut]
+    next: str | None
+
+
+class StockList(BaseModel):
+    data: list[StockOut]
+    next: str | None
+
+
+def item_body(row: Any) -> dict[str, Any]:
+    """A catalogue ItemRow as ItemOut."""
+    return {
+        "sku": row.sku,
+        "name": row.name,
+        "barcode": row.barcode,
+        "unit": row.unit,
+        "category": row.category,
+        "reorder_point": text(row.reorder_point),
+        "reorder_quantity": text(row.reorder_quantity),
+        "archived": row.archived,
+        "updated_at": when(row.updated_at),
+        "on_hand": text(row.on_hand),
+    }
+
+
+def stock_body(sku: str, row: Any) -> dict[str, Any]:
+    return {"sku": sku, "location": row.location, "warehouse": row.warehouse, "quantity": text(row.quantity)}
+
+
+def item_detail_body(item: Any, category: str | None, stock: list[Any]) -> dict[str, Any]:
+    on_hand = sum((row.quantity for row in stock), Decimal(0))
+    return {
+        "sku": item.sku,
+        "name": item.name,
+        "barcode": item.barcode,
+        "unit": item.unit,
+        "category": category,
+        "reorder_point": text(item.reorder_point),
+        "reorder_quantity": text(item.reorder_quantity),
+        "archived": item.archived,
+        "updated_at": when(item.updated_at),
+        "on_hand": text(on_hand),
+        "description": item.description,
+        "stock": [stock_body(item.sku, row) for row in stock],
+    }
+
+
+# ---------------------------------------------------------------- places, low stock
+
+
+class WarehouseOut(BaseModel):
+    code: str
+    name: str
+    active: bool
+
+
+class WarehouseList(BaseModel):
+    data: list[WarehouseOut]
+    next: None
+
+
+class LocationOut(BaseModel):
+    code: str
+    name: str
+    warehouse: str
+    active: bool
+    on_hand: QuantityText
+
+
+class LocationList(BaseModel):
+    data: list[LocationOut]
+    next: None
+
+
+class LowStockOut(BaseModel):
+    sku: str
+    name: str
+    unit: str
+    on_hand: QuantityText
+    reorder_point: QuantityText
+    reorder_quantity: QuantityText
+    suggested: QuantityText = Field(description="What to order to get back above the reorder point.")
+
+
+class LowStockList(BaseModel):
+    data: list[LowStockOut]
+    next: str | None
+
+
+# ---------------------------------------------------------------- queries
+
+
+class Query(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class PageQuery(Query):
+    cursor: str | None = Field(default=None, description="The `next` value of the previous page.")
+    limit: int = Field(default=50, ge=1, le=MAX_PAGE)
+
+
+class ItemQuery(PageQuery):
+    q: str | None = Field(default=None, description="SKU, name or barcode contains it; pinyin starts with it.")
+    category: str | None = Field(default=None, description="A category name.")
+    warehouse: str | None = Field(default=None, description="A warehouse code that holds some of the item.")
+    low_stock: bool = Field(default=False, description="Only items at or below their reorder point.")
+    archived: bool = False
+    updated_since: Timestamp | None = None
+
+
+class StockQuery(PageQuery):
+    item: str | None = Field(default=None, description="A SKU.")
+    location: str | None = Field(default=None, description="A full location code.")
+    warehouse: str | None = Field(default=None, description="A warehouse code.")
+
+
+class LocationQuery(Query):
+    warehouse: str | None = None
+    active: bool | None = None
+
+
+class MovementQuery(PageQuery):
+    item: str | None = Field(default=None, description="A SKU.")
+    location: str | None = Field(default=None, description="A location code, on either side.")
+    kind: Literal[MOVEMENT_KINDS] | None = None  # type: ignore[valid-type]
+    since: Timestamp | None = Field(default=None, description="Inclusive; naive means UTC.")
+    until: Timestamp | None = Field(default=None, description="Exclusive; naive means UTC.")
+    reference: str | None = None
+
+
+class LowStockQuery(PageQuery):
+    warehouse: str | None = None
+
+
+# ---------------------------------------------------------------- problems
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document; error-specific fields come after the standard ones."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="A stable error code, e.g. insufficient_stock.")
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ValidationProblem(Problem):
+    errors: list[FieldError]
+
+
+class ConflictProblem(Problem):
+    """409: `insufficient-stock` carries sku, location, requested and available; an idempotency
+    key reused with a different body carries `key`; a duplicate carries `field`."""
+
+    sku: str | None = None
+    location: str | None = None
+    requested: QuantityText | None = None
+    available: QuantityText | None = None
+    key: str | None = None
+    field: str | None = None
+
+
+class ReversalResult(BaseModel):
+    movement: MovementOut

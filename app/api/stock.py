@@ -1,0 +1,228 @@
+"""Stock movements over HTTP (receive, issue, transfer, adjust, multi-line pick) and stock reads.
+
+POST /stock/issue is the hottest path of the product: one token query, one pydantic parse, the
+lean `issue_stock` service, and a response built from what the service returned (no re-read).
+A replayed Idempotency-Key returns the movement the first request wrote, so its body is rebuilt
+from that row and is the same as the first response.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+
+from app.api import bp
+from app.api.auth import Principal
+from app.api.openapi import operation
+from app.api.schemas import (
+    AdjustStock,
+    ConflictProblem,
+    IssueLines,
+    IssueStock,
+    LowStockList,
+    LowStockQuery,
+    MovementResult,
+    MovementsResult,
+    ReceiveStock,
+    StockList,
+    StockQuery,
+    TransferStock,
+    movement_body,
+    stock_body,
+    text,
+)
+from app.services import catalog
+from app.services import stock as stock_service
+
+_CONFLICTS = {409: ConflictProblem}
+
+
+def idempotency_key() -> str | None:
+    return request.headers.get("Idempotency-Key")
+
+
+@operation(
+    bp,
+    "POST",
+    "/stock/issue",
+    body=IssueStock,
+    response=MovementResult,
+    scope="write",
+    role="clerk",
+    status=201,
+    errors=(404, 409),
+    problems=_CONFLICTS,
+)
+def issue(principal: Principal, *, body: IssueStock) -> dict[str, Any]:
+    """Take stock out of a location (a stock-out)
+    Fails with 409 `insufficient-stock` (with `available`) rather than going below zero."""
+    m = stock_service.issue_stock(
+        sku=body.sku,
+        location=body.location,
+        quantity=body.quantity,
+        user=principal.username,
+        reference=body.reference,
+        note=body.note,
+        idempotency_key=idempotency_key(),
+    )
+    return {
+        "movement": movement_body(m, sku=body.sku, from_location=body.location, to_location=None),
+        "balance": text(m.from_balance),
+    }
+
+
+@operation(
+    bp,
+    "POST",
+    "/stock/receive",
+    body=ReceiveStock,
+    response=MovementResult,
+    scope="write",
+    role="clerk",
+    status=201,
+    errors=(404, 409),
+    problems=_CONFLICTS,
+)
+def receive(principal: Principal, *, body: ReceiveStock) -> dict[str, Any]:
+    """Put stock into a location (a receipt)"""
+    m = stock_service.receive_stock(
+        sku=body.sku,
+        location=body.location,
+        quantity=body.quantity,
+        user=principal.username,
+        reference=body.reference,
+        note=body.note,
+        idempotency_key=idempotency_key(),
+    )
+    return {
+        "movement": movement_body(m, sku=body.sku, from_location=None, to_location=body.location),
+        "balance": text(m.to_balance),
+    }
+
+
+@operation(
+    bp,
+    "POST",
+    "/stock/transfer",
+    body=TransferStock,
+    response=MovementResult,
+    scope="write",
+    role="clerk",
+    status=201,
+    errors=(404, 409),
+    problems=_CONFLICTS,
+)
+def transfer(principal: Principal, *, body: TransferStock) -> dict[str, Any]:
+    """Move stock between two locations
+    `balance` is what remains at `from_location`; the movement carries both balances."""
+    m = stock_service.transfer_stock(
+        sku=body.sku,
+        from_location=body.from_location,
+        to_location=body.to_location,
+        quantity=body.quantity,
+        user=principal.username,
+        reference=body.reference,
+        note=body.note,
+        idempotency_key=idempotency_key(),
+    )
+    return {
+        "movement": movement_body(m, sku=body.sku, from_location=body.from_location, to_location=body.to_location),
+        "balance": text(m.from_balance),
+    }
+
+
+@operation(
+    bp,
+    "POST",
+    "/stock/adjust",
+    body=AdjustStock,
+    response=MovementResult,
+    scope="write",
+    role="manager",
+    status=201,
+    errors=(404, 409),
+    problems=_CONFLICTS,
+)
+def adjust(principal: Principal, *, body: AdjustStock) -> dict[str, Any]:
+    """Stocktake: set a level to the counted quantity
+    The difference is recorded as an `adjust` movement (out of the location when the count is lower)."""
+    m = stock_service.adjust_stock(
+        sku=body.sku,
+        location=body.location,
+        counted=body.counted,
+        user=principal.username,
+        reference=body.reference,
+        note=body.note,
+        idempotency_key=idempotency_key(),
+    )
+    went_out = m.from_location_id is not None
+    return {
+        "movement": movement_body(
+            m,
+            sku=body.sku,
+            from_location=body.location if went_out else None,
+            to_location=None if went_out else body.location,
+        ),
+        "balance": text(m.from_balance if went_out else m.to_balance),
+    }
+
+
+@operation(
+    bp,
+    "POST",
+    "/stock/issue-lines",
+    body=IssueLines,
+    response=MovementsResult,
+    scope="write",
+    role="clerk",
+    status=201,
+    errors=(404, 409),
+    problems=_CONFLICTS,
+)
+def issue_lines(principal: Principal, *, body: IssueLines) -> dict[str, Any]:
+    """Issue several lines at once, all or nothing (a multi-line pick)
+    The first short line fails the whole pick with 409 `insufficient-stock`; movements come back in line order."""
+    movements = stock_service.issue_lines(
+        lines=[stock_service.PickLine(line.sku, line.location, line.quantity) for line in body.lines],
+        user=principal.username,
+        reference=body.reference,
+        note=body.note,
+        idempotency_key=idempotency_key(),
+    )
+    return {
+        "movements": [
+            movement_body(m, sku=line.sku, from_location=line.location, to_location=None)
+            for m, line in zip(movements, body.lines, strict=True)
+        ]
+    }
+
+
+@operation(bp, "GET", "/stock", query=StockQuery, response=StockList)
+def levels(principal: Principal, *, query: StockQuery) -> dict[str, Any]:
+    """Stock levels by SKU and location
+    Zero levels are left out."""
+    page = catalog.list_stock_levels(
+        sku=query.item, location=query.location, warehouse=query.warehouse, after=query.cursor, limit=query.limit
+    )
+    return {"data": [stock_body(row.sku, row) for row in page.rows], "next": page.next_cursor}
+
+
+@operation(bp, "GET", "/low-stock", query=LowStockQuery, response=LowStockList)
+def low_stock(principal: Principal, *, query: LowStockQuery) -> dict[str, Any]:
+    """Items at or below their reorder point
+    Totals over all locations, or over one `warehouse`; items with a zero reorder point are not tracked."""
+    page = catalog.list_low_stock(warehouse=query.warehouse, after=query.cursor, limit=query.limit)
+    rows = [
+        {
+            "sku": row.sku,
+            "name": row.name,
+            "unit": row.unit,
+            "on_hand": text(row.on_hand),
+            "reorder_point": text(row.reorder_point),
+            "reorder_quantity": text(row.reorder_quantity),
+            "suggested": text(row.suggested),
+        }
+        for row in page.rows
+    ]
+    return {"data": rows, "next": page.next_cursor}

@@ -1,0 +1,110 @@
+"""Bearer tokens: who may call what, and that nothing else (a browser session) gets in."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import ApiToken, Movement
+from app.services import users
+
+
+def _issue(client, stocked, headers):
+    body = {"sku": stocked.item.sku, "location": stocked.location.code, "quantity": "1"}
+    return client.post("/api/v1/stock/issue", json=body, headers=headers)
+
+
+def _movement_count(app) -> int:
+    with app.app_context():
+        return len(db.session.scalars(select(Movement.id)).all())
+
+
+def test_missing_token_is_401_with_bearer_challenge(client):
+    response = client.get("/api/v1/items")
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert response.content_type == "application/problem+json"
+    problem = response.get_json()
+    assert problem["type"].endswith("/unauthorized")
+    assert problem["status"] == 401
+    assert problem["title"] and problem["detail"]
+
+
+@pytest.mark.parametrize("header", ["Bearer inv_not-a-real-token", "Bearer not-ours", "Basic dXNlcjpwYXNz", "Bearer"])
+def test_unknown_or_malformed_credentials_are_401(client, header):
+    response = client.get("/api/v1/items", headers={"Authorization": header})
+    assert response.status_code == 401
+    assert "Bearer" in response.headers["WWW-Authenticate"]
+
+
+def test_revoked_token_is_401(app, client, factory):
+    user = factory.user(role="viewer")
+    with app.app_context():
+        token, text = users.create_token(username=user.username, scope="read")
+        users.revoke_token(token_id=token.id)
+    response = client.get("/api/v1/items", headers={"Authorization": f"Bearer {text}"})
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+
+
+def test_expired_token_is_401(app, client, factory):
+    user = factory.user(role="viewer")
+    with app.app_context():
+        _, text = users.create_token(username=user.username, scope="read", expires_in=timedelta(seconds=-1))
+    assert client.get("/api/v1/items", headers={"Authorization": f"Bearer {text}"}).status_code == 401
+
+
+def test_read_token_cannot_move_stock(app, client, bearer, stocked):
+    response = _issue(client, stocked, bearer("clerk", scope="read"))
+    assert response.status_code == 403
+    assert response.get_json()["type"].endswith("/forbidden")
+    assert "write" in response.get_json()["detail"]
+    assert _movement_count(app) == 1  # only the opening receipt
+
+
+def test_viewer_can_read_but_not_issue(app, client, bearer, stocked):
+    headers = bearer("viewer")
+    assert client.get(f"/api/v1/items/{stocked.item.sku}", headers=headers).status_code == 200
+    response = _issue(client, stocked, headers)
+    assert response.status_code == 403
+    assert "clerk" in response.get_json()["detail"]
+    assert _movement_count(app) == 1
+
+
+def test_clerk_cannot_adjust_but_manager_can(client, bearer, stocked):
+    body = {"sku": stocked.item.sku, "location": stocked.location.code, "counted": "4"}
+    assert client.post("/api/v1/stock/adjust", json=body, headers=bearer("clerk")).status_code == 403
+    response = client.post("/api/v1/stock/adjust", json=body, headers=bearer("manager"))
+    assert response.status_code == 201
+    assert response.get_json()["balance"] == "4"
+
+
+def test_clerk_cannot_create_items(client, bearer):
+    response = client.post("/api/v1/items", json={"sku": "NEW-1", "name": "新物料"}, headers=bearer("clerk"))
+    assert response.status_code == 403
+
+
+def test_browser_session_does_not_authenticate_the_api(app, client, login_as, stocked):
+    login_as("admin")
+    response = _issue(client, stocked, {})
+    assert response.status_code == 401
+    assert _movement_count(app) == 1
+
+
+def test_api_posts_need_no_csrf_token(make_app, factory, stocked):
+    strict = make_app(WTF_CSRF_ENABLED=True)
+    headers = {"Authorization": f"Bearer {factory.token(factory.user(role='clerk'))}"}
+    response = _issue(strict.test_client(), stocked, headers)
+    assert response.status_code == 201
+
+
+def test_use_records_last_used_at(app, client, factory):
+    user = factory.user(role="viewer")
+    with app.app_context():
+        token, text = users.create_token(username=user.username, scope="read")
+    assert client.get("/api/v1/warehouses", headers={"Authorization": f"Bearer {text}"}).status_code == 200
+    with app.app_context():
+        assert db.session.get(ApiToken, token.id).last_used_at is not None
