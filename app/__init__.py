@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from app.config import INSTANCE_DIR, Config
-from app.extensions import csrf, db, login_manager, migrate
+from app.extensions import babel, csrf, db, login_manager, migrate
 from app.services.transaction import engine_options, install_engine_hooks
 
 MIGRATIONS_DIR = str(INSTANCE_DIR.parent / "migrations")
@@ -44,6 +44,9 @@ def _init_extensions(app: Flask) -> None:
     login_manager.session_protection = "strong"
     csrf.init_app(app)
     from app import auth  # noqa: F401 - registers the user loader
+    from app.web import i18n
+
+    babel.init_app(app, **i18n.babel_options(app))
 
     with app.app_context():
         install_engine_hooks(db.engine)
@@ -55,3 +58,6 @@ def _register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(health.bp)
     api.init_app(app)
+    from app.web import register_pages
+
+    register_pages(app)

@@ -1,9 +1,16 @@
-"""Sign-in support: how Flask-Login finds the signed-in user."""
+"""Sign-in support: how Flask-Login finds the signed-in user, where it sends anonymous visitors,
+and the role check every page uses (app.auth.roles)."""
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
+
 from app.extensions import db, login_manager
 from app.models import User
+
+login_manager.login_view = "auth.login"
+login_manager.login_message = _l("Please sign in to open this page.")
+login_manager.login_message_category = "info"
 
 
 @login_manager.user_loader

@@ -498,3 +498,8 @@ def list_low_stock(
         return Page(found, None)
     found = found[: _limit(limit)]
     return Page(found, encode_cursor(found[-1].sku))
+
+
+def location_codes(*, active: bool = True) -> list[str]:
+    """Location codes alone (for pickers), by code."""
+    return list(db.session.scalars(select(Location.code).where(Location.active.is_(active)).order_by(Location.code)))

@@ -1,0 +1,122 @@
+"""Administration the core services do not cover: renaming locations, user roles, activation and
+preferences, and listing users and API tokens for the admin pages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import ROLES, ApiToken, Location, User
+from app.services.errors import Conflict, InvalidInput, UnknownLocation, UnknownUser
+from app.services.transaction import unit_of_work
+
+LOCALES = ("zh_CN", "en")
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    id: int
+    username: str
+    name: str
+    prefix: str
+    scopes: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@unit_of_work
+def rename_location(*, code: str, name: str) -> Location:
+    """Change a location's display name (its code is printed on labels and never changes)."""
+    location = db.session.scalar(select(Location).where(Location.code == code))
+    if location is None:
+        raise UnknownLocation(code)
+    text = (name or "").strip()
+    if len(text) > 100:
+        raise InvalidInput("name", "at most 100 characters")
+    location.name = text
+    return location
+
+
+def list_users() -> list[User]:
+    return list(db.session.scalars(select(User).order_by(User.username)))
+
+
+def get_user(username: str) -> User:
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise UnknownUser(username)
+    return user
+
+
+def _locked_user(username: str) -> User:
+    user = db.session.scalar(select(User).where(User.username == username).with_for_update())
+    if user is None:
+        raise UnknownUser(username)
+    return user
+
+
+def _other_active_admins(user_id: int) -> int:
+    return int(
+        db.session.scalar(
+            select(func.count()).select_from(User).where(User.role == "admin", User.active, User.id != user_id)
+        )
+        or 0
+    )
+
+
+@unit_of_work
+def set_role(*, username: str, role: str) -> User:
+    """Raises UnknownUser, InvalidInput, and Conflict when it would leave no active admin."""
+    if role not in ROLES:
+        raise InvalidInput("role", f"one of {', '.join(ROLES)}")
+    user = _locked_user(username)
+    if user.role == "admin" and role != "admin" and not _other_active_admins(user.id):
+        raise Conflict("the last active administrator keeps the admin role", field="role", last_admin=True)
+    user.role = role
+    return user
+
+
+@unit_of_work
+def set_active(*, username: str, active: bool) -> User:
+    """Deactivate (sessions and API tokens stop working at once) or reactivate a user."""
+    user = _locked_user(username)
+    if not active and user.role == "admin" and not _other_active_admins(user.id):
+        raise Conflict("the last active administrator cannot be deactivated", field="active", last_admin=True)
+    user.active = active
+    return user
+
+
+@unit_of_work
+def set_preferences(*, username: str, locale: str | None = None, timezone: str | None = None) -> User:
+    user = _locked_user(username)
+    if locale is not None:
+        if locale not in LOCALES:
+            raise InvalidInput("locale", f"one of {', '.join(LOCALES)}")
+        user.locale = locale
+    if timezone is not None:
+        user.timezone = timezone[:64]
+    return user
+
+
+def list_tokens() -> list[TokenRow]:
+    rows = db.session.execute(
+        select(
+            ApiToken.id,
+            User.username,
+            ApiToken.name,
+            ApiToken.prefix,
+            ApiToken.scopes,
+            ApiToken.created_at,
+            ApiToken.expires_at,
+            ApiToken.last_used_at,
+            ApiToken.revoked_at,
+        )
+        .join(User, User.id == ApiToken.user_id)
+        .order_by(ApiToken.revoked_at.is_not(None), ApiToken.id.desc())
+    )
+    return [TokenRow(*row) for row in rows]

@@ -1,0 +1,131 @@
+"""Dashboard and chart figures: totals, movements per day, the most-moved items, and an item's
+on-hand balance over time. Each figure is one grouped query, whatever the size of the ledger."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, literal_column, select
+
+from app.extensions import db
+from app.models import Item, Location, Movement, StockLevel, Warehouse
+from app.models.types import utcnow
+
+
+@dataclass(frozen=True)
+class WarehouseUnits:
+    code: str
+    name: str
+    units: Decimal
+
+
+@dataclass(frozen=True)
+class Totals:
+    items: int
+    units_by_warehouse: list[WarehouseUnits]
+    low_stock_items: int
+    movements_today: int
+
+
+@dataclass(frozen=True)
+class MovedItem:
+    sku: str
+    name: str
+    movements: int
+
+
+def totals(*, today_start: datetime) -> Totals:
+    """Active items, units on hand per warehouse, items at or below their reorder point (of those
+    with a reorder point), and movements since `today_start`."""
+    items = db.session.scalar(select(func.count()).select_from(Item).where(Item.archived.is_(False))) or 0
+    units = db.session.execute(
+        select(Warehouse.code, Warehouse.name, func.coalesce(func.sum(StockLevel.quantity), 0))
+        .select_from(Warehouse)
+        .outerjoin(Location, Location.warehouse_id == Warehouse.id)
+        .outerjoin(StockLevel, StockLevel.location_id == Location.id)
+        .group_by(Warehouse.id, Warehouse.code, Warehouse.name)
+        .order_by(Warehouse.code)
+    )
+    on_hand = (
+        select(StockLevel.item_id, func.sum(StockLevel.quantity).label("units")).group_by(StockLevel.item_id).subquery()
+    )
+    low = db.session.scalar(
+        select(func.count())
+        .select_from(Item)
+        .outerjoin(on_hand, on_hand.c.item_id == Item.id)
+        .where(
+            Item.archived.is_(False),
+            Item.reorder_point > 0,
+            func.coalesce(on_hand.c.units, 0) <= Item.reorder_point,
+        )
+    )
+    today = db.session.scalar(select(func.count()).select_from(Movement).where(Movement.created_at >= today_start))
+    return Totals(
+        items=int(items),
+        units_by_warehouse=[WarehouseUnits(code, name, Decimal(total)) for code, name, total in units],
+        low_stock_items=int(low or 0),
+        movements_today=int(today or 0),
+    )
+
+
+def _local_day(offset_minutes: int) -> Any:
+    """The calendar day of created_at in a fixed UTC offset, as 'YYYY-MM-DD' text or a date."""
+    minutes = int(offset_minutes)
+    if db.session.get_bind().dialect.name == "sqlite":
+        return func.date(Movement.created_at, f"{minutes:+d} minutes")
+    return func.date(func.date_add(Movement.created_at, literal_column(f"INTERVAL {minutes} MINUTE")))
+
+
+def movements_per_day(*, since: datetime, offset_minutes: int) -> dict[str, dict[str, int]]:
+    """{'2026-11-25': {'receive': 3, ...}, ...} for movements since `since`, by local day."""
+    day = _local_day(offset_minutes).label("day")
+    rows = db.session.execute(
+        select(day, Movement.kind, func.count()).where(Movement.created_at >= since).group_by(day, Movement.kind)
+    )
+    found: dict[str, dict[str, int]] = {}
+    for when, kind, count in rows:
+        found.setdefault(str(when), {})[kind] = int(count)
+    return found
+
+
+def most_moved(*, since: datetime, limit: int = 10) -> list[MovedItem]:
+    counts = (
+        select(Movement.item_id, func.count().label("n"))
+        .where(Movement.created_at >= since)
+        .group_by(Movement.item_id)
+        .order_by(func.count().desc(), Movement.item_id)
+        .limit(limit)
+        .subquery()
+    )
+    rows = db.session.execute(
+        select(Item.sku, Item.name, counts.c.n).join(counts, counts.c.item_id == Item.id).order_by(counts.c.n.desc())
+    )
+    return [MovedItem(sku, name, int(n)) for sku, name, n in rows]
+
+
+def item_balance_history(*, item_id: int, limit: int = 200) -> list[tuple[datetime, Decimal]]:
+    """The item's total on hand (all locations) after each of its last `limit` movements, oldest
+    first, starting with the balance before the earliest of them and ending now. Worked backwards
+    from today's total, so it costs two statements."""
+    total = Decimal(
+        db.session.scalar(select(func.coalesce(func.sum(StockLevel.quantity), 0)).where(StockLevel.item_id == item_id))
+        or 0
+    )
+    rows = db.session.execute(
+        select(Movement.created_at, Movement.quantity, Movement.from_location_id, Movement.to_location_id)
+        .where(Movement.item_id == item_id)
+        .order_by(Movement.id.desc())
+        .limit(limit)
+    ).all()
+    points = [(utcnow(), total)]
+    running = total
+    for created_at, quantity, source, target in rows:
+        points.append((created_at, running))
+        running -= (quantity if target is not None else 0) - (quantity if source is not None else 0)
+    if rows:
+        points.append((rows[-1][0], running))
+    points.reverse()
+    return points

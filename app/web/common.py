@@ -1,0 +1,177 @@
+"""What every page area shares: domain errors as form messages in the user's language, the
+idempotency key each stock form carries, quantity fields, CSV downloads and query parsing."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from flask import Response, request, stream_with_context
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import Field, HiddenField, StringField
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
+
+from app.services import errors
+from app.services.quantities import parse_quantity
+from app.web.i18n import local_day_bounds
+
+
+def domain_message(error: errors.DomainError) -> str:
+    """A domain error told in the user's language, with its facts."""
+    x = error.extras
+    if isinstance(error, errors.InsufficientStock):
+        return _(
+            "Insufficient stock: only %(available)s of %(sku)s available at %(location)s (%(requested)s requested).",
+            available=_plain(error.available),
+            sku=error.sku,
+            location=error.location,
+            requested=_plain(error.requested),
+        )
+    messages: dict[type[errors.DomainError], Callable[[], str]] = {
+        errors.UnknownItem: lambda: _("No item with SKU %(sku)s.", sku=x.get("sku")),
+        errors.UnknownLocation: lambda: _("No location with code %(code)s.", code=x.get("location")),
+        errors.ArchivedItem: lambda: _("Item %(sku)s is archived and cannot be moved.", sku=x.get("sku")),
+        errors.InactiveLocation: lambda: _("Location %(code)s is inactive.", code=x.get("location")),
+        errors.SameLocation: lambda: _("The source and destination locations must differ."),
+        errors.AlreadyReversed: lambda: _(
+            "Movement #%(id)s was already reversed by #%(by)s.", id=x.get("movement_id"), by=x.get("reversal_id")
+        ),
+        errors.IrreversibleMovement: lambda: _(
+            "Movement #%(id)s cannot be reversed (a reversal, or a count that changed nothing).",
+            id=x.get("movement_id"),
+        ),
+        errors.IdempotencyConflict: lambda: _(
+            "This form was already submitted with other values. Reload the page to make a new entry."
+        ),
+        errors.UnknownMovement: lambda: _("No movement #%(id)s.", id=x.get("movement_id")),
+        errors.UnknownUser: lambda: _("No user %(name)s.", name=x.get("username")),
+    }
+    for kind, message in messages.items():
+        if isinstance(error, kind):
+            return message()
+    if isinstance(error, errors.Conflict) and "on_hand" in x:
+        return _(
+            "Location %(code)s still holds %(units)s units: move or count them out first.",
+            code=x.get("location"),
+            units=_plain(x["on_hand"]),
+        )
+    if isinstance(error, errors.Conflict) and "field" in x:
+        return _("This value is already in use.")
+    if isinstance(error, errors.InvalidInput):
+        return _("Invalid value (%(detail)s).", detail=error.message)
+    return _("The request could not be carried out (%(detail)s).", detail=error.message)
+
+
+def _plain(value: Any) -> str:
+    from app.web.i18n import format_quantity
+
+    return format_quantity(Decimal(value)) if value is not None else ""
+
+
+def attach_error(form: FlaskForm, error: errors.DomainError) -> None:
+    """Put the error on the field it is about (by name, or by the value it names), else on the form."""
+    message = domain_message(error)
+    field_name = error.extras.get("field")
+    named = error.extras.get("location") or error.extras.get("sku")
+    target: Field | None = None
+    if isinstance(error, errors.InsufficientStock):
+        target = form._fields.get("quantity")
+    elif field_name and field_name in form._fields:
+        target = form._fields[field_name]
+    elif named is not None:
+        target = next((f for f in form if f.type == "StringField" and f.data == named), None)
+    if target is not None:
+        target.errors = [*target.errors, message]
+    form.form_errors.append(message)
+
+
+def new_key() -> str:
+    return uuid.uuid4().hex
+
+
+class KeyedForm(FlaskForm):
+    """A form whose every rendering carries a fresh idempotency key: submitting the same rendering
+    twice (double click, back and resubmit) replays the first result instead of writing again."""
+
+    idempotency_key = HiddenField(default=new_key, validators=[DataRequired(), Length(max=64)])
+
+
+def quantity_field(label: Any, *, allow_zero: bool = False, **kwargs: Any) -> StringField:
+    message = (
+        _l("Enter a number of zero or more, with at most 3 decimal places.")
+        if allow_zero
+        else _l("Enter a number greater than zero, with at most 3 decimal places.")
+    )
+
+    def check(_form: FlaskForm, field: Field) -> None:
+        try:
+            field.data = parse_quantity(field.data, allow_zero=allow_zero)
+        except errors.InvalidQuantity:
+            raise ValidationError(message) from None
+
+    return StringField(
+        label,
+        validators=[DataRequired(message=_l("This field is required.")), check],
+        render_kw={"inputmode": "decimal", "autocomplete": "off"},
+        **kwargs,
+    )
+
+
+def optional_text(label: Any, limit: int, **kwargs: Any) -> StringField:
+    return StringField(label, validators=[Optional(), Length(max=limit)], filters=[_strip], **kwargs)
+
+
+def required_text(label: Any, limit: int, **kwargs: Any) -> StringField:
+    return StringField(
+        label,
+        validators=[DataRequired(message=_l("This field is required.")), Length(max=limit)],
+        filters=[_strip],
+        **kwargs,
+    )
+
+
+def _strip(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def arg_date(name: str) -> date | None:
+    raw = request.args.get(name, "").strip()
+    try:
+        return date.fromisoformat(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def day_range(since: date | None, until: date | None) -> tuple[datetime | None, datetime | None]:
+    """Aware bounds for an inclusive range of calendar days in the user's time zone."""
+    start = local_day_bounds(since) if since else None
+    end = local_day_bounds(until + timedelta(days=1)) if until else None
+    return start, end
+
+
+def csv_response(filename: str, header: list[str], rows: Iterable[list[Any]]) -> Response:
+    """A streamed CSV download with a BOM, so that Excel opens Chinese text correctly."""
+
+    def generate() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        yield "\ufeff"
+        writer.writerow(header)
+        for row in rows:
+            writer.writerow(row)
+            if buffer.tell() > 16384:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    response = Response(stream_with_context(generate()), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

@@ -1,0 +1,165 @@
+"""Item pages. Reads go through app.services.catalog; writes through app.services.items."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import get_timezone
+from flask_babel import gettext as _
+
+from app.auth.roles import role_required
+from app.services import catalog, dashboard, items
+from app.services.errors import DomainError, InvalidInput, UnknownItem
+from app.web.charts import step_line
+from app.web.common import attach_error
+from app.web.items import bp
+from app.web.items.forms import ArchiveItemForm, CategoryForm, EditItemForm, ItemForm
+
+LIST_ARGS = ("q", "category", "warehouse", "low", "archived", "sort", "dir")
+
+
+def _list_filters() -> dict[str, Any]:
+    args = request.args
+    archived = {"1": True, "all": None}.get(args.get("archived", ""), False)
+    category = args.get("category", "")
+    sort = args.get("sort", "sku")
+    return {
+        "q": args.get("q", "").strip() or None,
+        "category_id": int(category) if category.isdigit() else None,
+        "warehouse": args.get("warehouse") or None,
+        "low_stock": args.get("low") == "1",
+        "archived": archived,
+        "sort": sort if sort in catalog.ITEM_SORTS else "sku",
+        "descending": args.get("dir") == "desc",
+    }
+
+
+@bp.get("")
+@role_required("viewer")
+def index() -> Any:
+    filters = _list_filters()
+    try:
+        page = catalog.list_items(**filters, after=request.args.get("after") or None)
+    except InvalidInput:
+        abort(400)
+    args = {k: v for k in LIST_ARGS if (v := request.args.get(k, "").strip())}
+    return render_template(
+        "items/index.html",
+        page=page,
+        args=args,
+        filters=filters,
+        categories=items.list_categories(),
+        warehouses=catalog.list_warehouses(),
+        next_url=url_for(".index", **args, after=page.next_cursor) if page.next_cursor else None,
+        first_url=url_for(".index", **args) if request.args.get("after") else None,
+    )
+
+
+def _local(points: list[Any]) -> list[Any]:
+    zone = ZoneInfo(str(get_timezone()))
+    return [(when.astimezone(zone), value) for when, value in points]
+
+
+@bp.get("/<sku>")
+@role_required("viewer")
+def show(sku: str) -> Any:
+    try:
+        item = items.get_item(sku)
+    except UnknownItem:
+        abort(404, description=_("No item with SKU %(sku)s.", sku=sku))
+    try:
+        ledger = catalog.list_movements(sku=sku, after=request.args.get("after") or None)
+    except InvalidInput:
+        abort(400)
+    history = _local(dashboard.item_balance_history(item_id=item.id))
+    span = history[-1][0] - history[0][0] if len(history) > 1 else timedelta(0)
+    chart = step_line(history, _("On hand over time"), "%H:%M" if span < timedelta(days=2) else "%m-%d")
+    return render_template(
+        "items/show.html",
+        item=item,
+        stock=catalog.list_stock(sku=sku),
+        ledger=ledger,
+        chart=chart,
+        archive_form=ArchiveItemForm(),
+        next_url=url_for(".show", sku=sku, after=ledger.next_cursor, _anchor="ledger") if ledger.next_cursor else None,
+    )
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@role_required("manager")
+def new() -> Any:
+    form = ItemForm()
+    if form.validate_on_submit():
+        try:
+            item = items.create_item(sku=form.sku.data, **form.to_input())
+        except DomainError as error:
+            attach_error(form, error)
+            return _form_page(form, None), error.status
+        flash(_("Item %(sku)s created.", sku=item.sku), "success")
+        return redirect(url_for(".show", sku=item.sku), 303)
+    return _form_page(form, None), 422 if form.is_submitted() else 200
+
+
+@bp.route("/<sku>/edit", methods=["GET", "POST"])
+@role_required("manager")
+def edit(sku: str) -> Any:
+    try:
+        item = items.get_item(sku)
+    except UnknownItem:
+        abort(404)
+    form = EditItemForm(obj=item, category=item.category.name if item.category else "")
+    form.sku.data = item.sku
+    if form.validate_on_submit():
+        try:
+            items.update_item(sku=sku, **form.to_input())
+        except DomainError as error:
+            attach_error(form, error)
+            return _form_page(form, item), error.status
+        flash(_("Item %(sku)s saved.", sku=sku), "success")
+        return redirect(url_for(".show", sku=sku), 303)
+    return _form_page(form, item), 422 if form.is_submitted() else 200
+
+
+def _form_page(form: ItemForm, item: Any) -> str:
+    return render_template("items/form.html", form=form, item=item, categories=items.list_categories())
+
+
+@bp.post("/<sku>/archive")
+@role_required("manager")
+def archive(sku: str) -> Any:
+    if not ArchiveItemForm().validate_on_submit():
+        abort(400)
+    item = items.get_item(sku)
+    items.archive_item(sku=sku, archived=not item.archived)
+    flash(
+        _("Item %(sku)s archived.", sku=sku) if not item.archived else _("Item %(sku)s restored.", sku=sku), "success"
+    )
+    return redirect(url_for(".show", sku=sku), 303)
+
+
+@bp.get("/categories")
+@role_required("viewer")
+def categories() -> Any:
+    return _categories_page(CategoryForm()), 200
+
+
+@bp.post("/categories")
+@role_required("manager")
+def create_category() -> Any:
+    form = CategoryForm()
+    if not form.validate_on_submit():
+        return _categories_page(form), 422
+    try:
+        items.create_category(name=form.name.data, description=form.description.data or "")
+    except DomainError as error:
+        attach_error(form, error)
+        return _categories_page(form), error.status
+    flash(_("Category %(name)s created.", name=form.name.data), "success")
+    return redirect(url_for(".categories"), 303)
+
+
+def _categories_page(form: CategoryForm) -> str:
+    return render_template("items/categories.html", form=form, categories=items.list_categories())

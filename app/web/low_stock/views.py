@@ -1,0 +1,55 @@
+"""The low-stock page and its CSV export."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, render_template, request, url_for
+from flask_babel import gettext as _
+
+from app.auth.roles import role_required
+from app.services import catalog
+from app.services.errors import InvalidInput
+from app.web.common import csv_response
+from app.web.i18n import format_quantity
+from app.web.low_stock import bp
+
+
+@bp.get("")
+@role_required("viewer")
+def index() -> Any:
+    warehouse = request.args.get("warehouse") or None
+    try:
+        page = catalog.list_low_stock(warehouse=warehouse, after=request.args.get("after") or None, limit=100)
+    except InvalidInput:
+        abort(400)
+    args = {"warehouse": warehouse} if warehouse else {}
+    return render_template(
+        "low_stock/index.html",
+        page=page,
+        warehouses=catalog.list_warehouses(),
+        selected=warehouse or "",
+        args=args,
+        next_url=url_for(".index", **args, after=page.next_cursor) if page.next_cursor else None,
+        first_url=url_for(".index", **args) if request.args.get("after") else None,
+    )
+
+
+@bp.get("/export.csv")
+@role_required("viewer")
+def export() -> Any:
+    rows = catalog.list_low_stock(warehouse=request.args.get("warehouse") or None, limit=None).rows
+    header = [_("SKU"), _("Name"), _("Unit"), _("On hand"), _("Reorder point"), _("Suggested order")]
+    return csv_response(
+        "low-stock.csv",
+        header,
+        (
+            [
+                r.sku,
+                r.name,
+                r.unit,
+                *(format_quantity(v).replace(",", "") for v in (r.on_hand, r.reorder_point, r.suggested)),
+            ]
+            for r in rows
+        ),
+    )

@@ -1,0 +1,137 @@
+"""Stock forms. Each carries an idempotency key (KeyedForm) and turns into service arguments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from wtforms import FieldList as _FieldList
+from wtforms import Form, FormField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, ValidationError
+
+from app.models import MOVEMENT_KINDS
+from app.services import errors
+from app.services.quantities import parse_quantity
+from app.web.common import KeyedForm, optional_text, quantity_field, required_text
+
+SKU_ATTRS = {"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}
+LOCATION_ATTRS = {"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}
+
+
+class _StockForm(KeyedForm):
+    sku = required_text(_l("SKU"), 64, render_kw=SKU_ATTRS)
+    reference = optional_text(_l("Reference (order or document number)"), 100)
+    note = optional_text(_l("Note"), 500)
+
+    def common(self) -> dict[str, Any]:
+        return {
+            "sku": self.sku.data,
+            "reference": self.reference.data or None,
+            "note": self.note.data or None,
+            "idempotency_key": self.idempotency_key.data,
+        }
+
+
+class ReceiveStockForm(_StockForm):
+    location = required_text(_l("Location"), 64, render_kw=LOCATION_ATTRS)
+    quantity = quantity_field(_l("Quantity"))
+
+    def to_input(self) -> dict[str, Any]:
+        return {**self.common(), "location": self.location.data, "quantity": self.quantity.data}
+
+
+class IssueStockForm(ReceiveStockForm):
+    pass
+
+
+class TransferStockForm(_StockForm):
+    from_location = required_text(_l("From location"), 64, render_kw=LOCATION_ATTRS)
+    to_location = required_text(_l("To location"), 64, render_kw=LOCATION_ATTRS)
+    quantity = quantity_field(_l("Quantity"))
+
+    def validate_to_location(self, field: StringField) -> None:
+        if field.data and field.data == self.from_location.data:
+            raise ValidationError(_l("The source and destination locations must differ."))
+
+    def to_input(self) -> dict[str, Any]:
+        return {
+            **self.common(),
+            "from_location": self.from_location.data,
+            "to_location": self.to_location.data,
+            "quantity": self.quantity.data,
+        }
+
+
+class AdjustStockForm(_StockForm):
+    location = required_text(_l("Location"), 64, render_kw=LOCATION_ATTRS)
+    counted = quantity_field(_l("Counted quantity"), allow_zero=True)
+
+    def to_input(self) -> dict[str, Any]:
+        return {**self.common(), "location": self.location.data, "counted": self.counted.data}
+
+
+class PickLineForm(Form):
+    """One line of a pick list; a line left blank is ignored."""
+
+    sku = StringField(_l("SKU"), validators=[Length(max=64)], filters=[lambda v: (v or "").strip()])
+    location = StringField(_l("Location"), validators=[Length(max=64)], filters=[lambda v: (v or "").strip()])
+    quantity = StringField(_l("Quantity"), filters=[lambda v: (v or "").strip()], render_kw={"inputmode": "decimal"})
+
+    def validate_quantity(self, field: StringField) -> None:
+        if not (self.sku.data or self.location.data or field.data):
+            return
+        if not self.sku.data:
+            self.sku.errors = [*self.sku.errors, _l("This field is required.")]
+        if not self.location.data:
+            self.location.errors = [*self.location.errors, _l("This field is required.")]
+        try:
+            field.data = parse_quantity(field.data)
+        except errors.InvalidQuantity:
+            raise ValidationError(_l("Enter a number greater than zero, with at most 3 decimal places.")) from None
+        if self.sku.errors or self.location.errors:
+            raise ValidationError(_l("Complete or clear this line."))
+
+
+class PickListForm(KeyedForm):
+    lines = _FieldList(FormField(PickLineForm), min_entries=5, max_entries=100)
+    reference = optional_text(_l("Reference (order or document number)"), 100)
+    note = optional_text(_l("Note"), 500)
+
+    def filled(self) -> list[dict[str, Any]]:
+        return [
+            {"sku": e.form.sku.data, "location": e.form.location.data, "quantity": e.form.quantity.data}
+            for e in self.lines
+            if e.form.sku.data or e.form.location.data or e.form.quantity.data
+        ]
+
+    def validate_lines(self, field: _FieldList) -> None:
+        if not self.filled():
+            raise ValidationError(_l("Enter at least one line."))
+
+    def to_input(self) -> dict[str, Any]:
+        return {
+            "lines": self.filled(),
+            "reference": self.reference.data or None,
+            "note": self.note.data or None,
+            "idempotency_key": self.idempotency_key.data,
+        }
+
+
+class ReverseMovementForm(KeyedForm):
+    reason = TextAreaField(
+        _l("Reason for the reversal"),
+        validators=[DataRequired(message=_l("A reason is required.")), Length(max=500)],
+        filters=[lambda v: (v or "").strip()],
+    )
+
+
+class LedgerFilterForm(Form):
+    """The ledger's filters, read from the query string."""
+
+    sku = StringField(_l("SKU"))
+    location = StringField(_l("Location"))
+    kind = SelectField(_l("Kind"), choices=[("", "")] + [(k, k) for k in MOVEMENT_KINDS])
+    user = StringField(_l("User"))
+    reference = StringField(_l("Reference"))
+    since = StringField(_l("From date"), render_kw={"type": "date"})
+    until = StringField(_l("To date"), render_kw={"type": "date"})

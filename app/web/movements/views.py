@@ -1,0 +1,173 @@
+"""Ledger pages and stock forms. Forms call app.services.stock with the form's idempotency key;
+a domain error (e.g. insufficient stock) is shown on the form in the user's language."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+from markupsafe import Markup
+
+from app.auth.roles import role_required
+from app.models import MOVEMENT_KINDS, Movement
+from app.services import catalog, stock
+from app.services.errors import DomainError
+from app.web.common import arg_date, attach_error, csv_response, day_range, domain_message
+from app.web.i18n import format_quantity, format_when, kind_label
+from app.web.movements import bp
+from app.web.movements.forms import (
+    AdjustStockForm,
+    IssueStockForm,
+    LedgerFilterForm,
+    PickListForm,
+    ReceiveStockForm,
+    ReverseMovementForm,
+    TransferStockForm,
+)
+
+FILTERS = ("sku", "location", "kind", "user", "reference", "since", "until")
+
+
+def _recorded(movements: list[Movement]) -> Markup:
+    links = Markup(", ").join(
+        Markup('<a href="{}">#{}</a>').format(url_for("movements.show", movement_id=m.id), m.id) for m in movements
+    )
+    return Markup("{} {}").format(_("Recorded movement"), links)
+
+
+def _prefill() -> dict[str, str]:
+    return {k: v for k in ("sku", "location", "from_location") if (v := request.args.get(k, "").strip())}
+
+
+def _run(form: Any, template: str, action: Callable[..., Any], **context: Any) -> Any:
+    """Validate, call the stock service once, then redirect to a fresh form (new key) or re-render."""
+    if form.validate_on_submit():
+        try:
+            result = action(**form.to_input(), user=current_user.username)
+        except DomainError as error:
+            attach_error(form, error)
+            return _render(form, template, **context), error.status
+        flash(_recorded(result if isinstance(result, list) else [result]), "success")
+        return redirect(url_for(request.endpoint or "movements.index"), 303)
+    return _render(form, template, **context), 422 if form.is_submitted() else 200
+
+
+def _render(form: Any, template: str, **context: Any) -> str:
+    return render_template(template, form=form, location_codes=catalog.location_codes(), **context)
+
+
+@bp.route("/receive", methods=["GET", "POST"])
+@role_required("clerk")
+def receive() -> Any:
+    return _run(ReceiveStockForm(**_prefill()), "movements/receive.html", stock.receive_stock)
+
+
+@bp.route("/issue", methods=["GET", "POST"])
+@role_required("clerk")
+def issue() -> Any:
+    return _run(IssueStockForm(**_prefill()), "movements/issue.html", stock.issue_stock)
+
+
+@bp.route("/transfer", methods=["GET", "POST"])
+@role_required("clerk")
+def transfer() -> Any:
+    return _run(TransferStockForm(**_prefill()), "movements/transfer.html", stock.transfer_stock)
+
+
+@bp.route("/pick", methods=["GET", "POST"])
+@role_required("clerk")
+def pick() -> Any:
+    return _run(PickListForm(), "movements/pick.html", stock.issue_lines)
+
+
+@bp.route("/adjust", methods=["GET", "POST"])
+@role_required("manager")
+def adjust() -> Any:
+    return _run(AdjustStockForm(**_prefill()), "movements/adjust.html", stock.adjust_stock)
+
+
+def _filters() -> tuple[LedgerFilterForm, dict[str, Any]]:
+    form = LedgerFilterForm(request.args)
+    form.kind.choices = [("", _("All kinds"))] + [(k, kind_label(k)) for k in MOVEMENT_KINDS]
+    since, until = day_range(arg_date("since"), arg_date("until"))
+    kind = request.args.get("kind", "")
+    chosen = {k: request.args.get(k, "").strip() or None for k in ("sku", "location", "user", "reference")}
+    return form, {**chosen, "kind": kind if kind in MOVEMENT_KINDS else None, "since": since, "until": until}
+
+
+@bp.get("")
+@role_required("viewer")
+def index() -> Any:
+    form, filters = _filters()
+    page = catalog.list_movements(**filters, after=request.args.get("after") or None)
+    args = {k: v for k in FILTERS if (v := request.args.get(k, "").strip())}
+    next_url = url_for(".index", **args, after=page.next_cursor) if page.next_cursor else None
+    first_url = url_for(".index", **args) if request.args.get("after") else None
+    return render_template(
+        "movements/index.html", form=form, page=page, args=args, next_url=next_url, first_url=first_url
+    )
+
+
+@bp.get("/export.csv")
+@role_required("viewer")
+def export() -> Any:
+    _form, filters = _filters()
+    header = [_("ID"), _("Time"), _("Kind"), _("SKU"), _("Name"), _("From"), _("To"), _("Quantity")]
+    header += [_("Balance at source"), _("Balance at destination"), _("Reference"), _("Note"), _("User"), _("Reverses")]
+    rows = (
+        [
+            m.id,
+            format_when(m.created_at, "iso"),
+            kind_label(m.kind),
+            m.sku,
+            m.item_name,
+            m.from_location or "",
+            m.to_location or "",
+            format_quantity(m.quantity).replace(",", ""),
+            "" if m.from_balance is None else str(m.from_balance),
+            "" if m.to_balance is None else str(m.to_balance),
+            m.reference or "",
+            m.note or "",
+            m.username,
+            m.reverses_id or "",
+        ]
+        for m in catalog.iter_movements(**filters)
+    )
+    return csv_response("movements.csv", header, rows)
+
+
+@bp.get("/<int:movement_id>")
+@role_required("viewer")
+def show(movement_id: int) -> Any:
+    movement, reversed_by = catalog.get_movement(movement_id)
+    return render_template(
+        "movements/show.html", movement=movement, reversed_by=reversed_by, form=ReverseMovementForm()
+    )
+
+
+@bp.post("/<int:movement_id>/reverse")
+@role_required("manager")
+def reverse(movement_id: int) -> Any:
+    form = ReverseMovementForm()
+    movement, reversed_by = catalog.get_movement(movement_id)
+    if form.validate_on_submit():
+        try:
+            reversal = stock.reverse_movement(
+                movement_id=movement_id,
+                user=current_user.username,
+                reason=form.reason.data,
+                idempotency_key=form.idempotency_key.data,
+            )
+        except DomainError as error:
+            form.form_errors.append(domain_message(error))
+            status = error.status
+        else:
+            flash(_recorded([reversal]), "success")
+            return redirect(url_for(".show", movement_id=reversal.id), 303)
+    else:
+        status = 422
+    context = dict(movement=movement, reversed_by=reversed_by, form=form)
+    return render_template("movements/show.html", **context), status

@@ -1,0 +1,33 @@
+// Small progressive enhancements; every page works without this file.
+document.addEventListener("DOMContentLoaded", () => {
+  // A submitted form disables its buttons: a double click sends one request (the idempotency key
+  // covers what still gets through, such as back-and-resubmit).
+  document.querySelectorAll("form[data-once]").forEach((form) => {
+    form.addEventListener("submit", () => {
+      setTimeout(() => form.querySelectorAll("button[type=submit]").forEach((b) => { b.disabled = true; }), 0);
+    });
+  });
+  // The pick list: "add a line" clones the last empty line with fresh field names.
+  const addLine = document.querySelector("[data-add-line]");
+  if (addLine) {
+    addLine.addEventListener("click", () => {
+      const lines = document.querySelectorAll(".pick-line");
+      const last = lines[lines.length - 1];
+      const copy = last.cloneNode(true);
+      const n = lines.length;
+      copy.querySelectorAll("input, label").forEach((el) => {
+        ["name", "id", "for", "aria-describedby"].forEach((attr) => {
+          const v = el.getAttribute(attr);
+          if (v) el.setAttribute(attr, v.replace(/lines-\d+-/, `lines-${n}-`));
+        });
+        if (el.tagName === "INPUT") { el.value = ""; el.removeAttribute("aria-invalid"); }
+      });
+      copy.querySelectorAll(".field-error").forEach((el) => el.remove());
+      last.after(copy);
+    });
+  }
+  // Escape closes an open menu (keyboard users).
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") document.querySelectorAll("details.menu[open]").forEach((d) => d.removeAttribute("open"));
+  });
+});
