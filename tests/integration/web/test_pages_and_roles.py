@@ -36,7 +36,9 @@ DOWNLOADS = {"/movements/export.csv": "SKU-SCREW", "/low-stock/export.csv": "SKU
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_each_role_sees_its_pages_and_is_refused_the_others(client: Any, login_as: Any, stocked: Any, role: str) -> None:
+def test_each_role_sees_its_pages_and_is_refused_the_others(
+    client: Any, login_as: Any, stocked: Any, role: str
+) -> None:
     login_as(role)
     for template, (needed, marker_template) in PAGES.items():
         path = template.format(receipt=stocked.receipt.id)
@@ -59,7 +61,8 @@ def test_every_page_sends_anonymous_visitors_to_sign_in_and_back(app: Any, clien
     pages = [
         rule
         for rule in app.url_map.iter_rules()
-        if rule.endpoint.split(".")[0] in {"dashboard", "items", "locations", "movements", "low_stock", "users", "settings"}
+        if rule.endpoint.split(".")[0]
+        in {"dashboard", "items", "locations", "movements", "low_stock", "users", "settings"}
         and rule.endpoint not in public
     ]
     assert len(pages) > 30
@@ -89,7 +92,12 @@ def test_writes_are_refused_below_the_role_and_change_nothing(client: Any, login
     assert client.post("/movements/issue", data=form).status_code == 403
     login_as("clerk")
     assert client.post("/movements/adjust", data={**form, "counted": "0"}).status_code == 403
-    assert client.post(f"/movements/{stocked.receipt.id}/reverse", data={"reason": "x", "idempotency_key": "k2"}).status_code == 403
+    assert (
+        client.post(
+            f"/movements/{stocked.receipt.id}/reverse", data={"reason": "x", "idempotency_key": "k2"}
+        ).status_code
+        == 403
+    )
     assert client.post("/items/new", data={"sku": "NEW-1", "name": "x", "unit": "pcs"}).status_code == 403
     assert client.post("/locations/WH1-A-01-02/active", data={"active": "0"}).status_code == 403
     login_as("manager")
