@@ -1,10 +1,8 @@
 # syntax=docker/dockerfile:1
 # Inventory (库存管理) container image: wheels are built in one stage, the slim runtime gets only the
-# virtualenv, the code and the compiled catalogues. Dependabot keeps the base tag below fresh.
+# virtualenv, the code and the compiled catalogues. Dependabot keeps both (identical) base tags fresh.
 
-ARG PYTHON_IMAGE=python:3.11.15-slim-trixie
-
-FROM ${PYTHON_IMAGE} AS build
+FROM python:3.11.15-slim-trixie AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -21,7 +19,7 @@ RUN if [ -d app/translations ]; then /opt/venv/bin/pybabel compile -d app/transl
     && mkdir -p instance static \
     && /opt/venv/bin/pip uninstall --yes pip
 
-FROM ${PYTHON_IMAGE} AS runtime
+FROM python:3.11.15-slim-trixie AS runtime
 ARG INVENTORY_VERSION=dev
 ARG VCS_REF=unknown
 ARG BUILD_DATE=unknown
