@@ -6,6 +6,7 @@ from flask import Flask
 
 from app.config import INSTANCE_DIR, Config
 from app.extensions import babel, csrf, db, login_manager, migrate
+from app.observability import init_observability
 from app.services.transaction import engine_options, install_engine_hooks
 
 MIGRATIONS_DIR = str(INSTANCE_DIR.parent / "migrations")
@@ -27,13 +28,16 @@ def create_app(config: Config | None = None) -> Flask:
     INSTANCE_DIR.mkdir(exist_ok=True)
 
     _init_extensions(app)
+    init_observability(app)
     _register_blueprints(app)
 
     from app.cli import register_cli
+    from app.notify_cli import register_notify_cli
     from app.errors import register_error_handlers
 
     register_error_handlers(app)
     register_cli(app)
+    register_notify_cli(app)
     return app
 
 

@@ -35,6 +35,17 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+def read_secret(env: Mapping[str, str], name: str) -> str:
+    """`NAME` from the environment, or the content of the file named by `NAME_FILE` (a mounted secret)."""
+    path = env.get(f"{name}_FILE", "").strip()
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE: cannot read {path!r} ({exc.strerror})") from exc
+    return env.get(name, "").strip()
+
+
 @dataclass(frozen=True)
 class Config:
     SECRET_KEY: str = DEV_SECRET_KEY
@@ -61,6 +72,11 @@ class Config:
     RATELIMIT_HEADERS_ENABLED: bool = True
     INVENTORY_API_READ_LIMIT: str = "1200/minute"
     INVENTORY_API_WRITE_LIMIT: str = "6000/minute"
+    # Bearer token Prometheus sends to /metrics; empty disables the endpoint (404).
+    INVENTORY_METRICS_TOKEN: str = ""
+    # WeCom group robot URL (its key is a secret): low-stock messages and the alert relay post here.
+    INVENTORY_WECOM_WEBHOOK_URL: str = ""
+    INVENTORY_LOG_LEVEL: str = "INFO"
 
     @property
     def is_production(self) -> bool:
@@ -89,4 +105,7 @@ class Config:
             RATELIMIT_STORAGE_URI=env.get("RATELIMIT_STORAGE_URI", "").strip() or "memory://",
             INVENTORY_API_READ_LIMIT=env.get("INVENTORY_API_READ_LIMIT", "").strip() or "1200/minute",
             INVENTORY_API_WRITE_LIMIT=env.get("INVENTORY_API_WRITE_LIMIT", "").strip() or "6000/minute",
+            INVENTORY_METRICS_TOKEN=read_secret(env, "INVENTORY_METRICS_TOKEN"),
+            INVENTORY_WECOM_WEBHOOK_URL=read_secret(env, "INVENTORY_WECOM_WEBHOOK_URL"),
+            INVENTORY_LOG_LEVEL=env.get("INVENTORY_LOG_LEVEL", "INFO").strip().upper() or "INFO",
         )

@@ -2,6 +2,7 @@
 
 from app.models.item import Category, Item
 from app.models.location import Location, Warehouse
+from app.models.notification import LedgerAudit, NotificationDelivery, NotificationSubscription, NotificationTarget  # noqa: F401
 from app.models.signin import SignInFailure
 from app.models.stock import MOVEMENT_KINDS, LowStockEvent, Movement, StockLevel
 from app.models.user import ROLES, TOKEN_SCOPES, ApiToken, User

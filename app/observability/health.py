@@ -30,16 +30,22 @@ def healthz():  # type: ignore[no-untyped-def]
     return jsonify(status="ok")
 
 
-@bp.get("/readyz")
-def readyz():  # type: ignore[no-untyped-def]
+def readiness() -> tuple[bool, dict[str, object]]:
+    """Whether the database answers and its schema is at head, with the body /readyz returns."""
     version = current_app.config.get("INVENTORY_VERSION", "dev")
     try:
         current = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
         db.session.rollback()
     except SQLAlchemyError as exc:
         db.session.rollback()
-        return jsonify(status="unavailable", reason="database", detail=type(exc).__name__, version=version), 503
+        return False, dict(status="unavailable", reason="database", detail=type(exc).__name__, version=version)
     head = migration_head()
     if current != head:
-        return jsonify(status="unavailable", reason="migrations", current=current, head=head, version=version), 503
-    return jsonify(status="ok", migration=current, version=version)
+        return False, dict(status="unavailable", reason="migrations", current=current, head=head, version=version)
+    return True, dict(status="ok", migration=current, version=version)
+
+
+@bp.get("/readyz")
+def readyz():  # type: ignore[no-untyped-def]
+    ready, body = readiness()
+    return jsonify(body), 200 if ready else 503

@@ -1,0 +1,112 @@
+"""`flask notify run|once|audit` (the low-stock dispatcher and the ledger audit) and
+`flask wecom-relay` (the Alertmanager -> WeCom relay)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.extensions import db
+from app.services import notifications
+
+log = logging.getLogger(__name__)
+notify = AppGroup("notify", help="Deliver low-stock notifications and audit the ledger.")
+
+
+def _channel() -> notifications.Channel:
+    return notifications.Channel(
+        robot_url=current_app.config.get("INVENTORY_WECOM_WEBHOOK_URL", ""),
+        base_url=current_app.config.get("INVENTORY_BASE_URL", ""),
+    )
+
+
+@notify.command("once")
+@click.option("--limit", type=click.IntRange(min=1), default=notifications.CLAIM_BATCH, show_default=True)
+def once_command(limit: int) -> None:
+    """One dispatch round (for cron and tests)."""
+    report = notifications.dispatch_once(_channel(), limit=limit)
+    click.echo(
+        f"claimed {report.claimed}, delivered {report.delivered}, retrying {report.retrying}, "
+        f"dead {report.dead}, deferred {report.deferred}, messages {report.messages}"
+    )
+
+
+@notify.command("audit")
+def audit_command() -> None:
+    """Reconcile stock levels with the ledger once and record the result (exit 1 on mismatches)."""
+    audit = notifications.run_ledger_audit()
+    click.echo(f"ledger audit: {audit.mismatches} mismatch(es) in {audit.duration_ms} ms")
+    if audit.mismatches:
+        sys.exit(1)
+
+
+@notify.command("run")
+@click.option(
+    "--interval", type=click.FloatRange(min=0.1), default=10.0, show_default=True, help="Seconds between rounds."
+)
+@click.option(
+    "--audit-every",
+    type=click.FloatRange(min=1),
+    default=300.0,
+    show_default=True,
+    help="Seconds between ledger audits.",
+)
+def run_command(interval: float, audit_every: float) -> None:
+    """The long-running worker: dispatch due events every few seconds, audit the ledger every few minutes."""
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("notify worker stopping", extra={"signal": signum})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    channel = _channel()
+    next_audit = time.monotonic()
+    log.info("notify worker started", extra={"interval_s": interval, "audit_every_s": audit_every})
+    while not stop.is_set():
+        try:
+            if time.monotonic() >= next_audit:
+                notifications.run_ledger_audit()
+                next_audit = time.monotonic() + audit_every
+            report = notifications.dispatch_once(channel)
+        except SQLAlchemyError:
+            # The database is away (restart, failover): keep the worker alive and try again.
+            log.exception("notify round failed")
+            db.session.rollback()
+            report = notifications.DispatchReport()
+        finally:
+            db.session.remove()
+        # A full batch means more is due: go again at once instead of sleeping.
+        if report.claimed < notifications.CLAIM_BATCH or report.deferred:
+            stop.wait(interval)
+
+
+@click.command("wecom-relay")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=9095, show_default=True)
+def wecom_relay_command(host: str, port: int) -> None:
+    """Serve the Alertmanager -> WeCom relay (threaded; one process)."""
+    from werkzeug.serving import make_server
+
+    from app.relay import create_relay
+
+    relay = create_relay(current_app.config.get("INVENTORY_WECOM_WEBHOOK_URL", ""))
+    server = make_server(host, port, relay, threaded=True)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    log.info("wecom relay listening", extra={"host": host, "port": port})
+    server.serve_forever()
+
+
+def register_notify_cli(app: Flask) -> None:
+    app.cli.add_command(notify)
+    app.cli.add_command(wecom_relay_command)

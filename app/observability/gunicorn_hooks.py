@@ -1,0 +1,79 @@
+"""Gunicorn server hooks and log configuration; gunicorn.conf.py imports these names.
+
+PROMETHEUS_MULTIPROC_DIR must already be in the environment when gunicorn starts (the container
+sets it): prometheus_client decides at import time whether samples go to files. This module
+imports prometheus_client only inside the hooks, so importing it early changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def on_starting(server: Any) -> None:
+    """Empty the multiprocess directory: samples of a previous run's workers must not be added."""
+    directory = os.environ.get(MULTIPROC_ENV)
+    if not directory:
+        return
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    for entry in path.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink(missing_ok=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Drop a dead worker's live gauges (its counters and histograms keep counting in the sum)."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+class GunicornAccessFilter(logging.Filter):
+    """Turns gunicorn's access record into our JSON fields; no headers, no query string.
+
+    Gunicorn passes its "atoms" as the record's args: m method, U path without query, s status,
+    D duration in microseconds, and `{x-request-id}o` the response header the app echoed.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        atoms = record.args if isinstance(record.args, dict) else None
+        if atoms is None:
+            return True
+        method, path, status = atoms.get("m", "-"), atoms.get("U", "-"), atoms.get("s", "-")
+        record.method = method
+        record.path = path
+        record.status = int(status) if str(status).isdigit() else status
+        micros = atoms.get("D")
+        record.duration_ms = round(int(micros) / 1000, 2) if str(micros).isdigit() else None
+        request_id = atoms.get("{x-request-id}o", "-")
+        record.request_id = None if request_id in ("-", "") else request_id
+        record.msg = f"{method} {path} {status}"
+        record.args = ()
+        return True
+
+
+logconfig_dict: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "app.observability.logging.JsonFormatter"}},
+    "filters": {"access": {"()": "app.observability.gunicorn_hooks.GunicornAccessFilter"}},
+    "handlers": {
+        "stdout": {"class": "app.observability.logging.StdoutHandler", "formatter": "json"},
+        "access": {"class": "app.observability.logging.StdoutHandler", "formatter": "json", "filters": ["access"]},
+    },
+    "root": {"level": "INFO", "handlers": ["stdout"]},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
+        "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
+    },
+}

@@ -1,0 +1,176 @@
+"""Structured JSON logs on stdout, one object per line, with a request id on every request.
+
+The field names are a contract: Promtail/Alloy pipelines and Grafana's LogQL panels (ops/loki,
+ops/grafana) read `timestamp`, `level`, `logger`, `message`, `request_id`, `user_id`, `method`,
+`route`, `status` and `duration_ms`; tests/ops checks them against lines the app really writes.
+Nothing here ever logs request headers, cookies, form bodies or URLs with query strings, and a
+last-line filter masks anything shaped like a secret that a library might still emit.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, g, has_request_context, request
+from flask.wrappers import Response
+from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_CONTEXT_FIELDS = ("request_id", "user_id", "method", "route")
+_HANDLER_MARK = "_inventory_json_handler"
+access_log = logging.getLogger("inventory.access")
+
+# Secret shapes masked in every log line, whoever wrote it: bearer tokens, our API tokens
+# ("inv_" prefix), the WeCom robot key in a URL, password/token/secret key-value pairs, cookies.
+_SECRET_PATTERNS = (
+    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[REDACTED]"),
+    (re.compile(r"(?i)([?&](?:key|token|access_token|secret|signature)=)[^&\s\"']+"), r"\1[REDACTED]"),
+    (
+        re.compile(
+            r"(?i)((?:password|passwd|secret|token|api_key|csrf_token|session|cookie)[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,;]+"
+        ),
+        r"\1[REDACTED]",
+    ),
+)
+
+
+def redact(text: str) -> str:
+    """`text` with anything shaped like a credential replaced by [REDACTED]."""
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class JsonFormatter(_JsonFormatter):
+    """python-json-logger with our fixed field names and an RFC 3339 UTC timestamp."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("rename_fields", {"levelname": "level", "name": "logger"})
+        kwargs.setdefault("reserved_attrs", None)
+        super().__init__("%(levelname)s %(name)s %(message)s", *args, **kwargs)
+
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
+        super().add_fields(log_data, record, message_dict)
+        log_data["timestamp"] = (
+            datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        )
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        ordered = {"timestamp": log_data.pop("timestamp")}
+        ordered.update(log_data)
+        return {key: redact(value) if isinstance(value, str) else value for key, value in ordered.items()}
+
+
+class RequestContextFilter(logging.Filter):
+    """Adds the request id, user id, method and route of the request being served (if any)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if has_request_context():
+            for name, value in request_fields().items():
+                if not hasattr(record, name):
+                    setattr(record, name, value)
+        return True
+
+
+class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stdout is now (so pytest's capture and gunicorn's redirection work)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def json_handler() -> logging.Handler:
+    handler = StdoutHandler()
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestContextFilter())
+    return handler
+
+
+def request_fields() -> dict[str, Any]:
+    rule = request.url_rule
+    return {
+        "request_id": g.get("request_id"),
+        "user_id": _user_id(),
+        "method": request.method,
+        "route": rule.rule if rule is not None else None,
+    }
+
+
+def _user_id() -> str | None:
+    # Only a user Flask-Login already loaded: a log line must never cause a database query.
+    user = g.get("_login_user")
+    if user is not None and getattr(user, "is_authenticated", False):
+        return str(user.get_id())
+    return None
+
+
+def _start_request() -> None:
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    g.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    g.request_started = time.perf_counter()
+
+
+def _finish_request(response: Response) -> Response:
+    response.headers[REQUEST_ID_HEADER] = g.get("request_id") or ""
+    started = g.get("request_started")
+    duration_ms = round((time.perf_counter() - started) * 1000, 2) if started else None
+    if request.url_rule is None or request.url_rule.endpoint not in _QUIET_ENDPOINTS:
+        access_log.info(
+            "%s %s %s",
+            request.method,
+            request.url_rule.rule if request.url_rule else "<unmatched>",
+            response.status_code,
+            extra={"status": response.status_code, "duration_ms": duration_ms},
+        )
+    return response
+
+
+# Probes and scrapes arrive every few seconds; logging each would drown the useful lines.
+_QUIET_ENDPOINTS = frozenset({"health.healthz", "health.readyz", "prometheus_metrics"})
+
+
+def configure_root_logger(level: str = "INFO") -> None:
+    """One JSON handler on the root logger (idempotent: many test apps share one process)."""
+    root = logging.getLogger()
+    if not any(getattr(h, _HANDLER_MARK, False) for h in root.handlers):
+        for existing in list(root.handlers):
+            if isinstance(existing, logging.StreamHandler) and getattr(existing, "stream", None) in (
+                sys.stdout,
+                sys.stderr,
+            ):
+                root.removeHandler(existing)
+        handler = json_handler()
+        setattr(handler, _HANDLER_MARK, True)
+        root.addHandler(handler)
+    root.setLevel(level)
+    # logging.config.fileConfig (Alembic's env.py) disables every logger that exists when it runs.
+    for name, existing in logging.Logger.manager.loggerDict.items():
+        if isinstance(existing, logging.Logger) and name.split(".")[0] in {"app", "inventory"}:
+            existing.disabled = False
+    # Library loggers that print URLs (with the robot key) or raw request lines at DEBUG/INFO.
+    for noisy in ("urllib3", "werkzeug"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def init_logging(app: Flask) -> None:
+    configure_root_logger(app.config.get("INVENTORY_LOG_LEVEL", "INFO"))
+    # Flask's own handler would print a second, plain-text copy of app.logger lines.
+    app.logger.handlers.clear()
+    app.logger.propagate = True
+    app.before_request(_start_request)
+    app.after_request(_finish_request)

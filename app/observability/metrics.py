@@ -1,0 +1,270 @@
+"""Prometheus metrics: HTTP requests per URL rule, business counters, and database-derived gauges.
+
+Under gunicorn, PROMETHEUS_MULTIPROC_DIR is set in the environment before anything imports
+prometheus_client (gunicorn.conf.py / the container), so every worker writes its samples to files
+there and /metrics adds them up across workers (see gunicorn_hooks.py for the wipe and the
+dead-worker cleanup). Each app gets its own registry, so test apps never collide.
+
+/metrics is not public: it answers only with `Authorization: Bearer <INVENTORY_METRICS_TOKEN>`,
+and is switched off (404) while no token is configured.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from flask import Flask, Request, abort, current_app, request
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_flask_exporter import PrometheusMetrics
+from sqlalchemy import case, func, select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.extensions import db
+from app.services import stock, transaction
+
+log = logging.getLogger(__name__)
+EXTENSION_KEY = "inventory_metrics"
+_WRITE_OPTION = "inventory_write"  # the execution option transaction.py marks write transactions with
+_TX_STARTED = "inventory_tx_started"
+TX_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def route(req: Request) -> str:
+    """The URL rule (`/items/<sku>`), never the raw path, so label values stay few."""
+    return req.url_rule.rule if req.url_rule is not None else "<unmatched>"
+
+
+@dataclass
+class BusinessMetrics:
+    movements: Counter
+    units: Counter
+    rejections: Counter
+    retries: Counter
+    tx_duration: Histogram
+    low_stock_items: Gauge
+    outbox_events: Gauge
+    outbox_failing: Gauge
+    outbox_oldest_pending: Gauge
+    ledger_mismatches: Gauge
+    ledger_audit_time: Gauge
+    ready: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> BusinessMetrics:
+        def gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+            # Any worker may refresh these at scrape time; the newest write is the truth.
+            return Gauge(name, doc, labels, registry=registry, multiprocess_mode="mostrecent")
+
+        return cls(
+            movements=Counter(
+                "inventory_stock_movements_total", "Ledger lines written, by kind.", ("kind",), registry=registry
+            ),
+            units=Counter(
+                "inventory_stock_units_moved_total",
+                "Units moved (sum of quantities), by kind.",
+                ("kind",),
+                registry=registry,
+            ),
+            rejections=Counter(
+                "inventory_stock_rejections_total",
+                "Decrements refused for insufficient stock, by kind.",
+                ("kind",),
+                registry=registry,
+            ),
+            retries=Counter(
+                "inventory_transaction_retries_total",
+                "Units of work run again after a lock conflict, by reason.",
+                ("reason",),
+                registry=registry,
+            ),
+            tx_duration=Histogram(
+                "inventory_stock_transaction_duration_seconds",
+                "Duration of write transactions (units of work), BEGIN to COMMIT/ROLLBACK.",
+                ("outcome",),
+                buckets=TX_BUCKETS,
+                registry=registry,
+            ),
+            low_stock_items=gauge(
+                "inventory_low_stock_items", "Active items whose total on hand is at or below the reorder point."
+            ),
+            outbox_events=gauge("inventory_outbox_events", "Low-stock outbox events, by status.", ("status",)),
+            outbox_failing=gauge(
+                "inventory_outbox_failing_events", "Pending outbox events whose last delivery attempt failed."
+            ),
+            outbox_oldest_pending=gauge(
+                "inventory_outbox_oldest_pending_age_seconds", "Age of the oldest pending outbox event (0 if none)."
+            ),
+            ledger_mismatches=gauge(
+                "inventory_ledger_mismatches", "Stock levels the ledger does not explain, at the last audit."
+            ),
+            ledger_audit_time=gauge(
+                "inventory_ledger_audit_timestamp_seconds", "When the last ledger audit finished (Unix time)."
+            ),
+            ready=gauge("inventory_ready", "1 when /readyz would answer ok (database reachable, schema at head)."),
+        )
+
+
+def _require_token(view: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        expected = current_app.config.get("INVENTORY_METRICS_TOKEN", "")
+        if not expected:
+            abort(404)
+        supplied = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(supplied.encode(), f"Bearer {expected}".encode()):
+            abort(401)
+        refresh_gauges(current_app._get_current_object())
+        return view(*args, **kwargs)
+
+    return guarded
+
+
+def init_metrics(app: Flask) -> PrometheusMetrics:
+    # `_created` series double the series count and classic PromQL has no use for them.
+    disable_created_metrics()
+    registry = CollectorRegistry(auto_describe=True)
+    exporter = PrometheusMetrics(
+        app=None,
+        registry=registry,
+        path="/metrics",
+        defaults_prefix="inventory",
+        group_by=route,
+        buckets=HTTP_BUCKETS,
+        excluded_paths=["^/healthz$", "^/readyz$", "^/metrics$", "^/static/"],
+        metrics_decorator=_require_token,
+    )
+    exporter.init_app(app)
+    exporter.info("inventory_app_info", "The running release.", version=app.config.get("INVENTORY_VERSION", "dev"))
+    business = BusinessMetrics.create(registry)
+    app.extensions[EXTENSION_KEY] = business
+    app.extensions["inventory_metrics_exporter"] = exporter
+    with app.app_context():
+        _time_write_transactions(db.engine, business)
+    _connect_signals()
+    return exporter
+
+
+def business_metrics(app: Flask) -> BusinessMetrics | None:
+    return app.extensions.get(EXTENSION_KEY)  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------- business counters (signals)
+
+
+def _on_stock_moved(sender: Flask, movements: list[Any] | None = None, **kwargs: Any) -> None:
+    metrics = business_metrics(sender)
+    if metrics is None:
+        return
+    if movements is None:  # bulk receipt: only how many lines, no per-line quantities
+        metrics.movements.labels(kind=kwargs.get("kind", "receive")).inc(kwargs.get("count", 0))
+        return
+    for movement in movements:
+        metrics.movements.labels(kind=movement.kind).inc()
+        metrics.units.labels(kind=movement.kind).inc(float(movement.quantity))
+
+
+def _on_stock_rejected(sender: Flask, kind: str = "unknown", **_kwargs: Any) -> None:
+    if (metrics := business_metrics(sender)) is not None:
+        metrics.rejections.labels(kind=kind).inc()
+
+
+def _on_transaction_retried(sender: Flask, reason: str = "unknown", **_kwargs: Any) -> None:
+    if (metrics := business_metrics(sender)) is not None:
+        metrics.retries.labels(reason=reason).inc()
+
+
+def _connect_signals() -> None:
+    # Module-level receivers, connected once per process; each finds its app's metrics by sender.
+    stock.stock_moved.connect(_on_stock_moved, weak=False)
+    stock.stock_rejected.connect(_on_stock_rejected, weak=False)
+    transaction.transaction_retried.connect(_on_transaction_retried, weak=False)
+
+
+def _time_write_transactions(engine: Engine, metrics: BusinessMetrics) -> None:
+    """Time every unit of work from BEGIN to COMMIT/ROLLBACK on the connection it marked."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        if conn.get_execution_options().get(_WRITE_OPTION, False):
+            conn.info[_TX_STARTED] = time.perf_counter()
+
+    def _end(outcome: str) -> Callable[[Connection], None]:
+        def _observe(conn: Connection) -> None:
+            started = conn.info.pop(_TX_STARTED, None)
+            if started is not None:
+                metrics.tx_duration.labels(outcome=outcome).observe(time.perf_counter() - started)
+
+        return _observe
+
+    event.listen(engine, "commit", _end("commit"))
+    event.listen(engine, "rollback", _end("rollback"))
+
+
+# ---------------------------------------------------------------- gauges read from the database
+
+
+def refresh_gauges(app: Flask) -> None:
+    """Recompute the database-derived gauges (called on each authorised scrape)."""
+    metrics = business_metrics(app)
+    if metrics is None:
+        return
+    from app.observability.health import readiness
+
+    ready, _body = readiness()
+    metrics.ready.set(1 if ready else 0)
+    if not ready:
+        return
+    try:
+        _refresh_from_database(metrics)
+    except SQLAlchemyError:
+        log.warning("could not refresh database gauges", exc_info=True)
+    finally:
+        db.session.rollback()
+
+
+def _refresh_from_database(metrics: BusinessMetrics) -> None:
+    from app.models import Item, LowStockEvent, StockLevel
+    from app.models.notification import LedgerAudit
+    from app.models.types import utcnow
+
+    on_hand = (
+        select(StockLevel.item_id, func.sum(StockLevel.quantity).label("total")).group_by(StockLevel.item_id).subquery()
+    )
+    low = db.session.scalar(
+        select(func.count())
+        .select_from(Item)
+        .outerjoin(on_hand, on_hand.c.item_id == Item.id)
+        .where(
+            Item.archived.is_(False),
+            Item.reorder_point > 0,
+            func.coalesce(on_hand.c.total, Decimal(0)) <= Item.reorder_point,
+        )
+    )
+    metrics.low_stock_items.set(low or 0)
+    counts = dict(
+        db.session.execute(select(LowStockEvent.status, func.count()).group_by(LowStockEvent.status)).tuples().all()
+    )
+    for status in ("pending", "delivered", "dead"):
+        metrics.outbox_events.labels(status=status).set(counts.get(status, 0))
+    failing, oldest = db.session.execute(
+        select(
+            func.sum(case((LowStockEvent.attempts > 0, 1), else_=0)),
+            func.min(LowStockEvent.created_at),
+        ).where(LowStockEvent.status == "pending")
+    ).one()
+    metrics.outbox_failing.set(failing or 0)
+    metrics.outbox_oldest_pending.set((utcnow() - oldest).total_seconds() if oldest is not None else 0)
+    audit = db.session.scalars(select(LedgerAudit).order_by(LedgerAudit.id.desc()).limit(1)).first()
+    if audit is not None:
+        metrics.ledger_mismatches.set(audit.mismatches)
+        metrics.ledger_audit_time.set(audit.finished_at.timestamp())

@@ -1,0 +1,532 @@
+"""Low-stock notifications: deliver the outbox the stock service writes, and manage where it goes.
+
+Delivery is at-least-once. One dispatch round is one transaction: it claims due pending events
+(`SELECT ... FOR UPDATE SKIP LOCKED` on MySQL/MariaDB, so parallel dispatchers never take the same
+rows; SQLite serialises writers anyway), sends them, and marks them delivered, retried later with
+exponential backoff, or dead, before it commits. A crash before the commit releases the claim and
+nothing is marked, so the events go out again; nothing is ever lost. Each (event, target) success
+is recorded, so a retry only re-sends to the targets that failed.
+
+WeCom robots get several events batched into one markdown message (at most 4,096 bytes), and at
+most 20 messages a minute per robot; generic webhooks get one JSON body per event, signed with
+HMAC-SHA256 over "<timestamp>.<body>" in `X-Inventory-Signature`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import random
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from sqlalchemy import delete, insert, select, update
+
+from app.extensions import db
+from app.models import Item, Location, LowStockEvent, Warehouse
+from app.models.notification import (
+    TARGET_KINDS,
+    LedgerAudit,
+    NotificationDelivery,
+    NotificationSubscription,
+    NotificationTarget,
+)
+from app.models.types import utcnow
+from app.services import wecom
+from app.services.errors import InvalidInput
+from app.services.ledger import find_ledger_mismatches
+from app.services.transaction import run_in_transaction, unit_of_work
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+BACKOFF_BASE_SECONDS = 30
+BACKOFF_CAP_SECONDS = 3600
+CLAIM_BATCH = 200
+SIGNATURE_HEADER = "X-Inventory-Signature"
+TIMESTAMP_HEADER = "X-Inventory-Timestamp"
+HEADER = "### 库存预警 Low stock"
+AUDIT_HISTORY = timedelta(days=30)
+
+# One limiter per robot URL and process: the robot counts messages, whoever sends them.
+_limiters: dict[str, wecom.RateLimiter] = {}
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    id: int
+    sku: str
+    item_name: str
+    unit: str
+    location: str
+    warehouse_id: int
+    warehouse: str
+    quantity: Decimal
+    reorder_point: Decimal
+    created_at: datetime
+    attempts: int
+
+
+@dataclass
+class DispatchReport:
+    claimed: int = 0
+    delivered: int = 0
+    retrying: int = 0
+    dead: int = 0
+    deferred: int = 0
+    messages: int = 0
+    errors: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Channel:
+    """How to reach targets: the robot URL from the environment and the base URL for links."""
+
+    robot_url: str
+    base_url: str
+    max_attempts: int = MAX_ATTEMPTS
+    send_markdown: Callable[[str, str], None] = wecom.send_markdown
+    post_json: Callable[[str, bytes, dict[str, str]], bytes] = wecom.post_json
+
+
+def backoff(attempts: int) -> timedelta:
+    """Exponential backoff with jitter: ~30 s, 1 min, 2 min … capped at an hour."""
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0))
+    return timedelta(seconds=ceiling * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not crypto
+
+
+def quantity_text(value: Decimal) -> str:
+    """12.500 -> "12.5", 3.000 -> "3": what a person reads in a chat message."""
+    return format(Decimal(value).normalize(), "f")
+
+
+def mask_url(url: str | None) -> str:
+    """Scheme and host only: robot keys and webhook tokens live in the rest."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}/…"
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+# ---------------------------------------------------------------- messages
+
+
+def markdown_block(event: PendingEvent, base_url: str) -> str:
+    link = f"{base_url.rstrip('/')}/items/{quote(event.sku, safe='')}"
+    return (
+        f"**{event.item_name[:100]}** `{event.sku}`\n"
+        f"> 库位 Location: {event.location} ({event.warehouse})\n"
+        f'> 在库 On hand: <font color="warning">{quantity_text(event.quantity)} {event.unit}</font>'
+        f" · 再订货点 Reorder point: {quantity_text(event.reorder_point)}\n"
+        f"> [查看物料 View item]({link})"
+    )
+
+
+def markdown_batches(events: Sequence[PendingEvent], base_url: str) -> list[tuple[str, list[int]]]:
+    """Messages of at most 4,096 bytes, each with the ids of the events it carries."""
+    batches: list[tuple[str, list[int]]] = []
+    text, ids = "", []
+    for event in events:
+        block = markdown_block(event, base_url)
+        candidate = f"{text}\n\n{block}" if ids else f"{HEADER}\n\n{block}"
+        if ids and len(candidate.encode("utf-8")) > wecom.MARKDOWN_LIMIT_BYTES:
+            batches.append((text, ids))
+            text, ids = wecom.truncate_utf8(f"{HEADER}\n\n{block}"), [event.id]
+        else:
+            text, ids = wecom.truncate_utf8(candidate), [*ids, event.id]
+    if ids:
+        batches.append((text, ids))
+    return batches
+
+
+def webhook_payload(event: PendingEvent, base_url: str) -> bytes:
+    body = {
+        "type": "inventory.low_stock",
+        "event_id": event.id,
+        "sku": event.sku,
+        "item_name": event.item_name,
+        "unit": event.unit,
+        "warehouse": event.warehouse,
+        "location": event.location,
+        "quantity": str(event.quantity),
+        "reorder_point": str(event.reorder_point),
+        "url": f"{base_url.rstrip('/')}/items/{quote(event.sku, safe='')}",
+        "created_at": event.created_at.isoformat(),
+    }
+    return json.dumps(body, ensure_ascii=False, sort_keys=True).encode("utf-8")
+
+
+# ---------------------------------------------------------------- one dispatch round
+
+
+def _claim(now: datetime, limit: int) -> list[int]:
+    statement = (
+        select(LowStockEvent.id)
+        .where(LowStockEvent.status == "pending", LowStockEvent.next_attempt_at <= now)
+        .order_by(LowStockEvent.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(db.session.scalars(statement))
+
+
+def _load(ids: list[int]) -> list[PendingEvent]:
+    rows = db.session.execute(
+        select(
+            LowStockEvent.id,
+            Item.sku,
+            Item.name,
+            Item.unit,
+            Location.code,
+            Location.warehouse_id,
+            Warehouse.code,
+            LowStockEvent.quantity,
+            LowStockEvent.reorder_point,
+            LowStockEvent.created_at,
+            LowStockEvent.attempts,
+        )
+        .join(Item, Item.id == LowStockEvent.item_id)
+        .join(Location, Location.id == LowStockEvent.location_id)
+        .join(Warehouse, Warehouse.id == Location.warehouse_id)
+        .where(LowStockEvent.id.in_(ids))
+        .order_by(LowStockEvent.id)
+    )
+    return [PendingEvent(*row) for row in rows]
+
+
+def _subscribers() -> dict[int, list[NotificationTarget]]:
+    """Active targets by warehouse id."""
+    rows = db.session.execute(
+        select(NotificationSubscription.warehouse_id, NotificationTarget)
+        .join(NotificationTarget, NotificationTarget.id == NotificationSubscription.target_id)
+        .where(NotificationTarget.active.is_(True))
+        .order_by(NotificationTarget.id)
+    )
+    by_warehouse: dict[int, list[NotificationTarget]] = defaultdict(list)
+    for warehouse_id, target in rows:
+        by_warehouse[warehouse_id].append(target)
+    return by_warehouse
+
+
+def _delivered(ids: list[int]) -> set[tuple[int, int]]:
+    rows = db.session.execute(
+        select(NotificationDelivery.event_id, NotificationDelivery.target_id).where(
+            NotificationDelivery.event_id.in_(ids)
+        )
+    )
+    return {(event_id, target_id) for event_id, target_id in rows}
+
+
+def _limiter(url: str) -> wecom.RateLimiter:
+    return _limiters.setdefault(hashlib.sha256(url.encode()).hexdigest(), wecom.RateLimiter())
+
+
+class _Round:
+    """The bookkeeping of one dispatch round: what each target got, what failed, what waits."""
+
+    def __init__(self, channel: Channel, now: datetime) -> None:
+        self.channel = channel
+        self.now = now
+        self.done: set[tuple[int, int]] = set()
+        self.errors: dict[int, str] = {}
+        self.deferred: set[int] = set()
+        self.messages = 0
+
+    def _succeeded(self, target: NotificationTarget, ids: list[int]) -> None:
+        for event_id in ids:
+            self.done.add((event_id, target.id))
+            db.session.execute(
+                insert(NotificationDelivery).values(event_id=event_id, target_id=target.id, delivered_at=self.now)
+            )
+
+    def _failed(self, target: NotificationTarget, ids: list[int], error: str) -> None:
+        log.warning(
+            "notification delivery failed",
+            extra={"target": target.name, "target_kind": target.kind, "events": len(ids), "error": error},
+        )
+        for event_id in ids:
+            self.errors.setdefault(event_id, f"{target.name}: {error}")
+
+    def send_wecom(self, target: NotificationTarget, events: list[PendingEvent]) -> None:
+        url = target.url or self.channel.robot_url
+        if not url:
+            self._failed(target, [e.id for e in events], "no robot URL (INVENTORY_WECOM_WEBHOOK_URL) configured")
+            return
+        batches = markdown_batches(events, self.channel.base_url)
+        for n, (text, ids) in enumerate(batches):
+            if not _limiter(url).try_acquire():
+                # Over the robot's 20 messages a minute: not a failure, these wait for the next round.
+                self.deferred.update(i for _, rest in batches[n:] for i in rest)
+                return
+            try:
+                self.channel.send_markdown(url, text)
+            except wecom.DeliveryFailed as exc:
+                self._failed(target, [i for _, rest in batches[n:] for i in rest], str(exc))
+                return
+            self.messages += 1
+            self._succeeded(target, ids)
+
+    def send_webhook(self, target: NotificationTarget, events: list[PendingEvent]) -> None:
+        for n, event in enumerate(events):
+            body = webhook_payload(event, self.channel.base_url)
+            stamp = str(int(time.time()))
+            headers = {
+                "X-Inventory-Event": "low_stock",
+                "X-Inventory-Delivery": str(event.id),
+                TIMESTAMP_HEADER: stamp,
+                SIGNATURE_HEADER: sign(target.secret or "", stamp, body),
+            }
+            try:
+                self.channel.post_json(target.url or "", body, headers)
+            except wecom.DeliveryFailed as exc:
+                # The endpoint is down: do not wait out a timeout per event, fail the rest too.
+                self._failed(target, [e.id for e in events[n:]], str(exc))
+                return
+            self.messages += 1
+            self._succeeded(target, [event.id])
+
+
+def _settle(events: list[PendingEvent], targets: dict[int, list[NotificationTarget]], work: _Round) -> DispatchReport:
+    report = DispatchReport(claimed=len(events), messages=work.messages, errors=work.errors)
+    for event in events:
+        wanted = {t.id for t in targets.get(event.warehouse_id, [])}
+        if all((event.id, target_id) in work.done for target_id in wanted):
+            values: dict[str, Any] = dict(status="delivered", delivered_at=work.now, last_error=None)
+            report.delivered += 1
+        elif event.id in work.errors:
+            attempts = event.attempts + 1
+            dead = attempts >= work.channel.max_attempts
+            values = dict(
+                attempts=attempts,
+                last_error=work.errors[event.id][:500],
+                status="dead" if dead else "pending",
+                next_attempt_at=work.now + backoff(attempts),
+            )
+            report.dead += dead
+            report.retrying += not dead
+        else:
+            report.deferred += 1
+            continue
+        db.session.execute(update(LowStockEvent).where(LowStockEvent.id == event.id).values(**values))
+    return report
+
+
+def _dispatch(channel: Channel, limit: int) -> DispatchReport:
+    now = utcnow()
+    ids = _claim(now, limit)
+    if not ids:
+        return DispatchReport()
+    events = _load(ids)
+    targets = _subscribers()
+    work = _Round(channel, now)
+    work.done = _delivered(ids)
+    by_target: dict[int, tuple[NotificationTarget, list[PendingEvent]]] = {}
+    for event in events:
+        for target in targets.get(event.warehouse_id, []):
+            if (event.id, target.id) not in work.done:
+                by_target.setdefault(target.id, (target, []))[1].append(event)
+    for target, pending in by_target.values():
+        if target.kind == "wecom":
+            work.send_wecom(target, pending)
+        else:
+            work.send_webhook(target, pending)
+    return _settle(events, targets, work)
+
+
+def dispatch_once(channel: Channel, *, limit: int = CLAIM_BATCH) -> DispatchReport:
+    """Deliver up to `limit` due low-stock events in one transaction (see the module docstring)."""
+    report = run_in_transaction(lambda: _dispatch(channel, limit))
+    if report.claimed:
+        log.info(
+            "low-stock events dispatched",
+            extra={
+                "claimed": report.claimed,
+                "delivered": report.delivered,
+                "retrying": report.retrying,
+                "dead": report.dead,
+                "deferred": report.deferred,
+                "messages_sent": report.messages,
+            },
+        )
+    return report
+
+
+# ---------------------------------------------------------------- the ledger audit
+
+
+@unit_of_work
+def run_ledger_audit() -> LedgerAudit:
+    """Reconcile every stock level with the ledger and record how many do not match."""
+    started = time.perf_counter()
+    mismatches = find_ledger_mismatches()
+    audit = LedgerAudit(
+        finished_at=utcnow(), mismatches=len(mismatches), duration_ms=int((time.perf_counter() - started) * 1000)
+    )
+    db.session.add(audit)
+    db.session.execute(delete(LedgerAudit).where(LedgerAudit.finished_at < utcnow() - AUDIT_HISTORY))
+    for m in mismatches[:20]:
+        log.error(
+            "ledger mismatch",
+            extra={"sku": m.sku, "location": m.location, "on_hand": str(m.on_hand), "from_ledger": str(m.from_ledger)},
+        )
+    return audit
+
+
+# ---------------------------------------------------------------- administration (the admin UI)
+
+
+@dataclass(frozen=True)
+class TargetView:
+    id: int
+    name: str
+    kind: str
+    url_hint: str
+    active: bool
+    has_secret: bool
+    warehouses: list[str]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: int
+    sku: str
+    location: str
+    quantity: Decimal
+    reorder_point: Decimal
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+
+
+def list_targets() -> list[TargetView]:
+    targets = db.session.scalars(select(NotificationTarget).order_by(NotificationTarget.name)).all()
+    codes: dict[int, list[str]] = defaultdict(list)
+    for target_id, code in db.session.execute(
+        select(NotificationSubscription.target_id, Warehouse.code)
+        .join(Warehouse, Warehouse.id == NotificationSubscription.warehouse_id)
+        .order_by(Warehouse.code)
+    ):
+        codes[target_id].append(code)
+    return [TargetView(t.id, t.name, t.kind, mask_url(t.url), t.active, bool(t.secret), codes[t.id]) for t in targets]
+
+
+def list_warehouse_codes() -> list[str]:
+    return list(db.session.scalars(select(Warehouse.code).where(Warehouse.active.is_(True)).order_by(Warehouse.code)))
+
+
+def _get_target(target_id: int) -> NotificationTarget:
+    target = db.session.get(NotificationTarget, target_id)
+    if target is None:
+        raise InvalidInput("target", f"no notification target {target_id}")
+    return target
+
+
+def _check_url(kind: str, url: str | None) -> str | None:
+    url = (url or "").strip() or None
+    if url is None and kind == "webhook":
+        raise InvalidInput("url", "a webhook needs a URL")
+    if url is not None and (not url.startswith(("https://", "http://")) or len(url) > 500):
+        raise InvalidInput("url", "must be an http(s) URL of at most 500 characters")
+    return url
+
+
+@unit_of_work
+def create_target(
+    *, name: str, kind: str, url: str | None = None, secret: str | None = None, warehouses: Sequence[str] = ()
+) -> NotificationTarget:
+    """A WeCom robot (no URL: the one from the environment) or a webhook (a signing secret is
+    generated when none is given). Raises InvalidInput."""
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise InvalidInput("name", "1 to 100 characters")
+    if kind not in TARGET_KINDS:
+        raise InvalidInput("kind", f"one of {', '.join(TARGET_KINDS)}")
+    if db.session.scalar(select(NotificationTarget.id).where(NotificationTarget.name == name)) is not None:
+        raise InvalidInput("name", "a target with this name exists")
+    checked_url = _check_url(kind, url)
+    if kind == "webhook" and not (secret or "").strip():
+        secret = secrets.token_urlsafe(32)
+    target = NotificationTarget(name=name, kind=kind, url=checked_url, secret=(secret or "").strip() or None)
+    db.session.add(target)
+    db.session.flush()
+    _replace_subscriptions(target.id, warehouses)
+    return target
+
+
+def _replace_subscriptions(target_id: int, warehouses: Sequence[str]) -> None:
+    db.session.execute(delete(NotificationSubscription).where(NotificationSubscription.target_id == target_id))
+    codes = sorted(set(warehouses))
+    found = dict(
+        db.session.execute(select(Warehouse.code, Warehouse.id).where(Warehouse.code.in_(codes))).tuples().all()
+    )
+    for code in codes:
+        if code not in found:
+            raise InvalidInput("warehouses", f"unknown warehouse {code}")
+        db.session.add(NotificationSubscription(target_id=target_id, warehouse_id=found[code]))
+
+
+@unit_of_work
+def set_subscriptions(*, target_id: int, warehouses: Sequence[str]) -> None:
+    """The warehouses whose low-stock events this target receives (replaces the previous set)."""
+    _get_target(target_id)
+    _replace_subscriptions(target_id, warehouses)
+
+
+@unit_of_work
+def set_target_active(*, target_id: int, active: bool) -> None:
+    _get_target(target_id).active = active
+
+
+@unit_of_work
+def delete_target(*, target_id: int) -> None:
+    target = _get_target(target_id)
+    db.session.execute(delete(NotificationSubscription).where(NotificationSubscription.target_id == target_id))
+    db.session.execute(delete(NotificationDelivery).where(NotificationDelivery.target_id == target_id))
+    db.session.delete(target)
+
+
+def list_dead_letters(limit: int = 200) -> list[DeadLetter]:
+    rows = db.session.execute(
+        select(
+            LowStockEvent.id,
+            Item.sku,
+            Location.code,
+            LowStockEvent.quantity,
+            LowStockEvent.reorder_point,
+            LowStockEvent.attempts,
+            LowStockEvent.last_error,
+            LowStockEvent.created_at,
+        )
+        .join(Item, Item.id == LowStockEvent.item_id)
+        .join(Location, Location.id == LowStockEvent.location_id)
+        .where(LowStockEvent.status == "dead")
+        .order_by(LowStockEvent.id.desc())
+        .limit(limit)
+    )
+    return [DeadLetter(*row) for row in rows]
+
+
+@unit_of_work
+def retry_dead_letter(*, event_id: int) -> None:
+    """Put a dead event back in the queue, due now, with its attempts reset."""
+    result = db.session.execute(
+        update(LowStockEvent)
+        .where(LowStockEvent.id == event_id, LowStockEvent.status == "dead")
+        .values(status="pending", attempts=0, next_attempt_at=utcnow())
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise InvalidInput("event", f"no dead-letter event {event_id}")

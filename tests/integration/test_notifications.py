@@ -1,0 +1,297 @@
+"""Low-stock notifications: the dispatcher against a real database and a fake robot/webhook on loopback."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select, update
+
+from app.extensions import db
+from app.models import LowStockEvent
+from app.models.notification import NotificationDelivery
+from app.models.types import utcnow
+from app.observability.logging import configure_root_logger
+from app.services import notifications, stock, wecom
+from tests.ops.fake_receiver import fake_receiver
+
+BASE_URL = "https://inventory.example.cn"
+
+
+@pytest.fixture(autouse=True)
+def _json_logs(app):
+    """The session app ran Alembic's fileConfig, which replaces the root handlers: put ours back."""
+    configure_root_logger()
+
+
+@pytest.fixture
+def robot():
+    with fake_receiver() as receiver:
+        receiver.robot_url = f"{receiver.url}/cgi-bin/webhook/send?key=ROBOT-KEY-0123456789"
+        yield receiver
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limiters():
+    notifications._limiters.clear()
+    yield
+    notifications._limiters.clear()
+
+
+def channel(robot, **kw):
+    return notifications.Channel(robot_url=robot.robot_url, base_url=BASE_URL, **kw)
+
+
+def low_stock(app, factory, *, sku=None, name=None, warehouse=None, reorder_point=5, on_hand=10, issue=6):
+    """An item that just went to or below its reorder point: one pending outbox event."""
+    item = factory.item(sku=sku, name=name or "六角螺栓 M8 Hex bolt", reorder_point=reorder_point, unit="pcs")
+    location = factory.location(warehouse=warehouse)
+    factory.stock(item, location, on_hand)
+    with app.app_context():
+        stock.issue_stock(sku=item.sku, location=location.code, quantity=issue, user="clerk")
+    return item, location
+
+
+def events(app):
+    with app.app_context():
+        rows = db.session.scalars(select(LowStockEvent).order_by(LowStockEvent.id)).all()
+        db.session.remove()
+        return rows
+
+
+def dispatch(app, chan, **kw):
+    with app.app_context():
+        try:
+            return notifications.dispatch_once(chan, **kw)
+        finally:
+            db.session.remove()
+
+
+def subscribe_wecom(app, *warehouses, url=None, name="仓库群 Warehouse group"):
+    with app.app_context():
+        target = notifications.create_target(name=name, kind="wecom", url=url, warehouses=[w.code for w in warehouses])
+        db.session.remove()
+        return target
+
+
+def test_low_stock_event_reaches_the_robot_as_markdown_with_item_location_quantities_and_link(app, factory, robot):
+    warehouse = factory.warehouse(code="WH9")
+    _item, location = low_stock(app, factory, sku="BOLT-M8", warehouse=warehouse)
+    subscribe_wecom(app, warehouse)
+
+    report = dispatch(app, channel(robot))
+
+    assert (report.claimed, report.delivered, report.messages) == (1, 1, 1)
+    [text] = robot.markdown()
+    assert "六角螺栓 M8 Hex bolt" in text and "`BOLT-M8`" in text
+    assert location.code in text and "WH9" in text
+    assert '<font color="warning">4 pcs</font>' in text and "Reorder point: 5" in text
+    assert f"({BASE_URL}/items/BOLT-M8)" in text
+    [event] = events(app)
+    assert event.status == "delivered" and event.delivered_at is not None and event.attempts == 0
+
+
+def test_events_of_unsubscribed_warehouses_go_nowhere(app, factory, robot):
+    subscribed, other = factory.warehouse(code="WHA"), factory.warehouse(code="WHB")
+    low_stock(app, factory, sku="ONLY-B", warehouse=other)
+    subscribe_wecom(app, subscribed)
+
+    report = dispatch(app, channel(robot))
+
+    assert report.delivered == 1 and robot.received == []
+
+
+def test_many_events_are_batched_into_few_messages_each_within_4096_bytes(app, factory, robot):
+    warehouse = factory.warehouse(code="WHX")
+    subscribe_wecom(app, warehouse)
+    skus = [f"LONG-{n:03d}" for n in range(30)]
+    for sku in skus:
+        low_stock(app, factory, sku=sku, name="超长的物料名称 " * 8, warehouse=warehouse)
+
+    report = dispatch(app, channel(robot))
+
+    texts = robot.markdown()
+    assert report.delivered == 30
+    assert 1 < len(texts) < 30
+    assert all(len(t.encode("utf-8")) <= wecom.MARKDOWN_LIMIT_BYTES for t in texts)
+    joined = "\n".join(texts)
+    assert all(f"`{sku}`" in joined for sku in skus)
+
+
+def test_over_the_robot_rate_limit_events_wait_without_counting_as_failures(app, factory, robot):
+    warehouse = factory.warehouse(code="WHR")
+    subscribe_wecom(app, warehouse)
+    for n in range(30):
+        low_stock(app, factory, sku=f"RATE-{n:03d}", name="名称很长的物料 " * 8, warehouse=warehouse)
+    key = hashlib.sha256(robot.robot_url.encode()).hexdigest()
+    notifications._limiters[key] = wecom.RateLimiter(per_minute=1)
+
+    report = dispatch(app, channel(robot))
+
+    assert report.messages == 1 and len(robot.received) == 1
+    assert report.deferred == 30 - report.delivered > 0
+    waiting = [e for e in events(app) if e.status == "pending"]
+    assert len(waiting) == report.deferred and all(e.attempts == 0 for e in waiting)
+
+
+def test_generic_webhook_gets_json_signed_with_hmac_sha256(app, factory, robot):
+    warehouse = factory.warehouse(code="WHW")
+    with app.app_context():
+        notifications.create_target(
+            name="ERP", kind="webhook", url=f"{robot.url}/hooks/erp", secret="s3cret-signing", warehouses=["WHW"]
+        )
+    low_stock(app, factory, sku="HOOK-1", warehouse=warehouse)
+
+    dispatch(app, channel(robot))
+
+    [call] = robot.received
+    body = call.body
+    payload = json.loads(body)
+    assert payload["sku"] == "HOOK-1" and payload["quantity"] == "4.000" and payload["type"] == "inventory.low_stock"
+    assert payload["url"] == f"{BASE_URL}/items/HOOK-1"
+    stamp = call.headers["X-Inventory-Timestamp"]
+    assert call.headers["X-Inventory-Signature"] == notifications.sign("s3cret-signing", stamp, body)
+    assert call.headers["X-Inventory-Signature"] != notifications.sign("wrong", stamp, body)
+
+
+def test_failures_back_off_then_become_dead_letters_that_an_admin_can_requeue(app, factory, robot):
+    warehouse = factory.warehouse(code="WHF")
+    subscribe_wecom(app, warehouse)
+    low_stock(app, factory, sku="FAIL-1", warehouse=warehouse)
+    robot.status = 500
+    chan = channel(robot, max_attempts=2)
+
+    first = dispatch(app, chan)
+    [event] = events(app)
+    assert first.retrying == 1 and event.status == "pending" and event.attempts == 1
+    assert event.next_attempt_at > utcnow() + timedelta(seconds=10)
+    assert event.last_error.endswith("HTTP 500") and "ROBOT-KEY" not in event.last_error
+    assert dispatch(app, chan).claimed == 0  # not due yet
+
+    with app.app_context():
+        db.session.execute(update(LowStockEvent).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+    second = dispatch(app, chan)
+    [event] = events(app)
+    assert second.dead == 1 and event.status == "dead" and event.attempts == 2
+    with app.app_context():
+        [letter] = notifications.list_dead_letters()
+        assert letter.sku == "FAIL-1" and "HTTP 500" in letter.last_error
+        notifications.retry_dead_letter(event_id=letter.id)
+    robot.status = 200
+    third = dispatch(app, chan)
+    assert third.delivered == 1 and events(app)[0].status == "delivered"
+    assert len(robot.markdown()) == 3  # two refused, one accepted
+
+
+def test_robot_errcode_counts_as_a_failure(app, factory, robot):
+    warehouse = factory.warehouse(code="WHE")
+    subscribe_wecom(app, warehouse)
+    low_stock(app, factory, warehouse=warehouse)
+    robot.answer = {"errcode": 93000, "errmsg": "invalid webhook url, key=ROBOT-KEY-0123456789"}
+
+    report = dispatch(app, channel(robot))
+
+    [event] = events(app)
+    assert report.retrying == 1 and event.last_error.endswith("robot errcode 93000")
+    assert "ROBOT-KEY" not in event.last_error
+
+
+def test_a_retry_only_resends_to_the_targets_that_failed(app, factory, robot):
+    warehouse = factory.warehouse(code="WHP")
+    subscribe_wecom(app, warehouse)
+    with app.app_context():
+        notifications.create_target(name="down", kind="webhook", url="http://127.0.0.1:9/closed", warehouses=["WHP"])
+    low_stock(app, factory, sku="PART-1", warehouse=warehouse)
+
+    dispatch(app, channel(robot))
+    with app.app_context():
+        db.session.execute(update(LowStockEvent).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+    dispatch(app, channel(robot))
+
+    assert len(robot.markdown()) == 1
+    [event] = events(app)
+    assert event.status == "pending" and event.attempts == 2 and event.last_error.startswith("down: connection failed")
+
+
+def test_a_crash_before_commit_leaves_the_event_pending_and_unmarked(app, factory, robot):
+    warehouse = factory.warehouse(code="WHC")
+    subscribe_wecom(app, warehouse)
+    low_stock(app, factory, warehouse=warehouse)
+
+    def crash(url, text):
+        raise KeyboardInterrupt  # the process dies mid-round
+
+    with pytest.raises(KeyboardInterrupt):
+        dispatch(app, channel(robot, send_markdown=crash))
+
+    [event] = events(app)
+    assert event.status == "pending" and event.attempts == 0
+    with app.app_context():
+        assert db.session.scalars(select(NotificationDelivery)).all() == []
+    assert dispatch(app, channel(robot)).delivered == 1 and len(robot.markdown()) == 1
+
+
+@pytest.mark.parametrize("backend", [pytest.param("mysql", marks=pytest.mark.mysql)], indirect=True)
+def test_two_dispatchers_never_claim_the_same_event_on_mysql(app, factory, robot):
+    warehouse = factory.warehouse(code="WHM")
+    subscribe_wecom(app, warehouse)
+    low_stock(app, factory, sku="LOCK-1", warehouse=warehouse)
+    sending, release = threading.Event(), threading.Event()
+
+    def slow_send(url, text):
+        sending.set()
+        assert release.wait(20)
+        wecom.send_markdown(url, text)
+
+    first: list[notifications.DispatchReport] = []
+    worker = threading.Thread(target=lambda: first.append(dispatch(app, channel(robot, send_markdown=slow_send))))
+    worker.start()
+    assert sending.wait(20)
+    second = dispatch(app, channel(robot))  # SKIP LOCKED: the held row is invisible, no waiting
+    release.set()
+    worker.join(20)
+
+    assert second.claimed == 0
+    assert first[0].delivered == 1 and len(robot.markdown()) == 1
+
+
+def test_ledger_audit_records_the_mismatch_count_and_the_command_fails_on_drift(app, factory):
+    item = factory.item(sku="AUDIT-1")
+    location = factory.location()
+    factory.stock(item, location, 10)
+    runner = app.test_cli_runner()
+
+    clean = runner.invoke(args=["notify", "audit"])
+    assert clean.exit_code == 0 and "0 mismatch(es)" in clean.output
+    with app.app_context():
+        from app.models import StockLevel
+
+        db.session.execute(update(StockLevel).values(quantity=Decimal("7")))
+        db.session.commit()
+    drift = runner.invoke(args=["notify", "audit"])
+
+    assert drift.exit_code == 1 and "1 mismatch(es)" in drift.output
+    with app.app_context():
+        from app.models.notification import LedgerAudit
+
+        audits = db.session.scalars(select(LedgerAudit).order_by(LedgerAudit.id)).all()
+        assert [a.mismatches for a in audits] == [0, 1]
+
+
+def test_notify_once_command_delivers_through_the_configured_robot(app, make_app, factory, robot):
+    warehouse = factory.warehouse(code="WHO")
+    subscribe_wecom(app, warehouse)
+    low_stock(app, factory, sku="CLI-1", warehouse=warehouse)
+    other = make_app(INVENTORY_WECOM_WEBHOOK_URL=robot.robot_url, INVENTORY_BASE_URL=BASE_URL)
+
+    result = other.test_cli_runner().invoke(args=["notify", "once"])
+
+    assert result.exit_code == 0, result.output
+    assert "claimed 1, delivered 1" in result.output
+    assert "`CLI-1`" in robot.markdown()[0]
