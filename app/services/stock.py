@@ -49,6 +49,30 @@ _movements = Movement.__table__
 _levels = StockLevel.__table__
 ZERO = Decimal("0.000")
 
+# The hot path's statements, built once: constructing a statement costs more Python time than
+# executing it. They run on the session's connection (Core), skipping the ORM's execute layer.
+_RESOLVE_PAIR = (
+    select(Item.id, Item.sku, Item.archived, Item.reorder_point, Location.id, Location.code, Location.active)
+    .join(Location, true())  # two independent lookups in one round trip
+    .where(Item.sku == bindparam("sku"), Location.code == bindparam("code"))
+)
+_LOCK_LEVEL = (
+    select(_levels.c.id, _levels.c.quantity)
+    .where(_levels.c.item_id == bindparam("item_id"), _levels.c.location_id == bindparam("location_id"))
+    .with_for_update()
+)
+_UPDATE_LEVEL = (
+    update(_levels)
+    .where(_levels.c.id == bindparam("level_id"))
+    .values(quantity=bindparam("new_quantity"), updated_at=bindparam("now"))
+)
+_INSERT_LEVEL = insert(_levels)
+_INSERT_MOVEMENT = insert(_movements)
+
+
+def _execute(statement: Any, params: dict[str, Any] | None = None) -> Any:
+    return db.session.connection().execute(statement, params)
+
 
 @dataclass(frozen=True, slots=True)
 class _Item:
@@ -103,19 +127,7 @@ def _resolve_location(code: str) -> _Location:
 
 def _resolve_pair(sku: str, code: str) -> tuple[_Item, _Location]:
     """Item and location in one round trip; on a miss, find out which one is unknown."""
-    row = db.session.execute(
-        select(
-            Item.id,
-            Item.sku,
-            Item.archived,
-            Item.reorder_point,
-            Location.id,
-            Location.code,
-            Location.active,
-        )
-        .join(Location, true())  # two independent lookups in one round trip
-        .where(Item.sku == sku, Location.code == code)
-    ).first()
+    row = _execute(_RESOLVE_PAIR, {"sku": sku, "code": code}).first()
     if row is None:
         _resolve_item(sku)
         raise UnknownLocation(code)
@@ -149,11 +161,7 @@ def _username(user: str) -> str:
 
 
 def _lock(item_id: int, location_id: int) -> _Level | None:
-    row = db.session.execute(
-        select(_levels.c.id, _levels.c.quantity)
-        .where(_levels.c.item_id == item_id, _levels.c.location_id == location_id)
-        .with_for_update()
-    ).first()
+    row = _execute(_LOCK_LEVEL, {"item_id": item_id, "location_id": location_id}).first()
     return None if row is None else _Level(row[0], row[1])
 
 
@@ -170,18 +178,18 @@ def _store(item_id: int, location_id: int, level: _Level, quantity: Decimal) -> 
     if level.id is None:
         # A concurrent first receipt may insert the same row: its duplicate-key error makes
         # the unit of work run again, and then this row is found and locked.
-        result = db.session.execute(
-            insert(_levels).values(item_id=item_id, location_id=location_id, quantity=quantity, updated_at=now)
+        result = _execute(
+            _INSERT_LEVEL, {"item_id": item_id, "location_id": location_id, "quantity": quantity, "updated_at": now}
         )
         level.id = result.inserted_primary_key[0]
     else:
-        db.session.execute(update(_levels).where(_levels.c.id == level.id).values(quantity=quantity, updated_at=now))
+        _execute(_UPDATE_LEVEL, {"level_id": level.id, "new_quantity": quantity, "now": now})
     level.quantity = quantity
 
 
 def _record(**values: Any) -> Movement:
     values.setdefault("created_at", utcnow())
-    result = db.session.execute(insert(_movements).values(**values))
+    result = _execute(_INSERT_MOVEMENT, values)
     # A plain value object: the row is written by Core, and the ORM need not track it.
     return Movement(id=result.inserted_primary_key[0], **values)
 

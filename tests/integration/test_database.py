@@ -108,3 +108,57 @@ def test_mysql_keeps_chinese_names_and_emoji(app_ctx, factory):
     item = factory.item(sku="CN-1", name="不锈钢螺丝钉 📦")
     stored = db.session.execute(text("SELECT name FROM items WHERE sku = 'CN-1'")).scalar()
     assert stored == item.name == "不锈钢螺丝钉 📦"
+
+
+@MYSQL_ONLY
+def test_a_connection_the_server_dropped_is_replaced_without_failing_the_request(app_ctx, factory):
+    """No pre-ping: the stale pooled connection fails on the first statement, nothing was written,
+    so the unit of work runs again on a new connection."""
+    import pymysql
+    from sqlalchemy.engine import make_url
+
+    from app.services.transaction import transaction_retried
+
+    item, shelf = factory.item(sku="DROP-1"), factory.location()
+    factory.stock(item, shelf, 5)
+    stale_id = db.session.execute(text("SELECT CONNECTION_ID()")).scalar()
+    db.session.commit()  # the connection goes back to the pool
+    url = make_url(str(db.engine.url))
+    killer = pymysql.connect(host=url.host, port=url.port or 3306, user=url.username, password=url.password or "")
+    killer.cursor().execute(f"KILL CONNECTION {int(stale_id)}")
+    killer.close()
+    reasons: list[str] = []
+
+    def count_retry(sender, reason):
+        reasons.append(reason)
+
+    transaction_retried.connect(count_retry)
+    try:
+        movement = stock.issue_stock(sku="DROP-1", location=shelf.code, quantity=2, user="t")
+    finally:
+        transaction_retried.disconnect(count_retry)
+    assert movement.from_balance == 3 and reasons == ["disconnect"]
+    assert db.session.execute(text("SELECT CONNECTION_ID()")).scalar() != stale_id
+
+
+@MYSQL_ONLY
+def test_a_connection_returned_mid_transaction_releases_its_row_locks(app_ctx, factory):
+    """Without pool reset-on-return, closing a Connection must still roll back what it held."""
+    import pymysql
+    from sqlalchemy.engine import make_url
+
+    item, shelf = factory.item(sku="LOCK-1"), factory.location()
+    factory.stock(item, shelf, 5)
+    with db.engine.connect() as conn:
+        conn.execute(text("SELECT quantity FROM stock_levels FOR UPDATE"))
+    url = make_url(str(db.engine.url))
+    other = pymysql.connect(
+        host=url.host, port=url.port or 3306, user=url.username, password=url.password or "", database=url.database
+    )
+    try:
+        with other.cursor() as cur:
+            cur.execute("SET SESSION innodb_lock_wait_timeout = 1")
+            cur.execute("SELECT quantity FROM stock_levels FOR UPDATE")  # 1205 if the lock were still held
+            assert cur.fetchone()[0] == 5
+    finally:
+        other.close()

@@ -56,3 +56,11 @@ def test_lock_conflicts_and_lost_insert_races_are_retried(error, reason):
 )
 def test_other_errors_are_not_retried(error):
     assert retry_reason(error) is None
+
+
+def test_a_lost_connection_is_retried_only_before_commit():
+    lost = OperationalError(
+        "SELECT 1", {}, pymysql.err.OperationalError(2013, "Lost connection"), connection_invalidated=True
+    )
+    assert retry_reason(lost) == "disconnect"
+    assert retry_reason(lost, committing=True) is None
