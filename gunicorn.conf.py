@@ -11,6 +11,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# Multiprocess metrics (wipe the directory on start, mark dead workers) and JSON logs for gunicorn's
+# own error and access lines. They import nothing of prometheus_client at load time.
+from app.observability.gunicorn_hooks import child_exit, logconfig_dict, on_starting
+
+__all__ = ["child_exit", "logconfig_dict", "on_starting"]
+
 
 def _int(name: str, default: int) -> int:
     raw = os.environ.get(name, "").strip()
@@ -35,8 +41,10 @@ max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 200)
 worker_tmp_dir = os.environ.get("GUNICORN_WORKER_TMP_DIR") or ("/dev/shm" if Path("/dev/shm").is_dir() else None)  # noqa: S108
 # The ingress terminates TLS; trust X-Forwarded-* only from the addresses configured for it.
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
-# The app logs each request itself (JSON, request id); gunicorn's own access log would double it.
-accesslog = None
+# Access lines go through logconfig_dict's JSON handler (method, path, status, duration, request id).
+accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 proc_name = "inventory"
+# No gunicornc control socket: nothing in a pod uses it, and $HOME is on the read-only filesystem.
+control_socket_disable = True
