@@ -437,7 +437,10 @@ class FieldError(BaseModel):
 
 
 class ValidationProblem(Problem):
-    errors: list[FieldError]
+    """422: `errors` lists the fields that failed validation; business rules (an archived item, an
+    inactive location, a transfer to the same place) answer 422 with their own fields instead."""
+
+    errors: list[FieldError] = Field(default_factory=list)
 
 
 class ConflictProblem(Problem):
