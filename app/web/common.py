@@ -103,6 +103,15 @@ class KeyedForm(FlaskForm):
     idempotency_key = HiddenField(default=new_key, validators=[DataRequired(), Length(max=64)])
 
 
+class QuantityField(StringField):
+    """A decimal typed as text: the form shows what was typed, the code gets an exact Decimal."""
+
+    def _value(self) -> str:
+        if self.raw_data:
+            return str(self.raw_data[0])
+        return "" if self.data is None else str(self.data)
+
+
 def quantity_field(label: Any, *, allow_zero: bool = False, **kwargs: Any) -> StringField:
     message = (
         _l("Enter a number of zero or more, with at most 3 decimal places.")
@@ -116,7 +125,7 @@ def quantity_field(label: Any, *, allow_zero: bool = False, **kwargs: Any) -> St
         except errors.InvalidQuantity:
             raise ValidationError(message) from None
 
-    return StringField(
+    return QuantityField(
         label,
         validators=[DataRequired(message=_l("This field is required.")), check],
         render_kw={"inputmode": "decimal", "autocomplete": "off"},

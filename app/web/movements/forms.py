@@ -104,9 +104,12 @@ class PickListForm(KeyedForm):
             if e.form.sku.data or e.form.location.data or e.form.quantity.data
         ]
 
-    def validate_lines(self, field: _FieldList) -> None:
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = super().validate(extra_validators)
         if not self.filled():
-            raise ValidationError(_l("Enter at least one line."))
+            self.form_errors.append(_l("Enter at least one line."))
+            return False
+        return valid
 
     def to_input(self) -> dict[str, Any]:
         return {
