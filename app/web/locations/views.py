@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from wtforms import SelectChoice
 
 from app.auth.roles import role_required
 from app.services import admin, catalog, locations
@@ -18,7 +19,7 @@ from app.web.locations.forms import EditLocationForm, LocationActiveForm, Locati
 def _page(warehouse_form: WarehouseForm | None = None, location_form: LocationForm | None = None) -> str:
     warehouses = catalog.list_warehouses()
     location_form = location_form or LocationForm()
-    location_form.warehouse.choices = [(w.code, f"{w.code} {w.name}") for w in warehouses if w.active]
+    location_form.warehouse.choices = [SelectChoice(w.code, f"{w.code} {w.name}") for w in warehouses if w.active]
     return render_template(
         "locations/index.html",
         warehouses=warehouses,
@@ -55,7 +56,7 @@ def create_warehouse() -> Any:
 @role_required("manager")
 def create() -> Any:
     form = LocationForm()
-    form.warehouse.choices = [(w.code, w.code) for w in catalog.list_warehouses() if w.active]
+    form.warehouse.choices = [SelectChoice(w.code, w.code) for w in catalog.list_warehouses() if w.active]
     if not form.validate_on_submit():
         return _page(location_form=form), 422
     try:

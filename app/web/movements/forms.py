@@ -6,7 +6,7 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from wtforms import FieldList as _FieldList
-from wtforms import Form, FormField, SelectField, StringField, TextAreaField
+from wtforms import Form, FormField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from app.models import MOVEMENT_KINDS
@@ -133,7 +133,7 @@ class LedgerFilterForm(Form):
 
     sku = StringField(_l("SKU"))
     location = StringField(_l("Location"))
-    kind = SelectField(_l("Kind"), choices=[("", "")] + [(k, k) for k in MOVEMENT_KINDS])
+    kind = SelectField(_l("Kind"), choices=[SelectChoice("", "")] + [SelectChoice(k, k) for k in MOVEMENT_KINDS])
     user = StringField(_l("User"))
     reference = StringField(_l("Reference"))
     since = StringField(_l("From date"), render_kw={"type": "date"})

@@ -10,6 +10,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup
+from wtforms import SelectChoice
 
 from app.auth.roles import role_required
 from app.models import MOVEMENT_KINDS, Movement
@@ -91,7 +92,7 @@ def adjust() -> Any:
 
 def _filters() -> tuple[LedgerFilterForm, dict[str, Any]]:
     form = LedgerFilterForm(request.args)
-    form.kind.choices = [("", _("All kinds"))] + [(k, kind_label(k)) for k in MOVEMENT_KINDS]
+    form.kind.choices = [SelectChoice("", _("All kinds"))] + [SelectChoice(k, kind_label(k)) for k in MOVEMENT_KINDS]
     since, until = day_range(arg_date("since"), arg_date("until"))
     kind = request.args.get("kind", "")
     chosen = {k: request.args.get(k, "").strip() or None for k in ("sku", "location", "user", "reference")}

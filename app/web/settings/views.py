@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from wtforms import SelectField, StringField
+from wtforms import SelectChoice, SelectField, StringField
 from wtforms.validators import ValidationError
 
 from app.auth.roles import role_required
@@ -23,7 +23,7 @@ LANGUAGE_NAMES = {"zh_CN": "简体中文", "en": "English"}
 
 
 class SettingsForm(FlaskForm):
-    locale = SelectField(_l("Language"), choices=[(code, LANGUAGE_NAMES[code]) for code in LOCALES])
+    locale = SelectField(_l("Language"), choices=[SelectChoice(code, LANGUAGE_NAMES[code]) for code in LOCALES])
     timezone = StringField(_l("Time zone"), render_kw={"list": "timezones", "autocomplete": "off"})
 
     def validate_timezone(self, field: StringField) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import HiddenField, IntegerField, PasswordField, SelectField
+from wtforms import HiddenField, IntegerField, PasswordField, SelectChoice, SelectField
 from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional, Regexp
 
 from app.models import ROLES, TOKEN_SCOPES
@@ -28,7 +28,7 @@ def _password(label: object) -> PasswordField:
 class CreateUserForm(FlaskForm):
     username = required_text(_l("Username"), 64, render_kw={"autocomplete": "off", "autocapitalize": "none"})
     display_name = optional_text(_l("Display name"), 100)
-    role = SelectField(_l("Role"), choices=[(r, r) for r in ROLES], default="clerk")
+    role = SelectField(_l("Role"), choices=[SelectChoice(r, r) for r in ROLES], default="clerk")
     password = _password(_l("Password"))
 
     def __init__(self, *args: object, **kwargs: object) -> None:
@@ -37,7 +37,7 @@ class CreateUserForm(FlaskForm):
 
 
 class RoleForm(FlaskForm):
-    role = SelectField(_l("Role"), choices=[(r, r) for r in ROLES])
+    role = SelectField(_l("Role"), choices=[SelectChoice(r, r) for r in ROLES])
 
 
 class ActiveForm(FlaskForm):
@@ -56,7 +56,7 @@ class ResetPasswordForm(FlaskForm):
 class CreateTokenForm(FlaskForm):
     username = SelectField(_l("User"), choices=[])
     name = required_text(_l("What the token is for"), 100)
-    scope = SelectField(_l("Scope"), choices=[(s, s) for s in TOKEN_SCOPES], default="read")
+    scope = SelectField(_l("Scope"), choices=[SelectChoice(s, s) for s in TOKEN_SCOPES], default="read")
     expires_days = IntegerField(
         _l("Expires after (days, blank for never)"),
         validators=[Optional(), NumberRange(min=1, max=3650, message=_l("Between 1 and 3650 days."))],

@@ -9,6 +9,7 @@ from typing import Any
 from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from wtforms import SelectChoice
 
 from app.auth.roles import role_required
 from app.models import ROLES
@@ -30,7 +31,7 @@ log = logging.getLogger("app.audit")
 
 
 def _roles(form: Any) -> None:
-    form.role.choices = [(r, role_label(r)) for r in ROLES]
+    form.role.choices = [SelectChoice(r, role_label(r)) for r in ROLES]
 
 
 def _last_admin_message(error: DomainError) -> str:
@@ -138,8 +139,8 @@ def reset_password(username: str) -> Any:
 
 def _token_form() -> CreateTokenForm:
     form = CreateTokenForm()
-    form.username.choices = [(u.username, u.username) for u in admin.list_users() if u.active]
-    form.scope.choices = [("read", _("Read")), ("write", _("Read and write"))]
+    form.username.choices = [SelectChoice(u.username, u.username) for u in admin.list_users() if u.active]
+    form.scope.choices = [SelectChoice("read", _("Read")), SelectChoice("write", _("Read and write"))]
     return form
 
 
