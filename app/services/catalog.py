@@ -368,7 +368,12 @@ def list_locations(*, warehouse: str | None = None, active: bool | None = None) 
         stmt = stmt.where(Warehouse.code == warehouse)
     if active is not None:
         stmt = stmt.where(Location.active.is_(active))
-    return [LocationRow(*row[:6], on_hand=Decimal(row[6])) for row in db.session.execute(stmt)]
+    return [
+        LocationRow(
+            id=i, code=code, name=name, warehouse=wh, warehouse_name=wh_name, active=active, on_hand=Decimal(units)
+        )
+        for i, code, name, wh, wh_name, active, units in db.session.execute(stmt)
+    ]
 
 
 # ---------------------------------------------------------------- the ledger
@@ -493,7 +498,10 @@ def list_low_stock(
         stmt = stmt.where(Item.sku > str(decode_cursor(after)[0]))
     if limit is not None:
         stmt = stmt.limit(_limit(limit) + 1)
-    found = [LowStockRow(*row[:4], Decimal(row[4]), *row[5:]) for row in db.session.execute(stmt)]
+    found = [
+        LowStockRow(id=i, sku=sku, name=name, unit=unit, on_hand=Decimal(units), reorder_point=rp, reorder_quantity=rq)
+        for i, sku, name, unit, units, rp, rq in db.session.execute(stmt)
+    ]
     if limit is None or len(found) <= _limit(limit):
         return Page(found, None)
     found = found[: _limit(limit)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 
 from app.extensions import db
 from app.models import SignInFailure, User
@@ -19,7 +19,7 @@ PAIR_LIMIT = 5
 CLIENT_LIMIT = 20
 
 
-def _locked_until(stmt_filter: list[object], limit: int, now: datetime) -> datetime | None:
+def _locked_until(stmt_filter: list[ColumnElement[bool]], limit: int, now: datetime) -> datetime | None:
     """When the `limit`-th most recent failure leaves the window, or None if there are fewer."""
     nth = db.session.scalar(
         select(SignInFailure.created_at)
