@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi
 
-.PHONY: venv run test test-fast lint fmt typecheck check bench clean
+.PHONY: venv run test test-fast lint fmt typecheck check bench clean translations
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -38,6 +38,14 @@ lint: venv
 fmt: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Page text: re-extract the messages, merge them into each catalogue (then translate what is new
+# in translations/zh_Hans_CN), and compile. The compiled .mo files are committed; a test checks
+# that they match the .po files.
+translations: venv
+	$(BIN)/pybabel extract -F babel.cfg -k _l -o translations/messages.pot --no-location --sort-output --omit-header .
+	$(BIN)/pybabel update -i translations/messages.pot -d translations --width 120 --ignore-obsolete -N
+	$(BIN)/pybabel compile -d translations
 
 typecheck: venv
 	$(BIN)/mypy app/services app/models
