@@ -1,6 +1,8 @@
 """Flask extensions, created unbound here and initialised in `create_app`."""
 
 from flask_babel import Babel
+from typing import TYPE_CHECKING
+
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -24,6 +26,12 @@ class Base(DeclarativeBase):
 
 # Services return the rows they wrote; expiring them on commit would cost a SELECT per access.
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+
+# Models subclass `Model`: Flask-SQLAlchemy's db.Model at run time, its typed base for mypy.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

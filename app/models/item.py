@@ -8,11 +8,11 @@ from decimal import Decimal
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import Quantity, UtcDateTime, utcnow
 
 
-class Category(db.Model):
+class Category(Model):
     __tablename__ = "categories"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -20,7 +20,7 @@ class Category(db.Model):
     description: Mapped[str] = mapped_column(String(500), default="")
 
 
-class Item(db.Model):
+class Item(Model):
     __tablename__ = "items"
     __table_args__ = (
         CheckConstraint("reorder_point >= 0", name="reorder_point_not_negative"),

@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 
 
-class Warehouse(db.Model):
+class Warehouse(Model):
     __tablename__ = "warehouses"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -17,7 +17,7 @@ class Warehouse(db.Model):
     active: Mapped[bool] = mapped_column(default=True)
 
 
-class Location(db.Model):
+class Location(Model):
     __tablename__ = "locations"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -8,7 +8,7 @@ from decimal import Decimal
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.item import Item
 from app.models.location import Location
 from app.models.types import BigId, Quantity, UtcDateTime, utcnow
@@ -16,7 +16,7 @@ from app.models.types import BigId, Quantity, UtcDateTime, utcnow
 MOVEMENT_KINDS = ("receive", "issue", "transfer", "adjust", "reversal")
 
 
-class StockLevel(db.Model):
+class StockLevel(Model):
     __tablename__ = "stock_levels"
     __table_args__ = (
         # The database itself refuses negative stock, whatever code or hand-written SQL tries.
@@ -35,7 +35,7 @@ class StockLevel(db.Model):
     location: Mapped[Location] = relationship(lazy="raise_on_sql")
 
 
-class Movement(db.Model):
+class Movement(Model):
     """One line of the ledger. Never updated or deleted: a correction is a reversal.
 
     `quantity` is always positive; the direction is given by the locations: stock leaves
@@ -77,7 +77,7 @@ class Movement(db.Model):
     to_location: Mapped[Location | None] = relationship(foreign_keys=[to_location_id], lazy="raise_on_sql")
 
 
-class LowStockEvent(db.Model):
+class LowStockEvent(Model):
     """Outbox row written in the same transaction as the movement that crossed the reorder point.
 
     Delivery (WeCom, webhooks) reads these later; a rolled-back issue leaves no event behind.

@@ -8,7 +8,7 @@ from flask_login import UserMixin
 from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import UtcDateTime, utcnow
 
 # Ordered: each role can do everything the roles before it can.
@@ -16,7 +16,7 @@ ROLES = ("viewer", "clerk", "manager", "admin")
 TOKEN_SCOPES = ("read", "write")
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     __tablename__ = "users"
     __table_args__ = (CheckConstraint("role IN ('viewer', 'clerk', 'manager', 'admin')", name="role_known"),)
 
@@ -43,7 +43,7 @@ class User(UserMixin, db.Model):
         return f"<User {self.username}>"
 
 
-class ApiToken(db.Model):
+class ApiToken(Model):
     """Only a SHA-256 of the token is stored; `prefix` is the visible start, to tell tokens apart."""
 
     __tablename__ = "api_tokens"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import selectinload
 
 from app.extensions import db
@@ -178,8 +178,8 @@ def create_items(rows: Sequence[ItemInput]) -> list[str]:
             )
         )
     if new:
-        db.session.execute(insert(Item.__table__), new)
-    return [row["sku"] for row in new]
+        db.session.execute(insert(cast(Table, Item.__table__)), new)
+    return [str(row["sku"]) for row in new]
 
 
 def get_item(sku: str) -> Item:

@@ -80,10 +80,11 @@ def find_ledger_mismatches() -> list[Mismatch]:
             wrong.append((pair, on_hand, expected, last))
     if not wrong:
         return []
-    skus = dict(db.session.execute(select(Item.id, Item.sku).where(Item.id.in_({p[0] for p, *_ in wrong}))).all())
-    codes = dict(
-        db.session.execute(select(Location.id, Location.code).where(Location.id.in_({p[1] for p, *_ in wrong}))).all()
-    )
+    item_ids, location_ids = {pair[0] for pair, *_ in wrong}, {pair[1] for pair, *_ in wrong}
+    skus: dict[int, str] = {i: s for i, s in db.session.execute(select(Item.id, Item.sku).where(Item.id.in_(item_ids)))}
+    codes: dict[int, str] = {
+        i: c for i, c in db.session.execute(select(Location.id, Location.code).where(Location.id.in_(location_ids)))
+    }
     return sorted(
         (Mismatch(skus[i], codes[loc], on_hand, expected, last) for (i, loc), on_hand, expected, last in wrong),
         key=lambda m: (m.sku, m.location),

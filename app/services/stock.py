@@ -14,11 +14,11 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from blinker import Namespace
 from flask import current_app
-from sqlalchemy import bindparam, insert, select, true, update
+from sqlalchemy import Table, bindparam, insert, select, true, update
 
 from app.extensions import db
 from app.models import Item, Location, LowStockEvent, Movement, StockLevel
@@ -45,8 +45,9 @@ stock_moved = signals.signal("stock-moved")
 #: Sent when a decrement is refused for lack of stock, with `kind`.
 stock_rejected = signals.signal("stock-rejected")
 
-_movements = Movement.__table__
-_levels = StockLevel.__table__
+_movements = cast(Table, Movement.__table__)
+_levels = cast(Table, StockLevel.__table__)
+_low_stock_events = cast(Table, LowStockEvent.__table__)
 ZERO = Decimal("0.000")
 
 # The hot path's statements, built once: constructing a statement costs more Python time than
@@ -198,7 +199,7 @@ def _note_low_stock(item: _Item, location_id: int, before: Decimal, after: Decim
     """Outbox row when this movement takes the level down to or through the reorder point."""
     if after <= item.reorder_point < before:
         db.session.execute(
-            insert(LowStockEvent.__table__).values(
+            insert(_low_stock_events).values(
                 item_id=item.id,
                 location_id=location_id,
                 movement_id=movement.id,
@@ -215,14 +216,19 @@ def _note_low_stock(item: _Item, location_id: int, before: Decimal, after: Decim
 def _take(item: _Item, location: _Location, level: _Level, quantity: Decimal, kind: str) -> Decimal:
     """The balance after taking `quantity` out; refuses to go below zero."""
     if level.quantity < quantity:
-        stock_rejected.send(current_app._get_current_object(), kind=kind)
+        app = current_app._get_current_object()  # type: ignore[attr-defined]
+        stock_rejected.send(app, kind=kind)
         raise InsufficientStock(sku=item.sku, location=location.code, requested=quantity, available=level.quantity)
     return level.quantity - quantity
 
 
 def _announce(movements: list[Movement]) -> None:
-    app = current_app._get_current_object()
-    after_commit(lambda: stock_moved.send(app, movements=movements))
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def send() -> None:
+        stock_moved.send(app, movements=movements)
+
+    after_commit(send)
 
 
 # ---------------------------------------------------------------- idempotency
@@ -476,11 +482,11 @@ def issue_lines(
     picks = _pick_lines(lines)
     reference, note, user = _text(reference, "reference", 100), _text(note, "note", 500), _username(user)
     key = _idempotency_key(idempotency_key)
-    keys = _line_keys(key, len(picks)) if key else [None] * len(picks)
+    keys: list[str | None] = list(_line_keys(key, len(picks))) if key else [None] * len(picks)
     digest = _fingerprint(
         "issue_lines", lines=[(p.sku, p.location, p.quantity) for p in picks], reference=reference, note=note
     )
-    if key and (replayed := _replay(keys, digest)):
+    if key and (replayed := _replay(_line_keys(key, len(picks)), digest)):
         return replayed
     items, locations = _resolve_lines(picks)
     levels = _lock_in_order((items[p.sku].id, locations[p.location].id) for p in picks)
@@ -544,8 +550,12 @@ def receive_lines(
     _store_many(levels, now)
     db.session.execute(insert(_movements), rows)
     count = len(rows)
-    app = current_app._get_current_object()
-    after_commit(lambda: stock_moved.send(app, movements=None, kind="receive", count=count))
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def send() -> None:
+        stock_moved.send(app, movements=None, kind="receive", count=count)
+
+    after_commit(send)
     return count
 
 

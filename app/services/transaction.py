@@ -17,7 +17,8 @@ from blinker import Namespace
 from flask import current_app
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from app.extensions import db
 
@@ -130,6 +131,15 @@ def after_commit(callback: Callable[[], None]) -> None:
     db.session.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
+def _discard(session: Session) -> None:
+    """Roll back; when the connection itself is gone, drop it instead of rolling back on it."""
+    session.info.pop(_AFTER_COMMIT, None)
+    try:
+        session.rollback()
+    except SQLAlchemyError:
+        session.invalidate()
+
+
 def _run_once(fn: Callable[[], R]) -> R:
     session = db.session()
     if session.in_transaction():
@@ -140,14 +150,12 @@ def _run_once(fn: Callable[[], R]) -> R:
     try:
         result = fn()
     except BaseException:
-        session.rollback()
-        session.info.pop(_AFTER_COMMIT, None)
+        _discard(session)
         raise
     try:
         session.commit()
     except DBAPIError as exc:
-        session.rollback()
-        session.info.pop(_AFTER_COMMIT, None)
+        _discard(session)
         raise _CommitFailed(exc) from exc
     for callback in session.info.pop(_AFTER_COMMIT, []):
         callback()
@@ -167,7 +175,8 @@ def run_in_transaction(fn: Callable[[], R]) -> R:
             if reason is None or attempt >= retries:
                 raise exc from None
             attempt += 1
-            transaction_retried.send(current_app._get_current_object(), reason=reason)
+            app = current_app._get_current_object()  # type: ignore[attr-defined]
+            transaction_retried.send(app, reason=reason)
             # Full jitter: concurrent losers of the same deadlock must not collide again in step.
             time.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311 - not cryptographic
 
