@@ -1,0 +1,237 @@
+"""Zero-downtime restarts under gunicorn with the shipped gunicorn.conf.py, under a steady load.
+
+SIGHUP (what a config reload does) must not fail one request: new workers start before the old
+ones finish what they hold. SIGTERM (what Kubernetes sends after the preStop sleep) must let the
+requests in flight finish and leave the ledger whole: every stock write is all or nothing, and
+`flask check-ledger` reconciles afterwards. A SQLite file keeps it self-contained.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LOAD_SKU, LOAD_LOCATION = "DEMO-000002", "WH1-A-01-03"
+PICK_SKU, PICK_LOCATION = "DEMO-000001", "WH1-A-01-02"  # 57 on hand after seed-demo
+PICK_LINES = 500
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    port: int
+    env: dict[str, str]
+    token: str
+    database: Path
+    log: Path
+
+    def children(self) -> set[int]:
+        done = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False)
+        return {int(pid) for pid in done.stdout.split()}
+
+    def request(self, method: str, path: str, body: dict[str, object] | None = None) -> tuple[int, bytes]:
+        """One request on its own connection, as a load balancer without keep-alive sends it."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        try:
+            headers = {"Connection": "close"}
+            payload = None
+            if body is not None:
+                payload = json.dumps(body)
+                headers |= {"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"}
+            conn.request(method, path, body=payload, headers=headers)
+            response = conn.getresponse()
+            return response.status, response.read()
+        finally:
+            conn.close()
+
+
+@dataclass
+class Load:
+    """Readers on /healthz and /readyz and writers receiving stock, each in a loop until stopped."""
+
+    server: Server
+    results: list[tuple[float, str, int | str]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def _loop(self, kind: str) -> None:
+        while not self.stop.is_set():
+            started = time.monotonic()
+            try:
+                if kind == "write":
+                    body = {"sku": LOAD_SKU, "location": LOAD_LOCATION, "quantity": "1", "reference": "LOAD"}
+                    status, _ = self.server.request("POST", "/api/v1/stock/receive", body)
+                else:
+                    status, _ = self.server.request("GET", "/readyz" if kind == "ready" else "/healthz")
+                outcome: int | str = status
+            except OSError as exc:
+                outcome = type(exc).__name__
+            with self.lock:
+                self.results.append((started, kind, outcome))
+            time.sleep(0.005)
+
+    def start(self) -> Load:
+        for kind in ("health", "ready", "ready", "write", "write"):
+            thread = threading.Thread(target=self._loop, args=(kind,), daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        return self
+
+    def finish(self) -> list[tuple[float, str, int | str]]:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=35)
+        return self.results
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _flask(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, f"flask {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    database = tmp_path / "inventory.db"
+    metrics = tmp_path / "prometheus"
+    metrics.mkdir()
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INVENTORY_", "GUNICORN_", "DATABASE_", "FLASK_"))}
+    env |= {
+        "DATABASE_URL": f"sqlite:///{database}",
+        "INVENTORY_ENV": "development",
+        "SECRET_KEY": "graceful-shutdown-test-" + "k" * 32,
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+        "INVENTORY_API_READ_LIMIT": "1000000/minute",
+        "INVENTORY_API_WRITE_LIMIT": "1000000/minute",
+        "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_THREADS": "4",
+        "GUNICORN_GRACEFUL_TIMEOUT": "20",
+    }
+    _flask(env, "db", "upgrade")
+    _flask(env, "seed-demo", "--items", "3", "--demo-users")
+    token = _flask(env, "create-token", "clerk", "--scope", "write", "--name", "load").splitlines()[0].strip()
+    log = tmp_path / "gunicorn.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # the shipped settings, as the image's CMD runs them
+            [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py")],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    srv = Server(process, port, env, token, database, log)
+    try:
+        _wait_until_serving(srv, workers=2)
+        yield srv
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _wait_until_serving(srv: Server, *, workers: int, excluding: frozenset[int] = frozenset()) -> set[int]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert srv.process.poll() is None, srv.log.read_text()
+        pids = srv.children()
+        if len(pids) == workers and not pids & excluding:
+            try:
+                if srv.request("GET", "/readyz")[0] == 200:
+                    return pids
+            except OSError:
+                pass
+        time.sleep(0.1)
+    raise AssertionError(f"gunicorn did not serve with {workers} fresh workers:\n{srv.log.read_text()}")
+
+
+def _movements(database: Path, reference: str) -> int:
+    with sqlite3.connect(database) as conn:
+        return int(conn.execute("SELECT count(*) FROM movements WHERE reference = ?", (reference,)).fetchone()[0])
+
+
+def test_sighup_reload_under_load_fails_no_request(server: Server) -> None:
+    load = Load(server).start()
+    time.sleep(1.5)
+    old_workers = server.children()
+    reload_at = time.monotonic()
+    server.process.send_signal(signal.SIGHUP)
+    new_workers = _wait_until_serving(server, workers=2, excluding=frozenset(old_workers))
+    time.sleep(1.5)
+    results = load.finish()
+
+    failures = [r for r in results if r[2] not in (200, 201)]
+    assert not failures, f"{len(failures)} failed request(s) around the reload, first: {failures[:5]}"
+    assert not new_workers & old_workers
+    after = [r for r in results if r[0] > reload_at]
+    assert len(results) > 100 and len({r[1] for r in after}) == 3, "the load kept running across the reload"
+    writes = sum(1 for r in results if r[1] == "write")
+    assert _movements(server.database, "LOAD") == writes
+    assert "ledger OK" in _flask(server.env, "check-ledger")
+
+
+def test_sigterm_finishes_in_flight_requests_and_leaves_the_ledger_whole(server: Server) -> None:
+    picks: list[tuple[int, float]] = []
+
+    def big_pick(reference: str) -> None:
+        lines = [{"sku": PICK_SKU, "location": PICK_LOCATION, "quantity": "0.01"}] * PICK_LINES
+        status, _ = server.request("POST", "/api/v1/stock/issue-lines", {"lines": lines, "reference": reference})
+        picks.append((status, time.monotonic()))
+
+    load = Load(server).start()
+    time.sleep(1.0)
+    pickers = [threading.Thread(target=big_pick, args=(f"PICK-{n}",)) for n in range(3)]
+    for thread in pickers:
+        thread.start()
+    time.sleep(0.05)
+    term_at = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    for thread in pickers:
+        thread.join(timeout=30)
+    exit_code = server.process.wait(timeout=30)
+    results = load.finish()
+
+    assert exit_code == 0, server.log.read_text()
+    # Every pick was accepted before SIGTERM and at least one was still running when it arrived.
+    assert sorted(status for status, _ in picks) == [201, 201, 201]
+    assert max(done for _, done in picks) > term_at
+    for n in range(3):
+        assert _movements(server.database, f"PICK-{n}") == PICK_LINES
+    # Writers racing the stop either got 201 (written) or never reached a worker (not written).
+    written, ok = _movements(server.database, "LOAD"), sum(1 for r in results if r[1] == "write" and r[2] == 201)
+    unanswered = sum(1 for r in results if r[1] == "write" and not isinstance(r[2], int))
+    assert ok <= written <= ok + unanswered
+    assert not [r for r in results if isinstance(r[2], int) and r[2] not in (200, 201)], "no error responses"
+    assert "ledger OK" in _flask(server.env, "check-ledger")
