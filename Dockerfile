@@ -15,7 +15,7 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.txt \
 # .dockerignore is an allow-list: only the application, its templates, static assets and migrations.
 COPY . .
 # Gettext catalogues are compiled here so the runtime stage needs no Babel tooling at build time.
-RUN if [ -d app/translations ]; then /opt/venv/bin/pybabel compile -d app/translations; fi \
+RUN /opt/venv/bin/pybabel compile --statistics -d translations \
     && mkdir -p instance static \
     && /opt/venv/bin/pip uninstall --yes pip
 

@@ -46,7 +46,8 @@ def test_image_builds_on_one_pinned_base_and_runs_as_a_numeric_non_root_user() -
     assert re.search(r"PROMETHEUS_MULTIPROC_DIR=/run/prometheus", runtime)
     assert "chown inventory:inventory /run/prometheus" in runtime
     assert '"--config", "/app/gunicorn.conf.py"' in runtime
-    assert "pybabel compile" in DOCKERFILE, "translations are compiled at build time"
+    assert "pybabel compile --statistics -d translations" in DOCKERFILE, "catalogues are compiled at build time"
+    assert list((ROOT / "translations").glob("*/LC_MESSAGES/messages.po"))
     # Build tools and wheels stay in the build stage: the runtime copies only the venv and the app.
     assert re.findall(r"^COPY --from=build (\S+)", runtime, re.M) == ["/opt/venv", "--chown=root:root"]
 
@@ -55,7 +56,17 @@ def test_dockerignore_is_an_allow_list_of_what_exists() -> None:
     lines = [ln for ln in (ROOT / ".dockerignore").read_text().splitlines() if ln and not ln.startswith("#")]
     assert lines[0] == "*"
     allowed = [ln[1:].rstrip("/") for ln in lines if ln.startswith("!")]
-    assert {"app", "templates", "migrations", "wsgi.py", "gunicorn.conf.py", "requirements.txt"} <= set(allowed)
+    expected = {
+        "app",
+        "templates",
+        "static",
+        "translations",
+        "migrations",
+        "wsgi.py",
+        "gunicorn.conf.py",
+        "requirements.txt",
+    }
+    assert expected <= set(allowed)
     assert not {".env", "instance", ".git", ".venv", "tests"} & set(allowed)
     for path in allowed:
         assert path == "static" or (ROOT / path).exists(), path
