@@ -16,7 +16,7 @@ KIND_COLOURS = {
     "adjust": "#8a4fc7",
     "reversal": "#c23b3b",
 }
-WIDTH, HEIGHT, PAD_LEFT, PAD_BOTTOM, PAD_TOP = 640, 220, 40, 24, 10
+WIDTH, HEIGHT, PAD_LEFT, PAD_BOTTOM, PAD_TOP = 900, 220, 44, 24, 10
 
 
 def stacked_bars(days: Sequence[str], series: dict[str, list[int]], labels: dict[str, str], title: str) -> Markup:
@@ -45,7 +45,7 @@ def stacked_bars(days: Sequence[str], series: dict[str, list[int]], labels: dict
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{step * 0.7:.1f}" height="{h:.1f}" '
                 f'fill="{KIND_COLOURS.get(kind, "#888")}"><title>{escape(tip)}</title></rect>'
             )
-        if i % 7 == 0 or i == len(days) - 1:
+        if (i % 7 == 0 and i < len(days) - 3) or i == len(days) - 1:
             parts.append(
                 f'<text x="{x + step * 0.35:.1f}" y="{HEIGHT - 6}" text-anchor="middle" font-size="11" '
                 f'fill="#5d6677">{escape(day[5:])}</text>'

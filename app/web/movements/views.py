@@ -52,7 +52,9 @@ def _run(form: Any, template: str, action: Callable[..., Any], **context: Any) -
             attach_error(form, error)
             return _render(form, template, **context), error.status
         flash(_recorded(result if isinstance(result, list) else [result]), "success")
-        return redirect(url_for(request.endpoint or "movements.index"), 303)
+        # A fresh form (a new idempotency key) for the same item and place: clerks often repeat.
+        again = {k: f.data for k in ("sku", "location", "from_location") if (f := form._fields.get(k)) and f.data}
+        return redirect(url_for(request.endpoint or "movements.index", **again), 303)
     return _render(form, template, **context), 422 if form.is_submitted() else 200
 
 

@@ -1,0 +1,118 @@
+"""Browser tests: Debian's Chromium driven by Playwright against the app served by a real
+werkzeug server on 127.0.0.1, on its own migrated SQLite database with a small stocked warehouse.
+
+Screenshots of the main pages go to test-artifacts/screenshots/ for a reviewer to look at.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask_migrate import upgrade
+from playwright.sync_api import Browser, Page
+from werkzeug.serving import make_server
+
+from app import create_app
+from app.config import Config
+from app.services import items, locations, stock, users
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PASSWORD = "browser-pass-1"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args() -> dict[str, Any]:
+    """pytest-playwright launches this Chromium (never a downloaded one)."""
+    return {"executable_path": CHROMIUM, "args": CHROMIUM_ARGS, "headless": True}
+
+
+def _seed(app: Flask) -> None:
+    with app.app_context():
+        upgrade()
+        for code, name in (("WH1", "一号仓库"), ("WH2", "二号仓库")):
+            locations.create_warehouse(code=code, name=name)
+        for code in ("WH1-A-01-01", "WH1-A-01-02", "WH2-A-01-01"):
+            locations.create_location(warehouse=code[:3], code=code)
+        products = [
+            ("SCREW-M4", "螺丝钉 M4", "紧固件", 20),
+            ("NUT-M4", "六角螺母 M4", "紧固件", 10),
+            ("TAPE-48", "封箱胶带 48mm", "包装", 5),
+            ("GLOVE-L", "防护手套 L", "劳保", 30),
+        ]
+        for sku, name, category, reorder_point in products:
+            items.create_item(sku=sku, name=name, category=category, reorder_point=reorder_point, reorder_quantity=100)
+        for n in range(1, 41):
+            items.create_item(sku=f"BOLT-{n:03d}", name=f"不锈钢螺栓 M{n}", category="紧固件")
+        stock.receive_lines(
+            lines=[
+                stock.PickLine("SCREW-M4", "WH1-A-01-01", 50),
+                stock.PickLine("NUT-M4", "WH1-A-01-02", 8),
+                stock.PickLine("TAPE-48", "WH2-A-01-01", 40),
+            ],
+            user="seed",
+            reference="OPENING",
+        )
+        for role in ("viewer", "clerk", "manager", "admin"):
+            users.create_user(username=role, password=PASSWORD, role=role, display_name=f"{role.title()} 测试")
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app on http://127.0.0.1:<free port>, with CSRF on as in production."""
+    database = tmp_path_factory.mktemp("browser") / "inventory.db"
+    app = create_app(
+        Config(
+            SECRET_KEY="browser-test-secret-" + "x" * 32,
+            INVENTORY_ENV="testing",
+            SQLALCHEMY_DATABASE_URI=f"sqlite:///{database}",
+            INVENTORY_VERSION="browser-test",
+        )
+    )
+    _seed(app)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture
+def sign_in(browser: Browser, live_server: str) -> Iterator[Callable[..., Page]]:
+    """sign_in("clerk") -> a page in a fresh browser context, signed in through the form."""
+    contexts = []
+
+    def _sign_in(role: str, **context_args: Any) -> Page:
+        context = browser.new_context(base_url=live_server, locale="zh-CN", **context_args)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        page = context.new_page()
+        page.goto("/")
+        page.get_by_label("用户名").fill(role)
+        page.get_by_label("密码").fill(PASSWORD)
+        page.get_by_role("button", name="登录").click()
+        page.wait_for_url(f"{live_server}/")
+        return page
+
+    yield _sign_in
+    for context in contexts:
+        context.close()
+
+
+def shot(page: Page, name: str, *, full_page: bool = True) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
