@@ -59,9 +59,15 @@ def _init_extensions(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from app import api
     from app.observability import health
+    from app.web.notifications import bp as notifications_bp
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(notifications_bp)
     api.init_app(app)
     from app.web import register_pages
 
     register_pages(app)
+    from app.web import scan
+
+    for floor in (scan,):
+        app.register_blueprint(floor.bp)

@@ -1,5 +1,6 @@
 """Every model, re-exported so that Alembic autogenerate sees the whole schema."""
 
+from app.models.count import COUNT_STATUSES, Count, CountLine, ImportBatch  # noqa: F401
 from app.models.item import Category, Item
 from app.models.location import Location, Warehouse
 from app.models.notification import LedgerAudit, NotificationDelivery, NotificationSubscription, NotificationTarget  # noqa: F401

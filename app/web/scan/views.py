@@ -1,0 +1,153 @@
+"""Scan endpoints. The page posts each scan as JSON with its own idempotency key, so a scan that
+is sent twice (a retry, or an offline queue replayed) moves stock once. Location codes are in the
+page, so a location scan needs no round trip and works offline."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from flask import Response, current_app, jsonify, render_template, request, send_from_directory
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
+
+from app.auth.roles import role_required
+from app.services import catalog, codes, stock
+from app.services.errors import DomainError, InsufficientStock, InvalidInput, InvalidQuantity
+from app.services.quantities import parse_quantity
+from app.web.common import domain_message
+from app.web.i18n import format_quantity
+from app.web.scan import bp
+
+MODES = ("issue", "receive", "transfer")
+SCAN_REFERENCE = "SCAN"
+
+
+@bp.get("")
+@role_required("clerk")
+def index() -> Any:
+    return render_template("scan/index.html", location_codes=catalog.location_codes())
+
+
+@bp.get("/sw.js")
+def service_worker() -> Response:
+    """Served under /scan so that its scope covers the scan page (a worker's scope is its folder)."""
+    response = send_from_directory(current_app.static_folder or "static", "js/sw.js", max_age=0)
+    response.headers["Service-Worker-Allowed"] = "/scan"
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+@bp.get("/token")
+@role_required("clerk")
+def token() -> Any:
+    """A fresh CSRF token, for replaying scans queued on a page loaded long ago."""
+    return jsonify(csrf_token=generate_csrf())
+
+
+@bp.post("/moves")
+@role_required("clerk")
+def move() -> Any:
+    data = request.get_json(silent=True) or {}
+    try:
+        return jsonify(_apply(data))
+    except DomainError as error:
+        return _error(error)
+
+
+@bp.post("/undo")
+@role_required("clerk")
+def undo() -> Any:
+    data = request.get_json(silent=True) or {}
+    try:
+        return jsonify(_undo(data))
+    except DomainError as error:
+        return _error(error)
+
+
+def _text(data: dict[str, Any], name: str) -> str:
+    value = data.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _apply(data: dict[str, Any]) -> dict[str, Any]:
+    resolved = codes.resolve_code(_text(data, "code"))
+    if resolved.kind == "location":
+        return {"status": "ok", "kind": "location", "code": resolved.code, "name": resolved.name}
+    mode, location, target = _text(data, "mode"), _text(data, "location"), _text(data, "to_location")
+    if mode not in MODES:
+        raise InvalidInput("mode", "must be issue, receive or transfer")
+    if not location:
+        raise InvalidInput("location", "scan a location first")
+    quantity = parse_quantity(data.get("quantity") or "1")
+    common = dict(
+        sku=resolved.code,
+        quantity=quantity,
+        user=current_user.username,
+        reference=SCAN_REFERENCE,
+        idempotency_key=_text(data, "idempotency_key") or None,
+    )
+    if mode == "transfer":
+        if not target:
+            raise InvalidInput("to_location", "scan the destination location")
+        movement = stock.transfer_stock(from_location=location, to_location=target, **common)
+    else:
+        action = stock.issue_stock if mode == "issue" else stock.receive_stock
+        movement = action(location=location, **common)
+    # The balances the movement left behind (a replayed scan shows what it did the first time).
+    balance = movement.to_balance if mode == "receive" else movement.from_balance
+    result = {
+        "status": "ok",
+        "kind": "movement",
+        "mode": mode,
+        "movement_id": movement.id,
+        "sku": resolved.code,
+        "name": resolved.name,
+        "unit": resolved.unit,
+        "quantity": format_quantity(movement.quantity),
+        "location": location,
+        "balance": format_quantity(balance),
+    }
+    if mode == "transfer":
+        result.update(to_location=target, to_balance=format_quantity(movement.to_balance))
+    return result
+
+
+def _undo(data: dict[str, Any]) -> dict[str, Any]:
+    try:
+        movement_id = int(data.get("movement_id") or 0)
+    except (TypeError, ValueError):
+        raise InvalidInput("movement_id", "must be a number") from None
+    original, _reversed_by = catalog.get_movement(movement_id)
+    # A clerk may take back their own scans; anything else is a manager's reversal on the ledger.
+    if original.reference != SCAN_REFERENCE or original.username != current_user.username:
+        raise InvalidInput("movement_id", "only your own scans can be undone here")
+    reversal = stock.reverse_movement(
+        movement_id=movement_id,
+        user=current_user.username,
+        reason=_("Undone on the scan page"),
+        idempotency_key=_text(data, "idempotency_key") or None,
+    )
+    return {"status": "ok", "kind": "undo", "movement_id": movement_id, "reversal_id": reversal.id}
+
+
+def _error(error: DomainError) -> tuple[Response, int]:
+    body: dict[str, Any] = {"status": "error", "code": error.code, "message": _scan_message(error)}
+    if isinstance(error, InsufficientStock):
+        body["available"] = format_quantity(Decimal(error.available))
+    return jsonify(body), error.status
+
+
+def _scan_message(error: DomainError) -> str:
+    if isinstance(error, codes.UnknownCode):
+        return _("Unknown code %(code)s: no item or location carries it.", code=error.extras.get("scanned"))
+    if isinstance(error, InvalidQuantity):
+        return _("Enter a quantity greater than zero, with at most 3 decimal places.")
+    if isinstance(error, InvalidInput) and error.field == "location":
+        return _("Scan a location first.")
+    if isinstance(error, InvalidInput) and error.field == "to_location":
+        return _("Scan the destination location (transfer mode).")
+    if isinstance(error, InvalidInput) and error.field == "movement_id":
+        return _("Only your own scans can be undone here.")
+    return domain_message(error)

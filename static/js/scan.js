@@ -1,0 +1,279 @@
+// The scan page. Every item scan goes through one ordered queue kept in IndexedDB: online it is
+// sent at once, offline it waits and is replayed in order when the connection returns. Each scan
+// carries its own idempotency key, so a scan sent twice (a lost response, a replay) moves stock once.
+(() => {
+  const root = document.getElementById("scan");
+  if (!root) return;
+  const $ = (id) => document.getElementById(id);
+  const input = $("scan-code");
+  const resultBox = $("scan-result");
+  const log = $("scan-log");
+  const msg = JSON.parse(root.dataset.messages);
+  const locations = new Set(JSON.parse(root.dataset.locations));
+  let csrf = root.dataset.csrf;
+  const state = { location: null, target: null, quantity: "1" };
+  let seq = 0;
+  let lastUndoable = null;
+
+  const fill = (text, values) => text.replace(/\{(\w+)\}/g, (_, k) => (values[k] ?? ""));
+  const mode = () => root.querySelector("input[name=mode]:checked").value;
+  const refocus = () => setTimeout(() => input.focus(), 0);
+
+  // ---------------------------------------------------------------- sound and colour
+  let audio = null;
+  function beep(ok) {
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      const tones = ok ? [[1320, 0, 0.09]] : [[220, 0, 0.18], [180, 0.22, 0.3]];
+      tones.forEach(([freq, start, stop]) => {
+        const osc = audio.createOscillator();
+        const gain = audio.createGain();
+        osc.type = ok ? "sine" : "square";
+        osc.frequency.value = freq;
+        gain.gain.value = 0.15;
+        osc.connect(gain).connect(audio.destination);
+        osc.start(audio.currentTime + start);
+        osc.stop(audio.currentTime + stop);
+      });
+    } catch (e) { /* no audio: the colour still tells */ }
+  }
+  function show(kind, text) {
+    resultBox.className = `scan-result ${kind}`;
+    resultBox.textContent = text;
+    if (kind !== "info") beep(kind === "ok");
+  }
+  function addRow(kind, text, scanMode) {
+    const row = log.insertRow(0);
+    row.className = kind;
+    row.insertCell().textContent = ++seq;
+    row.insertCell().textContent = scanMode ? msg.modes[scanMode] : "";
+    row.insertCell().textContent = text;
+    row.insertCell();
+    return row;
+  }
+
+  // ---------------------------------------------------------------- where we are
+  function showWhere() {
+    $("scan-location").textContent = state.location || "—";
+    $("scan-target").textContent = state.target || "—";
+    $("scan-target-wrap").hidden = mode() !== "transfer";
+    $("scan-quantity").textContent = state.quantity;
+  }
+  function setLocation(code) {
+    if (mode() === "transfer" && state.location && !state.target && code !== state.location) {
+      state.target = code;
+      show("ok", fill(msg.target, { code }));
+    } else {
+      state.location = code;
+      state.target = null;
+      show("ok", fill(msg.location, { code }));
+    }
+    showWhere();
+  }
+
+  // ---------------------------------------------------------------- the queue (IndexedDB)
+  const memory = [];
+  const dbReady = new Promise((resolve) => {
+    if (!window.indexedDB) { resolve(null); return; }
+    const open = indexedDB.open("inventory-scan", 1);
+    open.onupgradeneeded = () => open.result.createObjectStore("queue", { keyPath: "seq", autoIncrement: true });
+    open.onsuccess = () => resolve(open.result);
+    open.onerror = () => resolve(null);
+  });
+  function tx(store, modeName, work) {
+    return dbReady.then((db) => new Promise((resolve, reject) => {
+      if (!db) { resolve(work(null)); return; }
+      const t = db.transaction(store, modeName);
+      let out;
+      t.oncomplete = () => resolve(out);
+      t.onerror = () => reject(t.error);
+      const req = work(t.objectStore(store));
+      if (req) req.onsuccess = () => { out = req.result; };
+    }));
+  }
+  const enqueue = (scan) => tx("queue", "readwrite", (s) => (s ? s.add(scan) : memory.push(scan)));
+  const first = () => dbReady.then((db) => new Promise((resolve, reject) => {
+    if (!db) { resolve(memory[0]); return; }
+    const req = db.transaction("queue", "readonly").objectStore("queue").openCursor();
+    req.onsuccess = () => resolve(req.result ? req.result.value : null);
+    req.onerror = () => reject(req.error);
+  }));
+  const remove = (key) => tx("queue", "readwrite", (s) => (s ? s.delete(key) : memory.shift()));
+  const size = () => tx("queue", "readonly", (s) => (s ? s.count() : null)).then((n) => (n ?? memory.length));
+
+  async function showPending() {
+    const n = await size();
+    const el = $("scan-pending");
+    el.textContent = n;
+    el.classList.toggle("waiting", n > 0);
+  }
+
+  // ---------------------------------------------------------------- sending
+  async function post(url, body) {
+    const send = () => fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf, Accept: "application/json" },
+      credentials: "same-origin",
+      body: JSON.stringify(body),
+    });
+    let response = await send();
+    if (response.status === 400 && !(response.headers.get("Content-Type") || "").includes("json")) {
+      // A page kept open (or cached) for long holds an expired CSRF token: get a fresh one.
+      const fresh = await fetch(root.dataset.tokenUrl, { credentials: "same-origin" });
+      if (fresh.ok) { csrf = (await fresh.json()).csrf_token; response = await send(); }
+    }
+    return response;
+  }
+
+  let flushing = false;
+  async function flush() {
+    if (flushing) return;
+    flushing = true;
+    try {
+      for (let scan = await first(); scan; scan = await first()) {
+        let response;
+        try {
+          response = await post(root.dataset.movesUrl, scan);
+        } catch (e) {
+          break; // offline: the scan stays queued, in order
+        }
+        const body = (response.headers.get("Content-Type") || "").includes("json") ? await response.json() : null;
+        if (!body) { show("bad", msg.failed); break; }
+        await remove(scan.seq);
+        report(scan, body);
+        await showPending();
+      }
+    } finally {
+      flushing = false;
+      await showPending();
+    }
+  }
+
+  function report(scan, body) {
+    if (body.status !== "ok") {
+      let text = body.message;
+      if (body.available !== undefined) text += ` ${fill(msg.available, body)}`;
+      show("bad", text);
+      addRow("bad", `${scan.code}: ${text}`, scan.mode);
+      return;
+    }
+    if (body.kind === "location") { setLocation(body.code); return; }
+    const text = fill(msg[body.mode], body);
+    show("ok", text);
+    const row = addRow("ok", text, body.mode);
+    if (lastUndoable) lastUndoable.querySelector("[data-undo]")?.remove();
+    row.cells[3].append($("scan-undo-template").content.cloneNode(true));
+    row.querySelector("[data-undo]").addEventListener("click", () => undo(body.movement_id, row));
+    lastUndoable = row;
+  }
+
+  async function undo(movementId, row) {
+    try {
+      const response = await post(root.dataset.undoUrl, { movement_id: movementId, idempotency_key: crypto.randomUUID() });
+      const body = await response.json();
+      if (body.status === "ok") {
+        row.classList.add("undone");
+        row.querySelector("[data-undo]")?.remove();
+        show("ok", fill(msg.undone, { id: movementId }));
+      } else {
+        show("bad", body.message);
+      }
+    } catch (e) {
+      show("bad", msg.failed);
+    }
+    refocus();
+  }
+
+  // ---------------------------------------------------------------- a scan
+  async function handle(code) {
+    if (!code) return;
+    const typedQuantity = code.match(/^\*(\d+(?:\.\d{1,3})?)$/);
+    if (typedQuantity) {
+      state.quantity = typedQuantity[1];
+      showWhere();
+      show("info", fill(msg.quantity, { quantity: state.quantity }));
+      return;
+    }
+    if (locations.has(code)) { setLocation(code); return; }
+    const scan = {
+      code,
+      mode: mode(),
+      location: state.location,
+      to_location: state.target,
+      quantity: state.quantity,
+      idempotency_key: crypto.randomUUID(),
+    };
+    state.quantity = "1";
+    showWhere();
+    await enqueue(scan);
+    await showPending();
+    await flush();
+    if (await size()) show("info", fill(msg.queued, { code }));
+  }
+
+  input.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter") return;
+    event.preventDefault();
+    const code = input.value.trim();
+    input.value = "";
+    handle(code).finally(refocus);
+  });
+  root.querySelectorAll("input[name=mode]").forEach((radio) => radio.addEventListener("change", () => {
+    state.target = null;
+    showWhere();
+    refocus();
+  }));
+  document.addEventListener("keydown", (event) => {
+    const n = event.altKey && ["1", "2", "3"].indexOf(event.key);
+    if (n === false || n < 0) return;
+    event.preventDefault();
+    root.querySelectorAll("input[name=mode]")[n].click();
+  });
+  $("scan-reset").addEventListener("click", () => {
+    state.location = null;
+    state.target = null;
+    showWhere();
+    refocus();
+  });
+  // A click anywhere that is not a control gives the focus back to the scan field.
+  document.addEventListener("click", (event) => {
+    if (!event.target.closest("input, button, a, select, textarea, summary, label")) refocus();
+  });
+
+  // ---------------------------------------------------------------- the camera
+  $("scan-camera-button").addEventListener("click", async () => {
+    if (!("BarcodeDetector" in window) || !navigator.mediaDevices) { show("bad", msg.no_camera); refocus(); return; }
+    const box = $("scan-camera");
+    const video = $("scan-video");
+    if (!box.hidden) { video.srcObject?.getTracks().forEach((t) => t.stop()); box.hidden = true; refocus(); return; }
+    try {
+      const detector = new window.BarcodeDetector({ formats: ["qr_code", "code_128"] });
+      video.srcObject = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
+      await video.play();
+      box.hidden = false;
+      let last = "";
+      const tick = async () => {
+        if (box.hidden) return;
+        const found = await detector.detect(video).catch(() => []);
+        const code = found[0]?.rawValue?.trim();
+        if (code && code !== last) { last = code; await handle(code); setTimeout(() => { last = ""; }, 1500); }
+        setTimeout(tick, 250);
+      };
+      tick();
+    } catch (e) {
+      show("bad", msg.no_camera);
+    }
+    refocus();
+  });
+
+  // ---------------------------------------------------------------- offline
+  window.addEventListener("online", flush);
+  setInterval(() => { if (navigator.onLine) flush(); }, 5000);
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register(root.dataset.swUrl, { scope: root.dataset.swUrl.replace(/\/sw\.js$/, "") })
+      .catch(() => { /* the page still works online */ });
+  }
+  showWhere();
+  showPending().then(flush);
+  input.focus();
+})();
