@@ -131,9 +131,11 @@ def _limit(limit: int) -> int:
 
 
 def _after(column: Any, value: Any, id_column: Any, last_id: int, descending: bool) -> ColumnElement[bool]:
+    """Rows after (value, last_id) in (column, id) order. The leading `column >= value` gives
+    MariaDB a range to seek to on the column's index; without it a deep page scans from the start."""
     if descending:
-        return or_(column < value, and_(column == value, id_column < last_id))
-    return or_(column > value, and_(column == value, id_column > last_id))
+        return and_(column <= value, or_(column < value, id_column < last_id))
+    return and_(column >= value, or_(column > value, id_column > last_id))
 
 
 # ---------------------------------------------------------------- items
