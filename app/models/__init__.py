@@ -1,6 +1,6 @@
 """Every model, re-exported so that Alembic autogenerate sees the whole schema."""
 
-from app.models.count import COUNT_STATUSES, Count, CountLine, ImportBatch  # noqa: F401
+from app.models.count import COUNT_STATUSES, Count, CountLine, ImportBatch
 from app.models.item import Category, Item
 from app.models.location import Location, Warehouse
 from app.models.notification import LedgerAudit, NotificationDelivery, NotificationSubscription, NotificationTarget  # noqa: F401
@@ -9,11 +9,15 @@ from app.models.stock import MOVEMENT_KINDS, LowStockEvent, Movement, StockLevel
 from app.models.user import ROLES, TOKEN_SCOPES, ApiToken, User
 
 __all__ = [
+    "COUNT_STATUSES",
     "MOVEMENT_KINDS",
     "ROLES",
     "TOKEN_SCOPES",
     "ApiToken",
     "Category",
+    "Count",
+    "CountLine",
+    "ImportBatch",
     "Item",
     "Location",
     "LowStockEvent",

@@ -1,0 +1,288 @@
+"""Blind cycle counts: a manager opens a count of a location, counters enter what they find
+without seeing the system quantity, lines far off can be counted a second time, and only the
+manager's approval changes stock, through stock.adjust_stock, linked to the count.
+
+The variance of a line is the count against the balance at the moment the count was entered, so
+stock moved during the count (before or after that moment) is neither lost nor counted twice: on
+approval the variance is applied to the balance as it is then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select, update
+
+from app.extensions import db
+from app.models import Count, CountLine, Item, Location, StockLevel
+from app.models.types import utcnow
+from app.services import stock
+from app.services.codes import resolve_code
+from app.services.errors import Conflict, InvalidInput, NotFound, UnknownItem, UnknownLocation
+from app.services.quantities import parse_quantity
+from app.services.transaction import unit_of_work
+
+
+class UnknownCount(NotFound):
+    code = "unknown_count"
+    title = "Unknown count"
+
+    def __init__(self, count_id: int) -> None:
+        super().__init__(f"no count #{count_id}", count_id=count_id)
+
+
+class CountClosed(Conflict):
+    code = "count_closed"
+    title = "Count closed"
+
+    def __init__(self, count_id: int, status: str) -> None:
+        super().__init__(f"count #{count_id} is {status}", count_id=count_id, status=status)
+
+
+class CountIncomplete(Conflict):
+    code = "count_incomplete"
+    title = "Count incomplete"
+
+    def __init__(self, count_id: int, skus: list[str]) -> None:
+        super().__init__(f"count #{count_id} still has lines to count: {', '.join(skus)}", skus=skus)
+
+
+@dataclass(frozen=True)
+class LineView:
+    id: int
+    item_id: int
+    sku: str
+    name: str
+    unit: str
+    first_count: Decimal | None
+    second_count: Decimal | None
+    recount_requested: bool
+    system_quantity: Decimal | None
+    movement_id: int | None
+    final_count: Decimal | None
+    variance: Decimal | None
+
+    @property
+    def awaiting(self) -> bool:
+        """Whether a counter still has to enter this line."""
+        return self.first_count is None or (self.recount_requested and self.second_count is None)
+
+
+@dataclass(frozen=True)
+class CountView:
+    count: Count
+    location: str
+    lines: list[LineView]
+
+    def over_threshold(self) -> list[LineView]:
+        return [ln for ln in self.lines if ln.variance is not None and abs(ln.variance) > self.count.threshold]
+
+
+# ---------------------------------------------------------------- reads
+
+
+def get_count(count_id: int) -> CountView:
+    """A count with its location code and lines (by SKU). Raises UnknownCount."""
+    found = db.session.execute(
+        select(Count, Location.code).join(Location, Location.id == Count.location_id).where(Count.id == count_id)
+    ).first()
+    if found is None:
+        raise UnknownCount(count_id)
+    rows = db.session.execute(
+        select(CountLine, Item.sku, Item.name, Item.unit)
+        .join(Item, Item.id == CountLine.item_id)
+        .where(CountLine.count_id == count_id)
+        .order_by(Item.sku)
+    )
+    lines = [
+        LineView(
+            line.id,
+            line.item_id,
+            sku,
+            name,
+            unit,
+            line.first_count,
+            line.second_count,
+            line.recount_requested,
+            line.system_quantity,
+            line.movement_id,
+            line.final_count,
+            line.variance,
+        )
+        for line, sku, name, unit in rows
+    ]
+    return CountView(found[0], found[1], lines)
+
+
+def list_counts(*, limit: int = 200) -> list[tuple[Count, str]]:
+    """Counts, newest first, with their location codes: open ones and the history."""
+    rows = db.session.execute(
+        select(Count, Location.code)
+        .join(Location, Location.id == Count.location_id)
+        .order_by(Count.id.desc())
+        .limit(limit)
+    )
+    return [(count, code) for count, code in rows]
+
+
+# ---------------------------------------------------------------- writes
+
+
+def _location_id(code: str) -> int:
+    found = db.session.scalar(select(Location.id).where(Location.code == code.strip()))
+    if found is None:
+        raise UnknownLocation(code)
+    return found
+
+
+def _item_ids(skus: list[str]) -> list[int]:
+    found = dict(db.session.execute(select(Item.sku, Item.id).where(Item.sku.in_(skus))).tuples().all())
+    for sku in skus:
+        if sku not in found:
+            raise UnknownItem(sku)
+    return [found[sku] for sku in skus]
+
+
+@unit_of_work
+def open_count(
+    *,
+    location: str,
+    user: str,
+    skus: list[str] | None = None,
+    threshold: Decimal | str | int = 0,
+    note: str | None = None,
+) -> Count:
+    """Open a count of every item held at `location` (or only of `skus` there). Raises
+    UnknownLocation, UnknownItem, InvalidInput (nothing to count)."""
+    location_id = _location_id(location)
+    limit = parse_quantity(threshold, field="threshold", allow_zero=True)
+    if skus:
+        item_ids = _item_ids(sorted({s.strip() for s in skus if s.strip()}))
+    else:
+        item_ids = list(
+            db.session.scalars(
+                select(StockLevel.item_id).where(StockLevel.location_id == location_id, StockLevel.quantity > 0)
+            )
+        )
+    if not item_ids:
+        raise InvalidInput("location", "holds nothing to count")
+    count = Count(location_id=location_id, threshold=limit, note=(note or "").strip()[:500] or None, opened_by=user)
+    db.session.add(count)
+    db.session.flush()
+    db.session.add_all(CountLine(count_id=count.id, item_id=item_id) for item_id in sorted(set(item_ids)))
+    db.session.flush()
+    return count
+
+
+def _open(count_id: int) -> Count:
+    count = db.session.scalar(select(Count).where(Count.id == count_id).with_for_update())
+    if count is None:
+        raise UnknownCount(count_id)
+    if count.status != "open":
+        raise CountClosed(count_id, count.status)
+    return count
+
+
+def _balance(item_id: int, location_id: int) -> Decimal:
+    found = db.session.scalar(
+        select(StockLevel.quantity).where(StockLevel.item_id == item_id, StockLevel.location_id == location_id)
+    )
+    return found if found is not None else Decimal(0)
+
+
+@unit_of_work
+def record_counts(*, count_id: int, entries: Mapping[str, Decimal | str | int], user: str) -> int:
+    """Enter what was found: {SKU or barcode: quantity}. A line sent for a second count takes the
+    second count. An item scanned that is not on the count gets a line (stock found where the
+    system had none). Returns how many lines were entered. Raises UnknownCount, CountClosed,
+    UnknownCode, InvalidQuantity."""
+    count = _open(count_id)
+    now = utcnow()
+    for code, raw in entries.items():
+        quantity = parse_quantity(raw, field=f"count[{code}]", allow_zero=True)
+        resolved = resolve_code(code)
+        if resolved.kind != "item":
+            raise InvalidInput("code", f"{code} is a location, not an item")
+        item_id = _item_ids([resolved.code])[0]
+        line = db.session.scalar(
+            select(CountLine).where(CountLine.count_id == count.id, CountLine.item_id == item_id).with_for_update()
+        )
+        if line is None:
+            line = CountLine(count_id=count.id, item_id=item_id, recount_requested=False)
+            db.session.add(line)
+        if line.recount_requested:
+            line.second_count, line.second_by = quantity, user
+        else:
+            line.first_count, line.first_by = quantity, user
+        line.system_quantity = _balance(item_id, count.location_id)
+        line.counted_at = now
+    db.session.flush()
+    return len(entries)
+
+
+@unit_of_work
+def request_recount(*, count_id: int, user: str) -> int:
+    """Send the lines whose variance exceeds the count's threshold for a second count; returns
+    how many. Raises UnknownCount, CountClosed."""
+    count = _open(count_id)
+    lines = db.session.scalars(select(CountLine).where(CountLine.count_id == count.id)).all()
+    flagged = 0
+    for line in lines:
+        variance = line.variance
+        if variance is not None and abs(variance) > count.threshold and not line.recount_requested:
+            line.recount_requested, line.second_count, line.second_by = True, None, None
+            flagged += 1
+    return flagged
+
+
+@unit_of_work
+def approve_count(*, count_id: int, user: str) -> list[int]:
+    """Post every line as a stocktake through stock.adjust_stock, all in this one transaction, and
+    close the count. Returns the movement ids. Raises UnknownCount, CountClosed, CountIncomplete."""
+    count = _open(count_id)
+    view = get_count(count_id)
+    waiting = [line.sku for line in view.lines if line.awaiting]
+    if waiting:
+        raise CountIncomplete(count_id, waiting)
+    reference = f"COUNT-{count.id}"
+    on_hand = _lock_levels(count.location_id, [line.item_id for line in view.lines])
+    movement_ids = []
+    for line in view.lines:
+        # The balance now, moved by whatever happened since the count was entered, plus the
+        # variance found; never below zero (stock taken since then may exceed what was left).
+        counted = max(on_hand.get(line.item_id, Decimal(0)) + (line.variance or 0), Decimal(0))
+        # adjust_stock's body, inside this unit of work: every line and the count's status
+        # commit together, or nothing does (a unit of work does not nest).
+        movement = stock.adjust_stock.__wrapped__(  # type: ignore[attr-defined]
+            sku=line.sku,
+            location=view.location,
+            counted=counted,
+            user=user,
+            reference=reference,
+            note=f"cycle count #{count.id}: variance {line.variance}",
+        )
+        db.session.execute(update(CountLine).where(CountLine.id == line.id).values(movement_id=movement.id))
+        movement_ids.append(movement.id)
+    count.status, count.closed_by, count.closed_at = "approved", user, utcnow()
+    return movement_ids
+
+
+def _lock_levels(location_id: int, item_ids: list[int]) -> dict[int, Decimal]:
+    """Lock the count's stock levels up front, in item id order as the stock service does."""
+    rows = db.session.execute(
+        select(StockLevel.item_id, StockLevel.quantity)
+        .where(StockLevel.location_id == location_id, StockLevel.item_id.in_(item_ids))
+        .order_by(StockLevel.item_id)
+        .with_for_update()
+    )
+    return dict(rows.tuples().all())
+
+
+@unit_of_work
+def cancel_count(*, count_id: int, user: str) -> Count:
+    """Close a count without touching stock. Raises UnknownCount, CountClosed."""
+    count = _open(count_id)
+    count.status, count.closed_by, count.closed_at = "cancelled", user, utcnow()
+    return count

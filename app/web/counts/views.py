@@ -1,0 +1,120 @@
+"""Cycle count pages. Counters never see system quantities: the count page shows what to count;
+only the manager's review shows the system quantity, the count and the variance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from app.auth.roles import role_required
+from app.services import catalog, counts
+from app.services.errors import DomainError
+from app.web.common import domain_message
+from app.web.counts import bp
+from app.web.counts.forms import CountActionForm, OpenCountForm
+
+
+def _message(error: DomainError) -> str:
+    if isinstance(error, counts.CountIncomplete):
+        return _("Some lines are not counted yet: %(skus)s.", skus=", ".join(error.extras["skus"]))
+    if isinstance(error, counts.CountClosed):
+        return _("This count is closed.")
+    if error.extras.get("field") == "location" and "nothing" in error.message:
+        return _("This location holds nothing to count.")
+    if error.code == "unknown_code":
+        return _("Unknown code %(code)s: no item or location carries it.", code=error.extras.get("scanned"))
+    return domain_message(error)
+
+
+def _index(form: OpenCountForm, status: int = 200) -> Any:
+    return render_template(
+        "counts/index.html", form=form, counts=counts.list_counts(), location_codes=catalog.location_codes()
+    ), status
+
+
+@bp.get("")
+@role_required("clerk")
+def index() -> Any:
+    return _index(OpenCountForm(formdata=None))
+
+
+@bp.post("")
+@role_required("manager")
+def create() -> Any:
+    form = OpenCountForm()
+    if not form.validate_on_submit():
+        return _index(form, 422)
+    try:
+        count = counts.open_count(**form.to_input(), user=current_user.username)  # type: ignore[arg-type]
+    except DomainError as error:
+        form.form_errors.append(_message(error))
+        return _index(form, error.status)
+    flash(_("Count #%(id)s opened.", id=count.id), "success")
+    return redirect(url_for(".show", count_id=count.id), 303)
+
+
+@bp.get("/<int:count_id>")
+@role_required("clerk")
+def show(count_id: int) -> Any:
+    view = counts.get_count(count_id)
+    return render_template("counts/show.html", view=view, form=CountActionForm())
+
+
+@bp.post("/<int:count_id>/entries")
+@role_required("clerk")
+def enter(count_id: int) -> Any:
+    entries = {k[4:]: v.strip() for k, v in request.form.items() if k.startswith("qty:") and v.strip()}
+    if code := request.form.get("code", "").strip():
+        entries[code] = request.form.get("quantity", "").strip() or "1"
+    return _act(count_id, ".show", lambda: counts.record_counts(count_id=count_id, entries=entries, user=_user()))
+
+
+@bp.get("/<int:count_id>/review")
+@role_required("manager")
+def review(count_id: int) -> Any:
+    view = counts.get_count(count_id)
+    return render_template("counts/review.html", view=view, form=CountActionForm())
+
+
+@bp.post("/<int:count_id>/recount")
+@role_required("manager")
+def recount(count_id: int) -> Any:
+    return _act(count_id, ".review", lambda: counts.request_recount(count_id=count_id, user=_user()))
+
+
+@bp.post("/<int:count_id>/approve")
+@role_required("manager")
+def approve(count_id: int) -> Any:
+    return _act(count_id, ".review", lambda: counts.approve_count(count_id=count_id, user=_user()))
+
+
+@bp.post("/<int:count_id>/cancel")
+@role_required("manager")
+def cancel(count_id: int) -> Any:
+    return _act(count_id, ".review", lambda: counts.cancel_count(count_id=count_id, user=_user()))
+
+
+def _user() -> str:
+    return str(current_user.username)
+
+
+def _act(count_id: int, back: str, action: Any) -> Any:
+    """Run one count service call; say what happened and go back to the page it came from."""
+    if not CountActionForm().validate_on_submit():
+        abort(400)
+    try:
+        result = action()
+    except DomainError as error:
+        flash(_message(error), "error")
+        return redirect(url_for(back, count_id=count_id), 303)
+    messages = {
+        "counts.enter": lambda: _("%(n)s counts saved.", n=result),
+        "counts.recount": lambda: _("%(n)s lines sent for a second count.", n=result),
+        "counts.approve": lambda: _("Count approved: %(n)s stocktake lines posted.", n=len(result)),
+        "counts.cancel": lambda: _("Count cancelled."),
+    }
+    flash(messages[request.endpoint or ""](), "success")
+    return redirect(url_for(back, count_id=count_id), 303)
