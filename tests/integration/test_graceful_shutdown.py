@@ -42,8 +42,16 @@ class Server:
     log: Path
 
     def children(self) -> set[int]:
-        done = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True, check=False)
-        return {int(pid) for pid in done.stdout.split()}
+        """The master's live worker processes, read from /proc (field 4 of stat is the parent pid)."""
+        found = set()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # the process ended while we looked
+            if int(fields[1]) == self.process.pid and fields[0] != "Z":
+                found.add(int(stat.parent.name))
+        return found
 
     def request(self, method: str, path: str, body: dict[str, object] | None = None) -> tuple[int, bytes]:
         """One request on its own connection, as a load balancer without keep-alive sends it."""
