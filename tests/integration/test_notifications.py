@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select, update
 
-from app.extensions import db
+from app.extensions import db, login_manager
 from app.models import LowStockEvent
 from app.models.notification import NotificationDelivery
 from app.models.types import utcnow
@@ -295,3 +295,118 @@ def test_notify_once_command_delivers_through_the_configured_robot(app, make_app
     assert result.exit_code == 0, result.output
     assert "claimed 1, delivered 1" in result.output
     assert "`CLI-1`" in robot.markdown()[0]
+
+
+# ---------------------------------------------------------------- the admin pages
+
+
+def sign_in(app, client, user):
+    """ "strong" session protection checks the client's address and user agent on every request."""
+    environ = {"REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": client.environ_base["HTTP_USER_AGENT"]}
+    with app.test_request_context(environ_base=environ):
+        ident = login_manager._session_identifier_generator()
+    with client.session_transaction() as session:
+        session.update(_user_id=str(user.id), _fresh=True, _id=ident)
+
+
+@pytest.fixture
+def login_as(app, client, factory):
+    def _login(role):
+        user = factory.user(role=role)
+        sign_in(app, client, user)
+        return user
+
+    return _login
+
+
+def test_notification_pages_are_for_admins_only(app, client, login_as):
+    assert client.get("/notifications").status_code in (302, 401)
+    login_as("manager")
+    assert client.get("/notifications").status_code == 403
+    assert client.post("/notifications/targets", data={"name": "x", "kind": "wecom"}).status_code == 403
+
+
+def test_an_admin_adds_a_signed_webhook_subscribed_to_two_warehouses(app, client, login_as, factory):
+    factory.warehouse(code="WH1")
+    factory.warehouse(code="WH2")
+    factory.warehouse(code="WH3")
+    login_as("admin")
+
+    answer = client.post(
+        "/notifications/targets",
+        data={
+            "name": "ERP 采购",
+            "kind": "webhook",
+            "url": "https://erp.example.cn/hooks/stock?token=ERP-TOKEN-1",
+            "secret": "",
+            "warehouses": ["WH1", "WH3"],
+        },
+    )
+
+    assert answer.status_code == 303
+    with app.app_context():
+        [target] = notifications.list_targets()
+        assert (target.name, target.kind, target.warehouses, target.has_secret) == (
+            "ERP 采购",
+            "webhook",
+            ["WH1", "WH3"],
+            True,
+        )
+    page = client.get("/notifications").get_data(as_text=True)
+    assert "ERP 采购" in page and "https://erp.example.cn/…" in page
+    assert "ERP-TOKEN-1" not in page  # neither the URL's token nor the signing secret is ever shown
+
+
+def test_an_invalid_target_is_refused_with_the_form_and_nothing_is_saved(app, client, login_as):
+    login_as("admin")
+    answer = client.post("/notifications/targets", data={"name": "hook", "kind": "webhook", "url": ""})
+    assert answer.status_code == 422 and "webhook needs a URL" in answer.get_data(as_text=True)
+    with app.app_context():
+        assert notifications.list_targets() == []
+
+
+def test_an_admin_changes_subscriptions_pauses_and_deletes_a_target(app, client, login_as, factory):
+    factory.warehouse(code="WHA")
+    factory.warehouse(code="WHB")
+    with app.app_context():
+        target = notifications.create_target(name="群", kind="wecom", warehouses=["WHA"])
+        db.session.remove()
+    login_as("admin")
+
+    client.post(f"/notifications/targets/{target.id}/subscriptions", data={f"t{target.id}-warehouses": ["WHB"]})
+    client.post(f"/notifications/targets/{target.id}/active")
+    with app.app_context():
+        [view] = notifications.list_targets()
+        assert view.warehouses == ["WHB"] and view.active is False
+    client.post(f"/notifications/targets/{target.id}/delete")
+    with app.app_context():
+        assert notifications.list_targets() == []
+
+
+def test_dead_letters_are_listed_with_their_error_and_an_admin_requeues_one(app, client, login_as, factory):
+    warehouse = factory.warehouse(code="WHD")
+    low_stock(app, factory, sku="DEAD-1", warehouse=warehouse)
+    with app.app_context():
+        db.session.execute(update(LowStockEvent).values(status="dead", attempts=8, last_error="群: HTTP 502"))
+        db.session.commit()
+        [event_id] = db.session.scalars(select(LowStockEvent.id)).all()
+    login_as("admin")
+
+    page = client.get("/notifications").get_data(as_text=True)
+    assert "DEAD-1" in page and "群: HTTP 502" in page
+    assert client.post(f"/notifications/dead-letters/{event_id}/retry").status_code == 303
+
+    [event] = events(app)
+    assert event.status == "pending" and event.attempts == 0
+    assert "DEAD-1" not in client.get("/notifications").get_data(as_text=True).split('id="dead-letters"')[1]
+
+
+def test_admin_forms_need_the_csrf_token(make_app, factory):
+    strict = make_app(WTF_CSRF_ENABLED=True)
+    admin = factory.user(role="admin")
+    client = strict.test_client()
+    sign_in(strict, client, admin)
+    answer = client.post("/notifications/targets", data={"name": "x", "kind": "wecom"})
+    assert answer.status_code == 400
+    with strict.app_context():
+        assert notifications.list_targets() == []
