@@ -147,7 +147,11 @@ def test_migration_runs_as_a_presync_hook_after_its_secret(tools: Path, name: st
     assert int(secret["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) < int(
         notes["argocd.argoproj.io/sync-wave"]
     )
-    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["flask", "--app", "wsgi", "db", "upgrade"]
+    pod = job["spec"]["template"]["spec"]
+    assert pod["containers"][0]["command"] == ["flask", "--app", "wsgi", "db", "upgrade"]
+    # On a first sync nothing of the Sync phase exists yet: the hook may use only the hook-made Secret.
+    assert "serviceAccountName" not in pod
+    assert pod["containers"][0]["envFrom"] == [{"secretRef": {"name": secret["spec"]["target"]["name"]}}]
     hooks = [d for d in docs if "argocd.argoproj.io/hook" in d["metadata"].get("annotations", {})]
     assert {d["kind"] for d in hooks} == {"Job", "ExternalSecret"}, "Deployments must be ordinary Sync resources"
 
