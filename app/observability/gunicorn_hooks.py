@@ -35,7 +35,7 @@ def child_exit(server: Any, worker: Any) -> None:
     if os.environ.get(MULTIPROC_ENV):
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(worker.pid)
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 class GunicornAccessFilter(logging.Filter):
@@ -53,8 +53,8 @@ class GunicornAccessFilter(logging.Filter):
         record.method = method
         record.path = path
         record.status = int(status) if str(status).isdigit() else status
-        micros = atoms.get("D")
-        record.duration_ms = round(int(micros) / 1000, 2) if str(micros).isdigit() else None
+        micros = str(atoms.get("D"))
+        record.duration_ms = round(int(micros) / 1000, 2) if micros.isdigit() else None
         request_id = atoms.get("{x-request-id}o", "-")
         record.request_id = None if request_id in ("-", "") else request_id
         record.msg = f"{method} {path} {status}"

@@ -85,7 +85,7 @@ class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def __init__(self) -> None:
         super().__init__(sys.stdout)
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> Any:
         return sys.stdout
 
@@ -159,9 +159,9 @@ def configure_root_logger(level: str = "INFO") -> None:
         root.addHandler(handler)
     root.setLevel(level)
     # logging.config.fileConfig (Alembic's env.py) disables every logger that exists when it runs.
-    for name, existing in logging.Logger.manager.loggerDict.items():
-        if isinstance(existing, logging.Logger) and name.split(".")[0] in {"app", "inventory"}:
-            existing.disabled = False
+    for name, known in logging.Logger.manager.loggerDict.items():
+        if isinstance(known, logging.Logger) and name.split(".")[0] in {"app", "inventory"}:
+            known.disabled = False
     # Library loggers that print URLs (with the robot key) or raw request lines at DEBUG/INFO.
     for noisy in ("urllib3", "werkzeug"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

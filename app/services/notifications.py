@@ -139,7 +139,7 @@ def markdown_block(event: PendingEvent, base_url: str) -> str:
 def markdown_batches(events: Sequence[PendingEvent], base_url: str) -> list[tuple[str, list[int]]]:
     """Messages of at most 4,096 bytes, each with the ids of the events it carries."""
     batches: list[tuple[str, list[int]]] = []
-    text, ids = "", []
+    text, ids = "", list[int]()
     for event in events:
         block = markdown_block(event, base_url)
         candidate = f"{text}\n\n{block}" if ids else f"{HEADER}\n\n{block}"
@@ -378,6 +378,7 @@ def run_ledger_audit() -> LedgerAudit:
     )
     db.session.add(audit)
     db.session.execute(delete(LedgerAudit).where(LedgerAudit.finished_at < utcnow() - AUDIT_HISTORY))
+    log.info("ledger audit finished", extra={"mismatches": audit.mismatches, "duration_ms": audit.duration_ms})
     for m in mismatches[:20]:
         log.error(
             "ledger mismatch",
