@@ -12,9 +12,9 @@ COPY requirements.txt ./
 RUN pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.txt \
     && python -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels -r requirements.txt
-# .dockerignore is an allow-list: only the application, its templates, static assets and migrations.
+# .dockerignore is an allow-list: the app, templates, static assets, translations and migrations.
 COPY . .
-# Gettext catalogues are compiled here so the runtime stage needs no Babel tooling at build time.
+# Gettext catalogues are compiled from the .po sources on every build (stale .mo files stay out).
 RUN /opt/venv/bin/pybabel compile --statistics -d translations \
     && mkdir -p instance static \
     && /opt/venv/bin/pip uninstall --yes pip
