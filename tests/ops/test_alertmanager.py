@@ -95,3 +95,16 @@ def test_the_wecom_template_renders():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("### ")
+
+
+def test_the_receivers_post_to_the_relay_service_of_the_kubernetes_manifests():
+    from urllib.parse import urlsplit
+
+    service = yaml.safe_load((OPS / "k8s" / "base" / "wecom-relay-service.yaml").read_text())
+    kustomization = yaml.safe_load((OPS / "k8s" / "overlays" / "production" / "kustomization.yaml").read_text())
+    ports = {port["port"] for port in service["spec"]["ports"]}
+    for receiver in yaml.safe_load(CONFIG.read_text())["receivers"]:
+        for hook in receiver["webhook_configs"]:
+            url = urlsplit(hook["url"])
+            assert url.hostname == f"{service['metadata']['name']}.{kustomization['namespace']}.svc"
+            assert url.port in ports and url.path == "/alertmanager"

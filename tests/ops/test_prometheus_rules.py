@@ -159,3 +159,20 @@ def test_every_metric_the_rules_use_is_one_the_app_exports(make_app):
     }
     assert used, "the rules use no app metric?"
     assert used <= exported, f"not exported by the app: {sorted(used - exported)}"
+
+
+def test_every_recording_rule_has_a_promtool_expression_test():
+    records = {
+        rule["record"]
+        for path in sorted((PROM / "rules").glob("*.yml"))
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "record" in rule
+    }
+    tested = {
+        case["expr"]
+        for path in (PROM / "tests").glob("*_test.yml")
+        for test in yaml.safe_load(path.read_text())["tests"]
+        for case in test.get("promql_expr_test", [])
+    }
+    assert records and records <= tested, sorted(records - tested)
