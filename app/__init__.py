@@ -67,7 +67,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.web import register_pages
 
     register_pages(app)
-    from app.web import counts, scan
+    from app.web import counts, imports, scan
 
-    for floor in (scan, counts):
+    for floor in (scan, counts, imports):
         app.register_blueprint(floor.bp)

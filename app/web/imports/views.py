@@ -1,0 +1,137 @@
+"""Import pages: upload a file, see every row error (row, column, expected, found) or a summary,
+then commit it all at once. Files over the background threshold commit in a thread while the page
+shows a progress bar."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import abort, current_app, flash, jsonify, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user
+
+from app.auth.roles import role_required
+from app.services import imports
+from app.services.errors import DomainError
+from app.web.imports import bp, jobs
+from app.web.imports.forms import CommitImportForm, UploadImportForm
+
+EXPECTED = {
+    "sku": _l("a SKU: required, no spaces, at most 64 characters"),
+    "name": _l("a name: required, at most 200 characters"),
+    "barcode": _l("a barcode of at most 64 characters"),
+    "unit": _l("a unit of at most 16 characters"),
+    "category": _l("a category of at most 100 characters"),
+    "reorder_point": _l("a number of zero or more, with at most 3 decimal places"),
+    "reorder_quantity": _l("a number of zero or more, with at most 3 decimal places"),
+    "description": _l("a description"),
+    "location": _l("the code of an existing, active location"),
+    "quantity": _l("a number of zero or more, with at most 3 decimal places"),
+    "duplicate_sku": _l("a SKU that no earlier row uses"),
+    "duplicate_barcode": _l("a barcode that no other item uses"),
+}
+
+
+def _rejected(error: imports.ImportRejected) -> str:
+    facts = error.extras
+    reasons = {
+        "too_large": lambda: _("The file is larger than %(mb)s MB.", mb=facts["limit"] // (1024 * 1024)),
+        "too_many_rows": lambda: _("The file has more than %(n)s rows: split it.", n=facts["limit"]),
+        "encoding": lambda: _("The file is neither UTF-8 nor GBK text: save it as CSV UTF-8 and try again."),
+        "file_type": lambda: _("Upload a .csv or .xlsx file."),
+        "not_xlsx": lambda: _("The file is not a readable Excel workbook."),
+        "empty": lambda: _("The file has no rows to import."),
+        "missing_columns": lambda: _(
+            "The file lacks the column(s) %(columns)s.", columns=", ".join(facts.get("columns", []))
+        ),
+    }
+    return reasons[error.reason]()
+
+
+def _background_rows() -> int:
+    return int(current_app.config.get("INVENTORY_IMPORT_BACKGROUND_ROWS", 5000))
+
+
+def _index(form: UploadImportForm, status: int = 200) -> Any:
+    return render_template("imports/index.html", form=form, batches=imports.list_batches()), status
+
+
+@bp.get("")
+@role_required("manager")
+def index() -> Any:
+    return _index(UploadImportForm())
+
+
+@bp.post("")
+@role_required("manager")
+def upload() -> Any:
+    form = UploadImportForm()
+    if not form.validate_on_submit():
+        return _index(form, 422)
+    data, filename = form.file.data.read(), form.file.data.filename or "import.csv"
+    try:
+        checked = imports.check_file(data, filename)
+    except imports.ImportRejected as error:
+        form.file.errors = [_rejected(error)]
+        return _index(form, 422)
+    jobs.upload_path(checked.digest, filename).write_bytes(data)
+    commit = CommitImportForm(digest=checked.digest, filename=filename)
+    context = dict(checked=checked, filename=filename, form=commit, expected=EXPECTED, shown=imports.MAX_ERRORS_SHOWN)
+    return render_template("imports/preview.html", **context), 422 if checked.errors else 200
+
+
+@bp.post("/commit")
+@role_required("manager")
+def commit() -> Any:
+    form = CommitImportForm()
+    if not form.validate_on_submit():
+        abort(400)
+    digest, filename = form.digest.data, form.filename.data
+    path = jobs.upload_path(digest, filename)
+    if not path.exists():
+        abort(404)
+    data = path.read_bytes()
+    rows = data.count(b"\n")
+    if rows > _background_rows() or filename.lower().endswith(".xlsx") and len(data) > 2_000_000:
+        jobs.start(digest, filename, current_user.username, rows)
+        return redirect(url_for(".job", digest=digest), 303)
+    try:
+        result = imports.commit_import(data=data, filename=filename, user=current_user.username)
+    except DomainError as error:
+        flash(_("Nothing was imported: the file no longer checks out (%(detail)s).", detail=error.message), "error")
+        return redirect(url_for(".index"), 303)
+    flash(_summary(result), "success")
+    return redirect(url_for(".index"), 303)
+
+
+def _summary(result: imports.ImportResult) -> str:
+    if result.already_imported:
+        return _("This file was imported before (batch #%(id)s): nothing changed.", id=result.batch_id)
+    return _(
+        "Imported: %(created)s new items, %(updated)s items updated, %(lines)s opening stock lines.",
+        created=result.items_created,
+        updated=result.items_updated,
+        lines=result.stock_lines,
+    )
+
+
+@bp.get("/jobs/<digest>")
+@role_required("manager")
+def job(digest: str) -> Any:
+    if jobs.progress_of(digest) is None:
+        abort(404)
+    return render_template("imports/job.html", digest=digest)
+
+
+@bp.get("/jobs/<digest>/progress")
+@role_required("manager")
+def progress(digest: str) -> Any:
+    state = jobs.progress_of(digest)
+    if state is None:
+        abort(404)
+    if state["state"] == "done":
+        state["message"] = _summary(imports.ImportResult(**state["result"]))
+    elif state["state"] == "failed":
+        state["message"] = _("The import failed and nothing was imported (%(error)s).", error=state.get("error"))
+    return jsonify(state)

@@ -1,0 +1,21 @@
+// The import job page: polls the job's progress until it is done or failed.
+(() => {
+  const root = document.getElementById("import-job");
+  if (!root) return;
+  const bar = document.getElementById("import-progress");
+  const status = document.getElementById("import-status");
+  async function poll() {
+    try {
+      const state = await (await fetch(root.dataset.progressUrl, { credentials: "same-origin" })).json();
+      bar.value = state.total ? Math.round((100 * state.done) / state.total) : 0;
+      status.textContent = state.message || `${state.done} / ${state.total}`;
+      if (state.state === "done" || state.state === "failed") {
+        status.className = state.state === "done" ? "flash flash-success" : "flash flash-error";
+        bar.value = state.state === "done" ? 100 : bar.value;
+        return;
+      }
+    } catch (e) { /* try again */ }
+    setTimeout(poll, 1000);
+  }
+  poll();
+})();

@@ -1,0 +1,215 @@
+"""Imports: encodings, preview with per-row errors, all-or-nothing commit, idempotent re-runs, limits."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from openpyxl import Workbook
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import ImportBatch, Item, Movement, StockLevel
+from app.services import imports, ledger
+from tests.integration.floor.conftest import Stocked, text_of
+
+GOOD = "sku,name,unit,category,location,quantity\nNEW-1,扳手,把,工具,WH1-A-01-02,5\nNEW-2,钳子,把,工具,,\n"
+
+
+def _upload(client: FlaskClient, content: bytes, filename: str = "items.csv") -> Any:
+    return client.post("/imports", data={"file": (io.BytesIO(content), filename)}, content_type="multipart/form-data")
+
+
+def _commit(client: FlaskClient, content: bytes, filename: str = "items.csv") -> Any:
+    return client.post(
+        "/imports/commit", data={"digest": imports.digest_of(content), "filename": filename}, follow_redirects=True
+    )
+
+
+def _counts(app: Flask) -> tuple[int, int]:
+    with app.app_context():
+        return (
+            int(db.session.scalar(select(func.count()).select_from(Item)) or 0),
+            int(db.session.scalar(select(func.count()).select_from(Movement)) or 0),
+        )
+
+
+def _level(app: Flask, sku: str, location_id: int) -> Decimal | None:
+    with app.app_context():
+        return db.session.scalar(
+            select(StockLevel.quantity)
+            .join(Item, Item.id == StockLevel.item_id)
+            .where(Item.sku == sku, StockLevel.location_id == location_id)
+        )
+
+
+def test_only_managers_import(client: FlaskClient, login_as: Callable[..., Any]) -> None:
+    login_as("clerk")
+    assert client.get("/imports").status_code == 403
+    assert _upload(client, GOOD.encode()).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("encoding", "prefix"), [("utf-8", b""), ("utf-8", b"\xef\xbb\xbf"), ("gbk", b"")], ids=["utf8", "bom", "gbk"]
+)
+def test_preview_then_commit_imports_items_and_opening_stock(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any], stocked: Stocked, encoding: str, prefix: bytes
+) -> None:
+    login_as("manager")
+    content = prefix + GOOD.encode(encoding)
+    preview = _upload(client, content)
+    assert preview.status_code == 200
+    assert "2 行 2 新物品 0 更新的物品 1 期初库存行" in text_of(preview)
+    items_before, movements_before = _counts(app)
+    assert items_before == 1  # the preview wrote nothing
+    done = _commit(client, content)
+    assert "已导入：2 个新物品，0 个物品已更新，1 条期初库存" in text_of(done)
+    with app.app_context():
+        item = db.session.scalar(select(Item).where(Item.sku == "NEW-1"))
+        assert item is not None and (item.name, item.unit) == ("扳手", "把")
+        assert ledger.find_ledger_mismatches() == []
+    assert _level(app, "NEW-1", stocked.other.id) == Decimal(5)
+    assert _counts(app) == (3, movements_before + 1)
+
+
+def test_the_same_file_twice_changes_nothing(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any], stocked: Stocked
+) -> None:
+    login_as("manager")
+    content = GOOD.encode()
+    _upload(client, content)
+    _commit(client, content)
+    after_first = _counts(app)
+    preview = _upload(client, content)
+    assert "此文件曾经导入过" in text_of(preview)
+    again = _commit(client, content)
+    assert "此文件已导入过" in text_of(again)
+    assert _counts(app) == after_first
+    assert _level(app, "NEW-1", stocked.other.id) == Decimal(5)
+
+
+def test_existing_items_are_updated_by_sku(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any], stocked: Stocked
+) -> None:
+    login_as("manager")
+    content = "sku,name,reorder_point\nSKU-SCREW,十字螺丝钉,8\n".encode()
+    assert "1 行 0 新物品 1 更新的物品 0 期初库存行" in text_of(_upload(client, content))
+    assert "0 个新物品，1 个物品已更新" in text_of(_commit(client, content))
+    with app.app_context():
+        item = db.session.scalar(select(Item).where(Item.sku == "SKU-SCREW"))
+        assert item is not None and (item.name, item.reorder_point) == ("十字螺丝钉", Decimal(8))
+
+
+BAD = (
+    "sku,name,location,quantity\n"
+    "OK-1,好的,WH1-A-01-01,1\n"
+    ",缺编码,,\n"
+    "OK-2,负数,WH1-A-01-01,-3\n"
+    "OK-3,文字,WH1-A-01-01,很多\n"
+    "OK-1,重复,,\n"
+    "OK-4,没有库位,NOWHERE,2\n"
+)
+
+
+def test_bad_rows_are_listed_with_row_column_expected_found_and_nothing_is_written(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any], stocked: Stocked
+) -> None:
+    login_as("manager")
+    before = _counts(app)
+    preview = _upload(client, BAD.encode())
+    assert preview.status_code == 422
+    page = text_of(preview)
+    assert "5 行有错误：不会导入任何内容" in page
+    assert "3 sku 编码：必填，不含空格，最多 64 个字符 （空）" in page
+    assert "4 quantity 零或更大的数字，最多 3 位小数 -3" in page
+    assert "5 quantity 零或更大的数字，最多 3 位小数 很多" in page
+    assert "6 sku 前面的行没有用过的编码 OK-1" in page
+    assert "7 location 已存在且启用的库位编码 NOWHERE" in page
+    assert "全部导入" not in page
+    # Even a forged commit of the bad file writes nothing.
+    forged = _commit(client, BAD.encode())
+    assert "没有导入任何内容" in text_of(forged)
+    assert _counts(app) == before
+
+
+@pytest.mark.parametrize(
+    ("content", "filename", "message"),
+    [
+        (b"name,unit\nx,y\n", "a.csv", "文件缺少列 sku"),
+        (b"sku,name,location\nA,B,WH1\n", "a.csv", "文件缺少列 quantity"),
+        (b"\xff\xfe\x00s\x00k\x00u\x81", "a.csv", "既不是 UTF-8 也不是 GBK"),
+        (b"sku,name\n", "a.csv", "没有可导入的行"),
+        (b"not a workbook", "a.xlsx", "不是可读取的 Excel"),
+        (b"sku,name\n", "a.pdf", "请上传 .csv 或 .xlsx 文件"),
+    ],
+    ids=["no-sku", "half-stock", "encoding", "empty", "bad-xlsx", "type"],
+)
+def test_files_that_cannot_be_read_are_refused_with_a_reason(
+    client: FlaskClient, login_as: Callable[..., Any], content: bytes, filename: str, message: str
+) -> None:
+    login_as("manager")
+    response = _upload(client, content, filename)
+    assert response.status_code == 422
+    assert message in text_of(response)
+
+
+def test_row_limit(app: Flask) -> None:
+    with app.app_context(), pytest.raises(imports.ImportRejected) as caught:
+        imports.check_file(b"sku,name\nA,a\nB,b\nC,c\n", "x.csv", max_rows=2)
+    assert caught.value.reason == "too_many_rows"
+
+
+def test_size_limit(app: Flask, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(imports, "MAX_BYTES", 10)
+    with app.app_context(), pytest.raises(imports.ImportRejected) as caught:
+        imports.check_file(b"sku,name\nA,a\n", "x.csv")
+    assert caught.value.reason == "too_large"
+
+
+def test_xlsx_import(app: Flask, client: FlaskClient, login_as: Callable[..., Any], stocked: Stocked) -> None:
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["编码", "名称", "条码", "库位", "数量"])
+    sheet.append(["XL-1", "表格导入", 6901234567892, "WH1-A-01-01", 2.5])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    content = buffer.getvalue()
+    login_as("manager")
+    assert _upload(client, content, "items.xlsx").status_code == 200
+    assert "1 个新物品" in text_of(_commit(client, content, "items.xlsx"))
+    with app.app_context():
+        assert db.session.scalar(select(Item.barcode).where(Item.sku == "XL-1")) == "6901234567892"
+    assert _level(app, "XL-1", stocked.shelf.id) == Decimal("2.5")
+
+
+def test_large_files_run_as_a_job_with_progress(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any], stocked: Stocked
+) -> None:
+    lines = "".join(f"JOB-{n},批量 {n},WH1-A-01-02,1\n" for n in range(30))
+    content = ("sku,name,location,quantity\n" + lines).encode()
+    login_as("manager")
+    _upload(client, content)
+    app.config["INVENTORY_IMPORT_BACKGROUND_ROWS"] = 10
+    try:
+        started = client.post("/imports/commit", data={"digest": imports.digest_of(content), "filename": "big.csv"})
+    finally:
+        app.config.pop("INVENTORY_IMPORT_BACKGROUND_ROWS")
+    assert started.status_code == 303 and "/imports/jobs/" in started.headers["Location"]
+    assert "导入进行中" in text_of(client.get(started.headers["Location"]))
+    state: dict[str, Any] = {}
+    for _ in range(100):
+        state = client.get(started.headers["Location"] + "/progress").get_json()
+        if state["state"] != "running":
+            break
+        time.sleep(0.1)
+    assert state["state"] == "done", state
+    assert "30 个新物品" in state["message"]
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(ImportBatch)) == 1
+    assert _level(app, "JOB-29", stocked.other.id) == Decimal(1)
