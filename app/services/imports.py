@@ -240,7 +240,8 @@ def _barcode_owners(barcodes: list[str]) -> dict[str, str]:
     owners: dict[str, str] = {}
     for start in range(0, len(wanted), 1000):
         chunk = wanted[start : start + 1000]
-        owners.update(db.session.execute(select(Item.barcode, Item.sku).where(Item.barcode.in_(chunk))).tuples().all())
+        rows = db.session.execute(select(Item.barcode, Item.sku).where(Item.barcode.in_(chunk)))
+        owners.update((barcode, sku) for barcode, sku in rows if barcode)
     return owners
 
 

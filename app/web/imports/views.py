@@ -93,7 +93,7 @@ def commit() -> Any:
         abort(404)
     data = path.read_bytes()
     rows = data.count(b"\n")
-    if rows > _background_rows() or filename.lower().endswith(".xlsx") and len(data) > 2_000_000:
+    if rows > _background_rows() or (filename.lower().endswith(".xlsx") and len(data) > 2_000_000):
         jobs.start(digest, filename, current_user.username, rows)
         return redirect(url_for(".job", digest=digest), 303)
     try:
