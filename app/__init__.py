@@ -67,7 +67,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.web import register_pages
 
     register_pages(app)
-    from app.web import counts, imports, scan
+    from app.web import counts, imports, labels, scan
 
-    for floor in (scan, counts, imports):
+    for floor in (scan, counts, imports, labels):
         app.register_blueprint(floor.bp)

@@ -1,0 +1,100 @@
+"""Printable labels: what goes on an item or location label, with its QR code (segno) and its
+Code 128 barcode (python-barcode) drawn as inline SVG. The label carries the code the scan page
+resolves (codes.resolve_code): an item's barcode if it has one, else its SKU; a location's code."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+
+import barcode
+import segno
+from barcode.writer import SVGWriter
+from markupsafe import Markup
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Item, Location, StockLevel, Warehouse
+from app.services.errors import InvalidInput, UnknownItem, UnknownLocation
+
+MAX_LABELS = 500
+_PROLOGUE = re.compile(rb"^.*?(?=<svg)", re.S)
+
+
+@dataclass(frozen=True)
+class Label:
+    kind: str  # "item" or "location"
+    code: str  # what the symbols encode
+    title: str
+    subtitle: str
+    qr: Markup
+    code128: Markup | None  # None when the code is not Code 128 text (e.g. Chinese)
+
+
+def qr_svg(text: str) -> Markup:
+    """A regular (never micro) QR code as inline SVG: phone cameras do not read micro QR."""
+    svg = segno.make_qr(text, error="m").svg_inline(scale=1, border=2, omitsize=True)
+    return Markup(svg.replace("<svg ", '<svg class="qr" preserveAspectRatio="xMidYMid meet" ', 1))  # noqa: S704 - segno's own SVG
+
+
+def code128_svg(text: str) -> Markup | None:
+    if not text.isascii() or not text.isprintable():
+        return None
+    rendered = barcode.get("code128", text, writer=SVGWriter()).render(
+        {"write_text": False, "module_height": 10.0, "quiet_zone": 2.0, "module_width": 0.25}
+    )
+    svg = _PROLOGUE.sub(b"", rendered).decode()
+    return Markup(svg.replace("<svg ", '<svg class="code128" preserveAspectRatio="none" ', 1))  # noqa: S704 - python-barcode's own SVG
+
+
+def _item_label(sku: str, name: str, code: str | None, unit: str) -> Label:
+    scanned = code or sku
+    return Label("item", scanned, name, f"{sku} · {unit}", qr_svg(scanned), code128_svg(scanned))
+
+
+def _location_label(code: str, name: str, warehouse: str) -> Label:
+    return Label("location", code, code, f"{warehouse} {name}".strip(), qr_svg(code), code128_svg(code))
+
+
+def item_labels(skus: list[str], copies: int = 1) -> list[Label]:
+    """Labels for these items, in the order given. Raises UnknownItem, InvalidInput (too many)."""
+    wanted = [s for s in dict.fromkeys(s.strip() for s in skus) if s]
+    if not wanted:
+        raise InvalidInput("skus", "name at least one item")
+    _check_size(len(wanted) * copies)
+    rows = {
+        r.sku: r
+        for r in db.session.execute(select(Item.sku, Item.name, Item.barcode, Item.unit).where(Item.sku.in_(wanted)))
+    }
+    for sku in wanted:
+        if sku not in rows:
+            raise UnknownItem(sku)
+    return [_item_label(*rows[sku]) for sku in wanted for _ in range(copies)]
+
+
+def location_labels(location: str, *, with_items: bool = True) -> list[Label]:
+    """The location's own label, then one for each item it holds. Raises UnknownLocation."""
+    found = db.session.execute(
+        select(Location.id, Location.code, Location.name, Warehouse.name)
+        .join(Warehouse, Warehouse.id == Location.warehouse_id)
+        .where(Location.code == location.strip())
+    ).first()
+    if found is None:
+        raise UnknownLocation(location)
+    labels = [_location_label(found[1], found[2], found[3])]
+    if with_items:
+        held = db.session.execute(
+            select(Item.sku, Item.name, Item.barcode, Item.unit)
+            .join(StockLevel, StockLevel.item_id == Item.id)
+            .where(StockLevel.location_id == found[0], StockLevel.quantity > Decimal(0))
+            .order_by(Item.sku)
+        )
+        labels += [_item_label(*row) for row in held]
+    _check_size(len(labels))
+    return labels
+
+
+def _check_size(count: int) -> None:
+    if count > MAX_LABELS:
+        raise InvalidInput("copies", f"at most {MAX_LABELS} labels at a time")

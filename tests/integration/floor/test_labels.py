@@ -1,0 +1,67 @@
+"""Labels: QR and Code 128 as SVG carrying the code the scan page resolves, Chinese names, sizes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from app.services import codes, labels
+from tests.factories import Factory
+from tests.integration.floor.conftest import Stocked, text_of
+
+
+def test_item_labels_encode_the_barcode_or_the_sku(app: Flask, factory: Factory, stocked: Stocked) -> None:
+    factory.item("SKU-BAR", name="扳手", barcode="6901234567892")
+    with app.app_context():
+        bar, screw = labels.item_labels(["SKU-BAR", "SKU-SCREW"])
+        assert (bar.code, bar.title, screw.code) == ("6901234567892", "扳手", "SKU-SCREW")
+        # What is printed is what a scan resolves back to the item.
+        assert codes.resolve_code(bar.code).code == "SKU-BAR"
+    assert bar.qr.startswith('<svg class="qr"') and "viewBox" in bar.qr
+    assert bar.code128 is not None and bar.code128.startswith('<svg class="code128"') and "<rect" in bar.code128
+
+
+def test_a_chinese_code_gets_a_qr_but_no_code128(app: Flask) -> None:
+    assert labels.code128_svg("螺丝") is None
+    assert "<path" in labels.qr_svg("螺丝")
+
+
+def test_sheet_of_chosen_items_with_copies(client: FlaskClient, login_as: Callable[..., Any], stocked: Stocked) -> None:
+    login_as("viewer")
+    page = client.get("/labels/print?skus=SKU-SCREW&copies=3&size=sheet")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert html.count('class="label label-item"') == 3
+    assert "size: A4" in html and 'class="sheet"' in html
+    assert "螺丝钉" in text_of(page)
+
+
+def test_a_whole_location_on_a_label_printer(
+    client: FlaskClient, login_as: Callable[..., Any], stocked: Stocked
+) -> None:
+    login_as("viewer")
+    page = client.get("/labels/print?location=WH1-A-01-01&size=single")
+    html = page.get_data(as_text=True)
+    assert len(re.findall(r'class="label label-location"', html)) == 1
+    assert len(re.findall(r'class="label label-item"', html)) == 1
+    assert "size: 60mm 40mm" in html
+
+
+def test_unknown_sku_or_location_is_explained(
+    client: FlaskClient, login_as: Callable[..., Any], stocked: Stocked
+) -> None:
+    login_as("viewer")
+    missing = client.get("/labels/print?skus=NOPE-1")
+    assert missing.status_code == 404 and "没有 SKU 为 NOPE-1 的物品" in text_of(missing)
+    assert client.get("/labels/print?location=NOWHERE").status_code == 404
+    assert client.get("/labels/print?skus=").status_code == 422
+
+
+def test_labels_page_needs_sign_in(client: FlaskClient, login_as: Callable[..., Any]) -> None:
+    assert client.get("/labels").status_code == 302
+    login_as("viewer")
+    assert "标签" in text_of(client.get("/labels"))
