@@ -1,0 +1,498 @@
+"""HTTP stock-out benchmark: POST /api/v1/stock/issue under gunicorn against MariaDB, next to the
+physical limit (the same locked transaction sent straight through PyMySQL) measured in the same run.
+
+    .venv/bin/python tests/benchmarks/api_stock_out.py [--duration 10] [--connections 16,64]
+        [--workers 2] [--threads 4] [--worker-class gthread] [--profile] [--items 10000]
+
+What it does, in order:
+1. creates a fresh MariaDB database (root@127.0.0.1:3306), `flask db upgrade`, `flask seed-demo`,
+   a clerk with a write token, and tops up the hot SKU and the 10,000 spread SKUs;
+2. starts gunicorn with gunicorn.conf.py in production mode (INVENTORY_ENV=production, JSON logs,
+   Prometheus multiprocess metrics on, RATELIMIT_ENABLED=false), the worker settings on the command line;
+3. for each scenario (one hot SKU / 10,000 SKUs spread) and each connection count: wrk with a Lua
+   script posting the stock-out body, then the raw PyMySQL transaction from as many processes;
+4. prints req/s, p50/p99, server CPU per request (gunicorn workers and mariadbd), the ratio to the
+   raw limit, and runs `flask check-ledger`; with --profile, a py-spy profile of one worker;
+5. stops gunicorn and drops the database.
+
+Needs wrk (`apt-get install -y wrk`) and, for --profile, py-spy (requirements-dev.txt).
+The machine's other load shows in the figures: compare ratios within one run, not across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import random
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pymysql
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+MYSQL = dict(host="127.0.0.1", port=3306, user="root", password="", charset="utf8mb4")
+HOT_STOCK = Decimal(50_000_000)
+SPREAD_STOCK = Decimal(1_000_000)
+
+
+@dataclass
+class Result:
+    name: str
+    requests: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    cpu_app_ms: float | None = None
+    cpu_db_ms: float | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+# ---------------------------------------------------------------- database and data
+
+
+def _admin() -> pymysql.connections.Connection:
+    return pymysql.connect(**MYSQL, autocommit=True)
+
+
+def create_database() -> str:
+    name = f"inventory_bench_{secrets.token_hex(4)}"
+    with _admin() as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+    return name
+
+
+def drop_database(name: str) -> None:
+    with _admin() as conn, conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+
+
+def flask(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    done = subprocess.run(
+        [str(VENV_BIN / "flask"), "--app", "wsgi", *args],
+        cwd=ROOT,
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"flask {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def prepare_data(env: dict[str, str], items: int) -> tuple[str, list[tuple[str, str]], str]:
+    """Schema, demo data, a clerk token; returns the token, the spread (sku, location) pairs, the hot pair's sku."""
+    flask(env, "db", "upgrade")
+    started = time.monotonic()
+    flask(env, "seed-demo", "--items", str(items))
+    print(f"seeded {items} items in {time.monotonic() - started:.1f}s", flush=True)
+    flask(env, "create-user", "bench-clerk", "--role", "clerk", "--password-stdin", stdin="bench-password-1\n")
+    token = flask(env, "create-token", "bench-clerk", "--scope", "write", "--name", "benchmark").strip().splitlines()[0]
+    sys.path.insert(0, str(ROOT))
+    os.environ.update(env)
+    from app import create_app, demo
+    from app.services import stock
+
+    wh1 = demo.location_codes("WH1")
+    pairs = [(demo.demo_sku(n), wh1[n % len(wh1)]) for n in range(1, items + 1)]
+    app = create_app()
+    with app.app_context():
+        for start in range(0, len(pairs), 2000):
+            lines = [stock.PickLine(sku, loc, SPREAD_STOCK) for sku, loc in pairs[start : start + 2000]]
+            stock.receive_lines(lines=lines, user="bench", reference="BENCH-TOPUP")
+        stock.receive_stock(sku=pairs[0][0], location=pairs[0][1], quantity=HOT_STOCK, user="bench")
+    return token, pairs, pairs[0][0]
+
+
+# ---------------------------------------------------------------- the server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_gunicorn(env: dict[str, str], args: argparse.Namespace, port: int) -> subprocess.Popen[bytes]:
+    command = [
+        str(VENV_BIN / "gunicorn"),
+        "-c",
+        args.gunicorn_config,
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(args.workers),
+        "--threads",
+        str(args.threads),
+        "--worker-class",
+        args.worker_class,
+        "--max-requests",
+        "0",
+        args.app,
+    ]
+    log = open(args.server_log, "wb")  # noqa: SIM115 - closed with the process
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+                if answer.status == 200:
+                    time.sleep(1.0)  # let every worker finish booting
+                    return server
+        except OSError:
+            time.sleep(0.3)
+    server.kill()
+    raise SystemExit(f"gunicorn did not come up; see {args.server_log}")
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False)
+    return [int(p) for p in out.stdout.split()]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def mariadb_pids() -> list[int]:
+    out = subprocess.run(["pgrep", "-x", "mariadbd"], capture_output=True, text=True, check=False)
+    return [int(p) for p in out.stdout.split()]
+
+
+# ---------------------------------------------------------------- load: wrk
+
+
+LUA = """
+local token = "%(token)s"
+local pairs = %(pairs)s
+local n = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. token
+math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
+request = function()
+  n = n + 1
+  local p = pairs[math.random(#pairs)]
+  local body = '{"sku":"' .. p[1] .. '","location":"' .. p[2] .. '","quantity":"1","reference":"BENCH-' .. n .. '"}'
+  return wrk.format(nil, "/api/v1/stock/issue", nil, body)
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "JSON {\\"requests\\":%%d,\\"seconds\\":%%f,\\"p50\\":%%f,\\"p99\\":%%f,\\"non2xx\\":%%d,\\"errors\\":%%d}\\n",
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+def wrk(port: int, token: str, pairs: list[tuple[str, str]], connections: int, duration: int, name: str) -> Result:
+    lua_pairs = "{" + ",".join(f'{{"{s}","{loc}"}}' for s, loc in pairs) + "}"
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(LUA % {"token": token, "pairs": lua_pairs})
+    threads = min(2, connections)
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", script.name]
+    out = subprocess.run([*command, f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True).stdout
+    os.unlink(script.name)
+    data = json.loads(re.search(r"^JSON (.*)$", out, re.M).group(1))  # type: ignore[union-attr]
+    return Result(name, data["requests"], data["seconds"], data["p50"], data["p99"], data["non2xx"] + data["errors"])
+
+
+# ---------------------------------------------------------------- load: the raw limit
+
+
+RESOLVE = (
+    "SELECT items.id, items.sku, items.archived, items.reorder_point, locations.id, locations.code, locations.active "
+    "FROM items, locations WHERE items.sku = %s AND locations.code = %s"
+)
+LOCK = "SELECT id, quantity FROM stock_levels WHERE item_id = %s AND location_id = %s FOR UPDATE"
+UPDATE = "UPDATE stock_levels SET quantity = %s, updated_at = %s WHERE id = %s"
+INSERT = (
+    "INSERT INTO movements (kind, item_id, from_location_id, quantity, from_balance, reference, note, username, "
+    "created_at, idempotency_key, request_hash) VALUES ('issue', %s, %s, %s, %s, %s, NULL, 'raw', %s, NULL, NULL)"
+)
+
+
+def _raw_worker(
+    database: str, pairs: list[tuple[str, str]], seconds: float, start_at: float, queue: multiprocessing.Queue
+) -> None:
+    conn = pymysql.connect(**MYSQL, database=database, autocommit=False)
+    with conn.cursor() as cur:
+        cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    rng = random.Random(os.getpid())
+    latencies: list[float] = []
+    while time.time() < start_at:
+        time.sleep(0.001)
+    end = start_at + seconds
+    n = 0
+    while time.time() < end:
+        sku, code = pairs[rng.randrange(len(pairs))]
+        began = time.perf_counter()
+        with conn.cursor() as cur:
+            cur.execute(RESOLVE, (sku, code))
+            item_id, _, _, _, location_id, _, _ = cur.fetchone()
+            cur.execute(LOCK, (item_id, location_id))
+            level_id, quantity = cur.fetchone()
+            now = datetime.now(UTC).replace(tzinfo=None)
+            balance = quantity - 1
+            cur.execute(UPDATE, (balance, now, level_id))
+            n += 1
+            cur.execute(INSERT, (item_id, location_id, Decimal(1), balance, f"RAW-{os.getpid()}-{n}", now))
+        conn.commit()
+        latencies.append(time.perf_counter() - began)
+    conn.close()
+    queue.put(latencies)
+
+
+def raw_limit(database: str, pairs: list[tuple[str, str]], connections: int, duration: int, name: str) -> Result:
+    ctx = multiprocessing.get_context("fork")
+    queue: multiprocessing.Queue = ctx.Queue()
+    start_at = time.time() + 1.5
+    procs = [
+        ctx.Process(target=_raw_worker, args=(database, pairs, duration, start_at, queue)) for _ in range(connections)
+    ]
+    db_before = cpu_seconds(mariadb_pids())
+    for proc in procs:
+        proc.start()
+    latencies = [lat for _ in procs for lat in queue.get()]
+    for proc in procs:
+        proc.join()
+    db_cpu = cpu_seconds(mariadb_pids()) - db_before
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else 0.0
+    result = Result(name, len(latencies), float(duration), statistics.median(latencies) * 1000, p99 * 1000, 0)
+    result.cpu_db_ms = db_cpu * 1000 / max(1, len(latencies))
+    return result
+
+
+# ---------------------------------------------------------------- profile
+
+
+PROFILE_GROUPS = (
+    "pymysql",
+    "sqlalchemy",
+    "pydantic",
+    "pythonjsonlogger",
+    "logging",
+    "prometheus_client",
+    "prometheus_flask_exporter",
+    "flask_limiter",
+    "flask_login",
+    "flask",
+    "werkzeug",
+    "gunicorn",
+    "json",
+    "app",
+)
+PROFILE_PHASES = (
+    "authenticate (app/api/auth.py",
+    "parse_body (app/api/openapi.py",
+    "issue_stock (app/services/stock.py",
+    "_json (app/api/openapi.py",
+    "commit (sqlalchemy",
+    "_start_request (app/observability",
+    "_finish_request (app/observability",
+    "_on_stock_moved (app/observability",
+    "do_teardown_request (flask",
+    "process_response (flask",
+)
+
+
+def _group(frame: str) -> str:
+    for group in PROFILE_GROUPS:
+        if f"{group}/" in frame or f"({group}" in frame:
+            return group
+    return "other (stdlib, C)"
+
+
+def profile(server_pid: int, seconds: int, out: Path) -> str:
+    """py-spy on one worker while load runs, counting only samples that hold the GIL (CPU spent in
+    Python, not waiting on MariaDB): where the leaf frame is, and time inside key functions."""
+    worker = children(server_pid)[0]
+    py_spy = shutil.which("py-spy") or str(VENV_BIN / "py-spy")
+    subprocess.run(
+        [py_spy, "record", "-p", str(worker), "-d", str(seconds), "-r", "250", "-f", "raw", "-o", str(out), "--gil"],
+        capture_output=True,
+        check=False,
+    )
+    if not out.exists():
+        return "py-spy produced no profile"
+    total = 0
+    leaf_groups: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    phases: Counter[str] = Counter()
+    for line in out.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        count = int(count_text)
+        frames = stack.split(";")
+        total += count
+        own[frames[-1]] += count
+        leaf_groups[_group(frames[-1])] += count
+        for phase in PROFILE_PHASES:
+            if any(phase.split(" (")[0] + " (" in f and phase.split(" (")[1] in f for f in frames):
+                phases[phase.split(" (")[0]] += count
+    if not total:
+        return "py-spy recorded no samples"
+    lines = [f"{total} GIL-holding samples of worker {worker}; CPU by package of the leaf frame:"]
+    lines += [f"  {g:<26} {100 * c / total:5.1f}%" for g, c in leaf_groups.most_common()]
+    lines.append("inclusive share of request phases:")
+    lines += [f"  {p:<26} {100 * c / total:5.1f}%" for p, c in phases.most_common()]
+    lines.append("top self time:")
+    lines += [f"  {100 * c / total:5.1f}%  {f[:140]}" for f, c in own.most_common(12)]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the run
+
+
+def measure_app(
+    server_pid: int, port: int, token: str, pairs: list[tuple[str, str]], connections: int, duration: int, name: str
+) -> Result:
+    workers = [server_pid, *children(server_pid)]
+    app_before, db_before = cpu_seconds(workers), cpu_seconds(mariadb_pids())
+    result = wrk(port, token, pairs, connections, duration, name)
+    result.cpu_app_ms = (cpu_seconds(workers) - app_before) * 1000 / max(1, result.requests)
+    result.cpu_db_ms = (cpu_seconds(mariadb_pids()) - db_before) * 1000 / max(1, result.requests)
+    return result
+
+
+def median_result(runs: list[Result]) -> Result:
+    """The run with the median rate (its latencies and CPU figures come with it)."""
+    return sorted(runs, key=lambda r: r.rate)[len(runs) // 2]
+
+
+def report(results: list[tuple[Result, Result]]) -> None:
+    print()
+    header = f"{'scenario':<26}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'app CPU ms/req':>16}"
+    header += f"{'db CPU ms/req':>15}{'raw req/s':>11}{'raw p50':>9}{'raw p99':>9}{'ratio':>7}"
+    print(header)
+    for app_result, raw in results:
+        ratio = app_result.rate / raw.rate if raw.rate else 0.0
+        print(
+            f"{app_result.name:<26}{app_result.rate:>9.0f}{app_result.p50_ms:>9.1f}{app_result.p99_ms:>9.1f}"
+            f"{app_result.errors:>8}{app_result.cpu_app_ms or 0:>16.2f}{app_result.cpu_db_ms or 0:>15.2f}"
+            f"{raw.rate:>11.0f}{raw.p50_ms:>9.1f}{raw.p99_ms:>9.1f}{ratio:>7.2f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="app/raw measurements alternated this many times; medians reported"
+    )
+    parser.add_argument("--connections", default="16,64")
+    parser.add_argument("--scenarios", default="hot,spread")
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=int(os.environ.get("GUNICORN_WORKERS", 2)))
+    parser.add_argument("--threads", type=int, default=int(os.environ.get("GUNICORN_THREADS", 4)))
+    parser.add_argument("--worker-class", default=os.environ.get("GUNICORN_WORKER_CLASS", "gthread"))
+    parser.add_argument("--app", default="wsgi:app", help="WSGI app gunicorn loads (to try variants)")
+    parser.add_argument("--gunicorn-config", default="gunicorn.conf.py", help="(to try variants)")
+    parser.add_argument("--profile", action="store_true", help="py-spy one worker during the first app run")
+    parser.add_argument("--no-raw", action="store_true", help="skip the raw PyMySQL limit")
+    parser.add_argument("--server-log", default=str(Path(tempfile.gettempdir()) / "inventory-bench-gunicorn.log"))
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is missing: apt-get install -y wrk")
+
+    database = create_database()
+    metrics_dir = tempfile.mkdtemp(prefix="inventory-bench-metrics-")
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"mysql+pymysql://root@127.0.0.1:3306/{database}?charset=utf8mb4",
+        "INVENTORY_ENV": "production",
+        "SECRET_KEY": secrets.token_hex(32),
+        "RATELIMIT_ENABLED": "false",
+        "PROMETHEUS_MULTIPROC_DIR": metrics_dir,
+        "INVENTORY_METRICS_TOKEN": secrets.token_hex(16),
+        "INVENTORY_LOG_LEVEL": "INFO",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    server = None
+    try:
+        token, pairs, hot_sku = prepare_data(env, args.items)
+        hot = [p for p in pairs if p[0] == hot_sku]
+        port = free_port()
+        server = start_gunicorn(env, args, port)
+        print(
+            f"gunicorn: {args.worker_class}, {args.workers} worker(s) x {args.threads} thread(s); "
+            f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}",
+            flush=True,
+        )
+        wrk(port, token, hot, 4, 2, "warm-up")
+        results = []
+        profiled = False
+        for scenario in args.scenarios.split(","):
+            chosen = hot if scenario == "hot" else pairs
+            for connections in (int(c) for c in args.connections.split(",")):
+                name = f"{scenario} SKU, {connections} conns" if scenario == "hot" else f"spread, {connections} conns"
+                app_runs, raw_runs = [], []
+                for _ in range(args.rounds):
+                    spy = None
+                    if args.profile and not profiled:
+                        spy_out = Path(tempfile.gettempdir()) / "inventory-bench-profile.txt"
+                        spy_out.unlink(missing_ok=True)
+                        spy = multiprocessing.get_context("fork").Pool(1)
+                        pending = spy.apply_async(profile, (server.pid, max(2, args.duration - 2), spy_out))
+                    app_runs.append(measure_app(server.pid, port, token, chosen, connections, args.duration, name))
+                    if spy is not None:
+                        print(pending.get(timeout=args.duration + 30), flush=True)
+                        spy.close()
+                        profiled = True
+                    if not args.no_raw:
+                        raw_runs.append(raw_limit(database, chosen, connections, args.duration, name))
+                    last_raw = raw_runs[-1] if raw_runs else Result(name, 0, 1, 0, 0, 0)
+                    print(
+                        f"  {name}: app {app_runs[-1].rate:.0f} req/s p50 {app_runs[-1].p50_ms:.1f} ms "
+                        f"p99 {app_runs[-1].p99_ms:.1f} ms errors {app_runs[-1].errors}; "
+                        f"raw {last_raw.rate:.0f} tx/s p50 {last_raw.p50_ms:.1f} p99 {last_raw.p99_ms:.1f}",
+                        flush=True,
+                    )
+                raw = median_result(raw_runs) if raw_runs else Result(name, 0, 1, 0, 0, 0)
+                results.append((median_result(app_runs), raw))
+        report(results)
+        print()
+        print(flask(env, "check-ledger").strip())
+    finally:
+        if server is not None:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        drop_database(database)
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
