@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Probes and scrapes arrive every few seconds: an access line each would drown the useful ones.
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def on_starting(server: Any) -> None:
@@ -50,6 +52,8 @@ class GunicornAccessFilter(logging.Filter):
         if atoms is None:
             return True
         method, path, status = atoms.get("m", "-"), atoms.get("U", "-"), atoms.get("s", "-")
+        if path in QUIET_PATHS:
+            return False
         record.method = method
         record.path = path
         record.status = int(status) if str(status).isdigit() else status

@@ -63,6 +63,7 @@ def _app_lines(tmp: Path) -> list[str]:
 
 def _gunicorn_lines(tmp: Path) -> list[str]:
     """What gunicorn itself writes (error log and access log) under the repo's gunicorn.conf.py."""
+    import contextlib
     import os
     import sys
     import time
@@ -92,17 +93,16 @@ def _gunicorn_lines(tmp: Path) -> list[str]:
             deadline = time.monotonic() + 30
             while True:
                 try:
-                    request = urllib.request.Request(
-                        f"http://127.0.0.1:{port}/gunicorn-contract?token=secret",
-                        headers={"X-Request-ID": "contract-g-1"},
-                    )
-                    urllib.request.urlopen(request, timeout=2)  # noqa: S310
-                except urllib.error.HTTPError:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
                     break
                 except OSError:
                     if time.monotonic() > deadline:
                         raise
                     time.sleep(0.2)
+            url = f"http://127.0.0.1:{port}/gunicorn-contract?token=secret"
+            request = urllib.request.Request(url, headers={"X-Request-ID": "contract-g-1"})
+            with contextlib.suppress(urllib.error.HTTPError):
+                urllib.request.urlopen(request, timeout=5)  # noqa: S310
         finally:
             proc.terminate()
             proc.wait(20)
