@@ -41,6 +41,10 @@ _SECRET_PATTERNS = (
 )
 
 
+# Extra fields whose names say they hold a credential are never written, whatever their value.
+_SECRET_KEYS = re.compile(r"(?i)password|passwd|secret|token|authorization|cookie|api_key|webhook_url")
+
+
 def redact(text: str) -> str:
     """`text` with anything shaped like a credential replaced by [REDACTED]."""
     for pattern, replacement in _SECRET_PATTERNS:
@@ -65,7 +69,13 @@ class JsonFormatter(_JsonFormatter):
     def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
         ordered = {"timestamp": log_data.pop("timestamp")}
         ordered.update(log_data)
-        return {key: redact(value) if isinstance(value, str) else value for key, value in ordered.items()}
+        return {key: _clean(key, value) for key, value in ordered.items()}
+
+
+def _clean(key: str, value: Any) -> Any:
+    if value is not None and _SECRET_KEYS.search(key):
+        return "[REDACTED]"
+    return redact(value) if isinstance(value, str) else value
 
 
 class RequestContextFilter(logging.Filter):

@@ -156,6 +156,13 @@ def test_webhook_delivery_never_logs_the_robot_key_or_the_webhook_secret(app, fa
         assert secret not in output
 
 
+def test_fields_named_like_credentials_are_never_written(make_app, capsys):
+    with make_app().test_request_context("/"):
+        logging.getLogger("app.test").warning("careless", extra={"password": "pw-1", "api_token": "tk-2", "sku": "A-1"})
+    [line] = [line for line in json_lines(capsys.readouterr().out) if line["message"] == "careless"]
+    assert line["password"] == line["api_token"] == "[REDACTED]" and line["sku"] == "A-1"
+
+
 def test_redaction_masks_keys_tokens_passwords_and_cookies():
     text = redact(
         "POST https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=abc-123 Authorization: Bearer inv_xyz "
