@@ -3,10 +3,8 @@ idempotency key each stock form carries, quantity fields, CSV downloads and quer
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,7 +16,7 @@ from flask_wtf import FlaskForm
 from wtforms import Field, HiddenField, StringField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
-from app.services import errors
+from app.services import errors, exports
 from app.services.quantities import parse_quantity
 from app.web.i18n import local_day_bounds
 
@@ -166,21 +164,19 @@ def day_range(since: date | None, until: date | None) -> tuple[datetime | None, 
 
 
 def csv_response(filename: str, header: list[str], rows: Iterable[list[Any]]) -> Response:
-    """A streamed CSV download with a BOM, so that Excel opens Chinese text correctly."""
-
-    def generate() -> Iterator[str]:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        yield "\ufeff"
-        writer.writerow(header)
-        for row in rows:
-            writer.writerow(row)
-            if buffer.tell() > 16384:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
-
-    response = Response(stream_with_context(generate()), mimetype="text/csv")
+    """A streamed CSV download (BOM for Excel, formula cells neutralised: app.services.exports)."""
+    response = Response(stream_with_context(exports.csv_chunks(header, rows)), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def export_response(name: str, header: list[str], rows: Iterable[list[Any]]) -> Response:
+    """CSV, or XLSX when the query asks for ?format=xlsx; both streamed."""
+    if request.args.get("format") != "xlsx":
+        return csv_response(f"{name}.csv", header, rows)
+    response = Response(stream_with_context(exports.xlsx_chunks(header, rows, title=name)), mimetype=XLSX_TYPE)
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}.xlsx"'
     return response

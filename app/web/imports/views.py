@@ -6,16 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, current_app, flash, jsonify, redirect, render_template, url_for
+from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from app.auth.roles import role_required
-from app.services import imports
+from app.services import exports, imports
 from app.services.errors import DomainError
+from app.web.common import export_response
 from app.web.imports import bp, jobs
 from app.web.imports.forms import CommitImportForm, UploadImportForm
+from app.web.items.views import _list_filters as items_filters  # the items page's own filter parsing
 
 EXPECTED = {
     "sku": _l("a SKU: required, no spaces, at most 64 characters"),
@@ -135,3 +137,40 @@ def progress(digest: str) -> Any:
     elif state["state"] == "failed":
         state["message"] = _("The import failed and nothing was imported (%(error)s).", error=state.get("error"))
     return jsonify(state)
+
+
+# ---------------------------------------------------------------- exports
+
+
+@bp.get("/export/items")
+@role_required("viewer")
+def export_items() -> Any:
+    """Items as the items page filters them (same query arguments), as CSV or ?format=xlsx."""
+    filters = {k: v for k, v in items_filters().items() if k not in ("sort", "descending")}
+    header = [_("SKU"), _("Name"), _("Barcode"), _("Unit"), _("Category"), _("Reorder point")]
+    header += [_("Reorder quantity"), _("On hand"), _("Archived")]
+    return export_response("items", header, (_item_row(r) for r in exports.iter_items(**filters)))
+
+
+def _item_row(r: Any) -> list[Any]:
+    return [
+        r.sku,
+        r.name,
+        r.barcode or "",
+        r.unit,
+        r.category or "",
+        r.reorder_point,
+        r.reorder_quantity,
+        r.on_hand,
+        _("Yes") if r.archived else "",
+    ]
+
+
+@bp.get("/export/stock")
+@role_required("viewer")
+def export_stock() -> Any:
+    """Stock levels, optionally for one SKU, location or warehouse (codes), as CSV or XLSX."""
+    filters = {k: request.args.get(k, "").strip() or None for k in ("sku", "location", "warehouse")}
+    header = [_("SKU"), _("Location"), _("Warehouse"), _("Quantity")]
+    rows = ([r.sku, r.location, r.warehouse, r.quantity] for r in exports.iter_stock_levels(**filters))
+    return export_response("stock-levels", header, rows)

@@ -16,7 +16,7 @@ from app.auth.roles import role_required
 from app.models import MOVEMENT_KINDS, Movement
 from app.services import catalog, stock
 from app.services.errors import DomainError
-from app.web.common import arg_date, attach_error, csv_response, day_range, domain_message
+from app.web.common import arg_date, attach_error, day_range, domain_message, export_response
 from app.web.i18n import format_quantity, format_when, kind_label
 from app.web.movements import bp
 from app.web.movements.forms import (
@@ -139,7 +139,7 @@ def export() -> Any:
         ]
         for m in catalog.iter_movements(**filters)
     )
-    return csv_response("movements.csv", header, rows)
+    return export_response("movements", header, rows)
 
 
 @bp.get("/<int:movement_id>")
