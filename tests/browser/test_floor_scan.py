@@ -1,0 +1,96 @@
+"""The scan page in Chromium, typed as a keyboard-wedge scanner types (code, then Enter): moving
+stock with balances shown, error scans, undo, and an offline spell whose queued scans are replayed
+exactly once when the connection returns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import shot
+
+
+def _wedge(page: Page, code: str) -> None:
+    """What a wedge scanner does: type into whatever has the focus, then Enter."""
+    page.keyboard.type(code)
+    page.keyboard.press("Enter")
+
+
+def test_wedge_scanner_session_moves_stock_and_shows_balances(sign_in: Callable[..., Page]) -> None:
+    page = sign_in("clerk")
+    page.goto("/scan")
+    expect(page.locator("#scan-code")).to_be_focused()
+    result = page.locator("#scan-result")
+    _wedge(page, "WH2-A-01-01")
+    expect(page.locator("#scan-location")).to_have_text("WH2-A-01-01")
+    page.keyboard.press("Alt+2")  # receive
+    for _ in range(3):
+        _wedge(page, "BOLT-031")
+    expect(result).to_contain_text("已入库 1 × 不锈钢螺栓 M31（BOLT-031），库位 WH2-A-01-01：现有 3")
+    expect(result).to_have_class("scan-result ok")
+    _wedge(page, "*4")
+    _wedge(page, "BOLT-031")
+    expect(result).to_contain_text("现有 7")
+    page.keyboard.press("Alt+1")  # issue
+    _wedge(page, "BOLT-031")
+    expect(result).to_contain_text("已出库 1 × 不锈钢螺栓 M31（BOLT-031），库位 WH2-A-01-01：剩余 6")
+    expect(page.locator("#scan-code")).to_be_focused()
+    expect(page.locator("#scan-log tr")).to_have_count(5)
+    shot(page, "scan")
+
+
+def test_error_scans_are_red_and_say_why(sign_in: Callable[..., Page]) -> None:
+    page = sign_in("clerk")
+    page.goto("/scan")
+    result = page.locator("#scan-result")
+    _wedge(page, "WH2-A-01-01")
+    _wedge(page, "NO-SUCH-CODE")
+    expect(result).to_have_class("scan-result bad")
+    expect(result).to_contain_text("未知条码 NO-SUCH-CODE")
+    _wedge(page, "BOLT-032")
+    expect(result).to_contain_text("库存不足")
+    expect(result).to_contain_text("可用：0")
+    expect(page.locator("#scan-log tr.bad")).to_have_count(2)
+    shot(page, "scan-error")
+
+
+def test_undo_takes_back_the_last_scan(sign_in: Callable[..., Page]) -> None:
+    page = sign_in("clerk")
+    page.goto("/scan")
+    _wedge(page, "WH1-A-01-02")
+    page.keyboard.press("Alt+2")
+    _wedge(page, "BOLT-034")
+    _wedge(page, "BOLT-034")
+    expect(page.locator("#scan-result")).to_contain_text("现有 2")
+    page.locator("[data-undo]").click()
+    expect(page.locator("#scan-result")).to_contain_text("已撤销")
+    expect(page.locator("#scan-log tr.undone")).to_have_count(1)
+    expect(page.locator("#scan-code")).to_be_focused()
+    page.goto("/items/BOLT-034")
+    expect(page.locator("#stock")).to_contain_text("1")
+
+
+def test_offline_scans_wait_and_are_replayed_exactly_once(sign_in: Callable[..., Page]) -> None:
+    page = sign_in("clerk")
+    page.goto("/scan")
+    # The service worker controls the page once it is active; reload so it serves this page.
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    page.reload()
+    page.wait_for_function("navigator.serviceWorker.controller !== null")
+    _wedge(page, "WH2-A-01-01")
+    page.keyboard.press("Alt+2")
+    page.context.set_offline(True)
+    for _ in range(3):
+        _wedge(page, "BOLT-033")
+    expect(page.locator("#scan-pending")).to_have_text("3")
+    expect(page.locator("#scan-result")).to_contain_text("离线")
+    # A dead spot long enough to reload: the worker serves the page, the queue is in IndexedDB.
+    page.reload()
+    expect(page.locator("#scan-pending")).to_have_text("3")
+    shot(page, "scan-offline")
+    page.context.set_offline(False)
+    expect(page.locator("#scan-pending")).to_have_text("0", timeout=15_000)
+    expect(page.locator("#scan-result")).to_contain_text("现有 3")
+    page.goto("/movements?sku=BOLT-033")
+    expect(page.locator("tbody tr")).to_have_count(3)
