@@ -109,7 +109,8 @@ def prepare_data(env: dict[str, str], items: int) -> tuple[str, list[tuple[str, 
     flask(env, "seed-demo", "--items", str(items))
     print(f"seeded {items} items in {time.monotonic() - started:.1f}s", flush=True)
     flask(env, "create-user", "bench-clerk", "--role", "clerk", "--password-stdin", stdin="bench-password-1\n")
-    token = flask(env, "create-token", "bench-clerk", "--scope", "write", "--name", "benchmark").strip().splitlines()[0]
+    printed = flask(env, "create-token", "bench-clerk", "--scope", "write", "--name", "benchmark")
+    token = re.findall(r"^(inv_\S+)$", printed, re.M)[0]
     sys.path.insert(0, str(ROOT))
     os.environ.update(env)
     from app import create_app, demo
@@ -221,9 +222,12 @@ def wrk(port: int, token: str, pairs: list[tuple[str, str]], connections: int, d
         script.write(LUA % {"token": token, "pairs": lua_pairs})
     threads = min(2, connections)
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", script.name]
-    out = subprocess.run([*command, f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=True).stdout
+    done = subprocess.run([*command, f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=False)
     os.unlink(script.name)
-    data = json.loads(re.search(r"^JSON (.*)$", out, re.M).group(1))  # type: ignore[union-attr]
+    found = re.search(r"^JSON (.*)$", done.stdout, re.M)
+    if found is None:
+        raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    data = json.loads(found.group(1))
     return Result(name, data["requests"], data["seconds"], data["p50"], data["p99"], data["non2xx"] + data["errors"])
 
 
