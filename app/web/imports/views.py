@@ -69,6 +69,10 @@ def index() -> Any:
 @role_required("manager")
 def upload() -> Any:
     form = UploadImportForm()
+    if (request.content_length or 0) > imports.MAX_BYTES + 64 * 1024:
+        # Refused before the body is read: a huge upload never reaches memory.
+        form.file.errors = [_rejected(imports.ImportRejected("too_large", limit=imports.MAX_BYTES))]
+        return _index(form, 413)
     if not form.validate_on_submit():
         return _index(form, 422)
     data, filename = form.file.data.read(), form.file.data.filename or "import.csv"

@@ -213,3 +213,13 @@ def test_large_files_run_as_a_job_with_progress(
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(ImportBatch)) == 1
     assert _level(app, "JOB-29", stocked.other.id) == Decimal(1)
+
+
+def test_an_upload_over_the_size_limit_is_refused_unread(
+    client: FlaskClient, login_as: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imports, "MAX_BYTES", 1000)
+    login_as("manager")
+    response = _upload(client, b"sku,name\n" + b"A,a\n" * 40_000)
+    assert response.status_code == 413
+    assert "文件超过" in text_of(response)
