@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, union
 from sqlalchemy.orm import aliased
 
 from app.extensions import db
@@ -171,17 +171,24 @@ def _item_filters(
     if updated_since is not None:
         stmt = stmt.where(Item.updated_at >= updated_since)
     if archived is not None:
-        stmt = stmt.where(Item.archived.is_(archived))
+        # `= 0`, not `IS false`: MariaDB uses the (archived, sku) index only for an equality.
+        stmt = stmt.where(Item.archived == archived)
     if category_id is not None:
         stmt = stmt.where(Item.category_id == category_id)
     if warehouse:
+        # A counted scalar subquery rather than EXISTS: MariaDB turns EXISTS into a semi-join
+        # that reads every stock level of the warehouse and sorts; this one is checked per item
+        # while the items are read in page order, and stops once the page is full.
         held = (
-            select(StockLevel.id)
+            select(func.count())
+            .select_from(StockLevel)
             .join(Location, Location.id == StockLevel.location_id)
             .join(Warehouse, Warehouse.id == Location.warehouse_id)
             .where(StockLevel.item_id == Item.id, Warehouse.code == warehouse, StockLevel.quantity > 0)
+            .correlate(Item)
+            .scalar_subquery()
         )
-        stmt = stmt.where(held.exists())
+        stmt = stmt.where(held > 0)
     if low_stock:
         stmt = stmt.where(Item.reorder_point > 0, _on_hand_subquery() <= Item.reorder_point)
     text = (q or "").strip()
@@ -407,10 +414,6 @@ def _movement_query() -> Select[Any]:
     )
 
 
-def _location_id(code: str) -> int:
-    return db.session.scalar(select(Location.id).where(Location.code == code)) or 0
-
-
 def list_movements(
     *,
     sku: str | None = None,
@@ -425,32 +428,49 @@ def list_movements(
 ) -> Page[MovementRow]:
     """Ledger lines, newest first, filtered; `since` is inclusive and `until` exclusive (aware
     datetimes). `location` matches either side of a movement. Raises InvalidInput for a bad cursor."""
-    stmt = _movement_query()
+    # The page's ids come first, from the ledger alone (newest first, by primary key or a filter's
+    # index); only those rows are then joined to items and locations. Joining first lets MariaDB
+    # pick a plan that sorts the whole ledger.
+    ids = select(Movement.id)
     if sku:
-        stmt = stmt.where(Item.sku == sku)
-    if location:
-        location_id = _location_id(location)
-        stmt = stmt.where(or_(Movement.from_location_id == location_id, Movement.to_location_id == location_id))
+        ids = ids.where(Movement.item_id == select(Item.id).where(Item.sku == sku).scalar_subquery())
     if kind:
-        stmt = stmt.where(Movement.kind == kind)
+        ids = ids.where(Movement.kind == kind)
     if user:
-        stmt = stmt.where(Movement.username == user)
+        ids = ids.where(Movement.username == user)
     if since is not None:
-        stmt = stmt.where(Movement.created_at >= since)
+        ids = ids.where(Movement.created_at >= since)
     if until is not None:
-        stmt = stmt.where(Movement.created_at < until)
+        ids = ids.where(Movement.created_at < until)
     if reference:
-        stmt = stmt.where(Movement.reference == reference)
+        ids = ids.where(Movement.reference == reference)
     if after:
         last_id = decode_cursor(after)[0]
         if not isinstance(last_id, int):
             raise InvalidInput("cursor", "is not a valid page cursor")
-        stmt = stmt.where(Movement.id < last_id)
+        ids = ids.where(Movement.id < last_id)
     limit = _limit(limit)
-    found = [MovementRow(*row) for row in db.session.execute(stmt.order_by(Movement.id.desc()).limit(limit + 1))]
+    if location:
+        page = _either_side(ids, location, limit + 1)
+    else:
+        page = ids.order_by(Movement.id.desc()).limit(limit + 1).subquery()
+    stmt = _movement_query().join(page, page.c.id == Movement.id).order_by(Movement.id.desc())
+    found = [MovementRow(*row) for row in db.session.execute(stmt)]
     more = len(found) > limit
     found = found[:limit]
     return Page(found, encode_cursor(found[-1].id) if more and found else None)
+
+
+def _either_side(ids: Select[Any], location: str, limit: int) -> Any:
+    """The newest `limit` ids that leave or enter `location`: each side read backwards on its own
+    (location, id) index, then merged. An OR of the two makes MariaDB merge and sort them all."""
+    place = select(Location.id).where(Location.code == location).scalar_subquery()
+    sides = [
+        select(ids.where(column == place).order_by(Movement.id.desc()).limit(limit).subquery().c.id)
+        for column in (Movement.from_location_id, Movement.to_location_id)
+    ]
+    merged = union(*sides).subquery()
+    return select(merged.c.id).order_by(merged.c.id.desc()).limit(limit).subquery()
 
 
 def iter_movements(**filters: Any) -> Iterator[MovementRow]:
@@ -493,7 +513,7 @@ def list_low_stock(
     stmt = (
         select(Item.id, Item.sku, Item.name, Item.unit, units, Item.reorder_point, Item.reorder_quantity)
         .outerjoin(totals, totals.c.item_id == Item.id)
-        .where(Item.archived.is_(False), Item.reorder_point > 0, units <= Item.reorder_point)
+        .where(Item.archived == False, Item.reorder_point > 0, units <= Item.reorder_point)  # noqa: E712
         .order_by(Item.sku)
     )
     if after:
