@@ -16,6 +16,7 @@ from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
+from app.observability.logging import log_to_stdout
 from app.services import notifications
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ def audit_command() -> None:
 )
 def run_command(interval: float, audit_every: float) -> None:
     """The long-running worker: dispatch due events every few seconds, audit the ledger every few minutes."""
+    log_to_stdout()
     stop = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
@@ -96,6 +98,7 @@ def run_command(interval: float, audit_every: float) -> None:
 @click.option("--port", type=int, default=9095, show_default=True)
 def wecom_relay_command(host: str, port: int) -> None:
     """Serve the Alertmanager -> WeCom relay (threaded; one process)."""
+    log_to_stdout()
     from werkzeug.serving import make_server
 
     from app.relay import create_relay

@@ -17,6 +17,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import click
 from flask import Flask, g, has_request_context, request
 from flask.wrappers import Response
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
@@ -25,6 +26,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _CONTEXT_FIELDS = ("request_id", "user_id", "method", "route")
 _HANDLER_MARK = "_inventory_json_handler"
+_SERVICE_COMMAND = "inventory.log_to_stdout"
 access_log = logging.getLogger("inventory.access")
 
 # Secret shapes masked in every log line, whoever wrote it: bearer tokens, our API tokens
@@ -90,18 +92,33 @@ class RequestContextFilter(logging.Filter):
 
 
 class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Writes to whatever sys.stdout is now (so pytest's capture and gunicorn's redirection work)."""
+    """Writes to whatever sys.stdout is now (so pytest's capture and gunicorn's redirection work).
+
+    Inside a one-shot `flask` command stdout is the command's output (a new API token, a report)
+    that scripts read, so its log lines go to stderr; long-running commands mark themselves with
+    `log_to_stdout()` and log to stdout like the web app.
+    """
 
     def __init__(self) -> None:
         super().__init__(sys.stdout)
 
     @property
     def stream(self) -> Any:
+        context = click.get_current_context(silent=True)
+        if context is not None and not context.find_root().meta.get(_SERVICE_COMMAND, False):
+            return sys.stderr
         return sys.stdout
 
     @stream.setter
     def stream(self, _value: Any) -> None:
         pass
+
+
+def log_to_stdout() -> None:
+    """Called by long-running commands (`flask notify run`, `flask wecom-relay`): they are services."""
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        context.find_root().meta[_SERVICE_COMMAND] = True
 
 
 def json_handler() -> logging.Handler:

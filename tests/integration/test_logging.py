@@ -171,3 +171,12 @@ def test_redaction_masks_keys_tokens_passwords_and_cookies():
     for secret in ("abc-123", "inv_xyz", "hunter2", "eyJhbGciOi"):
         assert secret not in text
     assert text.count("[REDACTED]") >= 4
+
+
+def test_one_shot_commands_keep_stdout_for_their_output_and_log_to_stderr(app):
+    result = app.test_cli_runner().invoke(args=["notify", "audit"])
+    assert result.exit_code == 0
+    assert result.stdout.startswith("ledger audit: 0 mismatch(es)")
+    assert "{" not in result.stdout
+    [line] = [json.loads(raw) for raw in result.stderr.splitlines() if raw.startswith("{")]
+    assert line["message"] == "ledger audit finished" and line["mismatches"] == 0
