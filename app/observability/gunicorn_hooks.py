@@ -61,6 +61,9 @@ class GunicornAccessFilter(logging.Filter):
         record.duration_ms = round(int(micros) / 1000, 2) if micros.isdigit() else None
         request_id = atoms.get("{x-request-id}o", "-")
         record.request_id = None if request_id in ("-", "") else request_id
+        # Gunicorn knows neither the URL rule nor the user: the app's own line has them.
+        record.route = None
+        record.user_id = None
         record.msg = f"{method} {path} {status}"
         record.args = ()
         return True

@@ -122,6 +122,7 @@ def test_request_lines_carry_method_route_status_and_duration_and_no_headers(cap
     assert error["route"] == "/boom" and "RuntimeError" in error["exc_info"]
     access = [e for e in entries if e["logger"] == "gunicorn.access" and e["request_id"] == "contract-g-1"]
     assert len(access) == 1, "gunicorn writes one access line per request"
+    assert {"request_id", "user_id", "method", "route", "status", "duration_ms"} <= access[0].keys()
     assert (access[0]["method"], access[0]["path"], access[0]["status"]) == ("GET", "/gunicorn-contract", 404)
     assert not [e for e in entries if e["logger"] == "gunicorn.access" and e["path"] == "/healthz"]
     text = "\n".join(captured_log_lines).lower()
