@@ -109,7 +109,7 @@ def edit(sku: str) -> Any:
     try:
         item = items.get_item(sku)
     except UnknownItem:
-        abort(404)
+        abort(404, description=_("No item with SKU %(sku)s.", sku=sku))
     form = EditItemForm(obj=item, category=item.category.name if item.category else "")
     form.sku.data = item.sku
     if form.validate_on_submit():
@@ -132,7 +132,10 @@ def _form_page(form: ItemForm, item: Any) -> str:
 def archive(sku: str) -> Any:
     if not ArchiveItemForm().validate_on_submit():
         abort(400)
-    item = items.get_item(sku)
+    try:
+        item = items.get_item(sku)
+    except UnknownItem:
+        abort(404, description=_("No item with SKU %(sku)s.", sku=sku))
     items.archive_item(sku=sku, archived=not item.archived)
     flash(
         _("Item %(sku)s archived.", sku=sku) if not item.archived else _("Item %(sku)s restored.", sku=sku), "success"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from wtforms import SelectChoice
 
 from app.auth.roles import role_required
 from app.services import admin, catalog, locations
-from app.services.errors import DomainError, UnknownLocation
+from app.services.errors import DomainError
 from app.web.common import attach_error, domain_message
 from app.web.locations import bp
 from app.web.locations.forms import EditLocationForm, LocationActiveForm, LocationForm, WarehouseForm
@@ -73,7 +73,7 @@ def create() -> Any:
 def edit(code: str) -> Any:
     found = [row for row in catalog.list_locations() if row.code == code]
     if not found:
-        raise UnknownLocation(code)
+        abort(404, description=_("No location with code %(code)s.", code=code))
     form = EditLocationForm(name=found[0].name)
     if form.validate_on_submit():
         admin.rename_location(code=code, name=form.name.data or "")
