@@ -25,6 +25,8 @@ from app.services.errors import DomainError, InvalidInput
 from app.services.quantities import parse_quantity
 from app.services.transaction import unit_of_work
 
+#: Told ("checking", rows checked, rows) every 5,000 rows, then ("writing", rows, rows).
+Progress = Callable[[str, int, int], None]
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 100_000
 MAX_ERRORS_SHOWN = 200
@@ -154,9 +156,7 @@ def _columns(header: list[str]) -> dict[str, int]:
 # ---------------------------------------------------------------- checking the rows
 
 
-def check_file(
-    data: bytes, filename: str, progress: Callable[[int], None] | None = None, *, max_rows: int = MAX_ROWS
-) -> Checked:
+def check_file(data: bytes, filename: str, progress: Progress | None = None, *, max_rows: int = MAX_ROWS) -> Checked:
     """Read and check every row against the database; nothing is written. Raises ImportRejected."""
     checked = Checked(digest_of(data))
     checked.already_imported = (
@@ -186,7 +186,7 @@ def _check_rows(
     checked: Checked,
     parsed: list[tuple[int, dict[str, str]]],
     titles: dict[str, str],
-    progress: Callable[[int], None] | None,
+    progress: Progress | None,
 ) -> None:
     existing = _existing_items([values["sku"] for _, values in parsed])
     barcodes = _barcode_owners([values.get("barcode", "") for _, values in parsed])
@@ -194,7 +194,7 @@ def _check_rows(
     seen: set[str] = set()
     for n, (number, values) in enumerate(parsed, start=1):
         if progress and n % 5000 == 0:
-            progress(n)
+            progress("checking", n, len(parsed))
         item, line, errors = _check_row(number, values, titles, locations)
         if item is not None and item.sku in seen:
             errors = errors or [RowError(number, titles["sku"], "duplicate_sku", item.sku)]
@@ -276,9 +276,7 @@ class ImportResult:
 
 
 @unit_of_work
-def commit_import(
-    *, data: bytes, filename: str, user: str, progress: Callable[[int], None] | None = None
-) -> ImportResult:
+def commit_import(*, data: bytes, filename: str, user: str, progress: Progress | None = None) -> ImportResult:
     """Check the file again and write it all, or nothing. Raises ImportRejected, ImportInvalid;
     a file committed before returns that earlier result."""
     earlier = db.session.scalar(select(ImportBatch).where(ImportBatch.digest == digest_of(data)))
@@ -287,6 +285,8 @@ def commit_import(
     checked = check_file(data, filename, progress)
     if checked.errors:
         raise ImportInvalid(checked.errors)
+    if progress:
+        progress("writing", checked.rows, checked.rows)
     batch = ImportBatch(digest=checked.digest, filename=filename[:200], username=user)
     db.session.add(batch)
     db.session.flush()

@@ -7,7 +7,8 @@
   async function poll() {
     try {
       const state = await (await fetch(root.dataset.progressUrl, { credentials: "same-origin" })).json();
-      bar.value = state.total ? Math.round((100 * state.done) / state.total) : 0;
+      // Checking is the first half of the bar; writing (one transaction) shows as the second.
+      bar.value = state.state === "writing" ? 75 : state.total ? Math.round((50 * state.done) / state.total) : 0;
       status.textContent = state.message || `${state.done} / ${state.total}`;
       if (state.state === "done" || state.state === "failed") {
         status.className = state.state === "done" ? "flash flash-success" : "flash flash-error";

@@ -41,7 +41,7 @@ def start(digest: str, filename: str, user: str, total: int) -> None:
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     data = upload_path(digest, filename).read_bytes()
     status = folder() / f"{digest}.json"
-    _write(status, state="running", done=0, total=total)
+    _write(status, state="checking", done=0, total=total)
 
     def run() -> None:
         with app.app_context():
@@ -50,7 +50,7 @@ def start(digest: str, filename: str, user: str, total: int) -> None:
                     data=data,
                     filename=filename,
                     user=user,
-                    progress=lambda n: _write(status, state="running", done=n, total=total),
+                    progress=lambda phase, done, rows: _write(status, state=phase, done=done, total=rows),
                 )
                 _write(status, state="done", done=total, total=total, result=result.__dict__)
             except DomainError as error:

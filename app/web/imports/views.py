@@ -136,7 +136,9 @@ def progress(digest: str) -> Any:
     state = jobs.progress_of(digest)
     if state is None:
         abort(404)
-    if state["state"] == "done":
+    if state["state"] == "writing":
+        state["message"] = _("All %(n)s rows are valid; writing them…", n=state["total"])
+    elif state["state"] == "done":
         state["message"] = _summary(imports.ImportResult(**state["result"]))
     elif state["state"] == "failed":
         state["message"] = _("The import failed and nothing was imported (%(error)s).", error=state.get("error"))
