@@ -28,15 +28,16 @@ LOCATIONS = [f"BI-A-{n:02d}-01" for n in range(1, 21)]
 
 def connect(server: str) -> pymysql.connections.Connection:
     url = make_url(server)
-    return pymysql.connect(host=url.host or "127.0.0.1", port=url.port or 3306, user=url.username or "root",
-                           password=url.password or "", autocommit=True)  # fmt: skip
+    host, port, user = url.host or "127.0.0.1", url.port or 3306, url.username or "root"
+    return pymysql.connect(host=host, port=port, user=user, password=url.password or "", autocommit=True)
 
 
 def make_file(rows: int) -> bytes:
     lines = ["编码,名称,条码,单位,分类,补货点,库位,数量"]
     for n in range(rows):
         barcode = f"69{n:011d}" if n % 2 else ""
-        lines.append(f"IMP-{n:06d},不锈钢螺栓 M{n % 97} 型号{n},{barcode},个,紧固件,{n % 10},{LOCATIONS[n % 20]},{n % 50 + 1}")
+        name = f"不锈钢螺栓 M{n % 97} 型号{n}"
+        lines.append(f"IMP-{n:06d},{name},{barcode},个,紧固件,{n % 10},{LOCATIONS[n % 20]},{n % 50 + 1}")
     return ("\r\n".join(lines) + "\r\n").encode("gbk")
 
 
