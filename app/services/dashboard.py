@@ -129,3 +129,8 @@ def item_balance_history(*, item_id: int, limit: int = 200) -> list[tuple[dateti
         points.append((rows[-1][0], running))
     points.reverse()
     return points
+
+
+def ledger_size() -> int:
+    """Roughly how many ledger lines there are (the highest id): one index lookup."""
+    return int(db.session.scalar(select(func.max(Movement.id))) or 0)

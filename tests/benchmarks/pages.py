@@ -132,6 +132,8 @@ def _pages(app: Any, items: int) -> dict[str, str]:
         "ledger: by item": f"/movements?sku={busy}",
         "ledger: by location": "/movements?location=WH1-A-01-01",
         "ledger: by kind issue": "/movements?kind=issue",
+        "low-stock page": "/low-stock",
+        "dashboard": "/",
     }
 
 
