@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from flask import url_for
 
 from app.models import ROLES
 from tests.integration.web.conftest import text_of
@@ -108,7 +109,7 @@ def test_writes_are_refused_below_the_role_and_change_nothing(client: Any, login
     assert "NEW-1" not in text_of(client.get("/items?q=NEW-1"))
 
 
-def test_navigation_hides_what_the_role_cannot_do(client: Any, login_as: Any, stocked: Any) -> None:
+def test_navigation_hides_what_the_role_cannot_do(app: Any, client: Any, login_as: Any, stocked: Any) -> None:
     login_as("viewer")
     page = client.get("/").get_data(as_text=True)
     assert "/movements/receive" not in page
@@ -122,6 +123,11 @@ def test_navigation_hides_what_the_role_cannot_do(client: Any, login_as: Any, st
     page = client.get("/").get_data(as_text=True)
     assert "/movements/adjust" in page
     assert "/users/tokens" in page
+    # Other areas (notifications, the floor) appear in the menus once their blueprints exist.
+    for endpoint in ("notifications.index", "scan.index", "labels.index", "counts.index"):
+        if endpoint in app.view_functions:
+            with app.test_request_context():
+                assert url_for(endpoint) in page, endpoint
 
 
 def test_footer_shows_the_version_and_html_is_chinese_by_default(client: Any, login_as: Any, make_app: Any) -> None:
