@@ -15,12 +15,13 @@ COUNT_STATUSES = ("open", "approved", "cancelled")
 
 
 class Count(Model):
-    """A cycle count of one location, opened by a manager, counted blind, approved once."""
+    """A cycle count of one location (or of chosen items wherever they are held: no location),
+    opened by a manager, counted blind, approved once."""
 
     __tablename__ = "counts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), index=True)
+    location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"), index=True)
     status: Mapped[str] = mapped_column(String(16), default="open", index=True)
     # Lines whose |variance| exceeds this may be sent for a second count.
     threshold: Mapped[Decimal] = mapped_column(Quantity, default=Decimal(0))
@@ -37,11 +38,14 @@ class CountLine(Model):
     made after it are kept when the variance is posted."""
 
     __tablename__ = "count_lines"
-    __table_args__ = (UniqueConstraint("count_id", "item_id", name="uq_count_lines_count_item"),)
+    __table_args__ = (
+        UniqueConstraint("count_id", "item_id", "location_id", name="uq_count_lines_count_item_location"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     count_id: Mapped[int] = mapped_column(ForeignKey("counts.id"))
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), index=True)
     first_count: Mapped[Decimal | None] = mapped_column(Quantity)
     first_by: Mapped[str | None] = mapped_column(String(64))
     second_count: Mapped[Decimal | None] = mapped_column(Quantity)

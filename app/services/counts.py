@@ -1,4 +1,5 @@
-"""Blind cycle counts: a manager opens a count of a location, counters enter what they find
+"""Blind cycle counts: a manager opens a count of a location (or of chosen items wherever they
+are held), counters enter what they find
 without seeing the system quantity, lines far off can be counted a second time, and only the
 manager's approval changes stock, through stock.adjust_stock, linked to the count.
 
@@ -53,9 +54,11 @@ class CountIncomplete(Conflict):
 class LineView:
     id: int
     item_id: int
+    location_id: int
     sku: str
     name: str
     unit: str
+    location: str
     first_count: Decimal | None
     second_count: Decimal | None
     recount_requested: bool
@@ -73,36 +76,38 @@ class LineView:
 @dataclass(frozen=True)
 class CountView:
     count: Count
-    location: str
+    location: str | None  # None: a count of chosen items wherever they are held
     lines: list[LineView]
-
-    def over_threshold(self) -> list[LineView]:
-        return [ln for ln in self.lines if ln.variance is not None and abs(ln.variance) > self.count.threshold]
 
 
 # ---------------------------------------------------------------- reads
 
 
+def _location_code(location_id: int | None) -> str | None:
+    return None if location_id is None else db.session.scalar(select(Location.code).where(Location.id == location_id))
+
+
 def get_count(count_id: int) -> CountView:
-    """A count with its location code and lines (by SKU). Raises UnknownCount."""
-    found = db.session.execute(
-        select(Count, Location.code).join(Location, Location.id == Count.location_id).where(Count.id == count_id)
-    ).first()
-    if found is None:
+    """A count with its location code and lines (by location, then SKU). Raises UnknownCount."""
+    count = db.session.get(Count, count_id)
+    if count is None:
         raise UnknownCount(count_id)
     rows = db.session.execute(
-        select(CountLine, Item.sku, Item.name, Item.unit)
+        select(CountLine, Item.sku, Item.name, Item.unit, Location.code)
         .join(Item, Item.id == CountLine.item_id)
+        .join(Location, Location.id == CountLine.location_id)
         .where(CountLine.count_id == count_id)
-        .order_by(Item.sku)
+        .order_by(Location.code, Item.sku)
     )
     lines = [
         LineView(
             line.id,
             line.item_id,
+            line.location_id,
             sku,
             name,
             unit,
+            code,
             line.first_count,
             line.second_count,
             line.recount_requested,
@@ -111,16 +116,17 @@ def get_count(count_id: int) -> CountView:
             line.final_count,
             line.variance,
         )
-        for line, sku, name, unit in rows
+        for line, sku, name, unit, code in rows
     ]
-    return CountView(found[0], found[1], lines)
+    return CountView(count, _location_code(count.location_id), lines)
 
 
-def list_counts(*, limit: int = 200) -> list[tuple[Count, str]]:
-    """Counts, newest first, with their location codes: open ones and the history."""
+def list_counts(*, limit: int = 200) -> list[tuple[Count, str | None]]:
+    """Counts, newest first, with their location codes (None for an item count): open ones and
+    the history."""
     rows = db.session.execute(
         select(Count, Location.code)
-        .join(Location, Location.id == Count.location_id)
+        .outerjoin(Location, Location.id == Count.location_id)
         .order_by(Count.id.desc())
         .limit(limit)
     )
@@ -145,33 +151,45 @@ def _item_ids(skus: list[str]) -> list[int]:
     return [found[sku] for sku in skus]
 
 
+def _places(location_id: int | None, item_ids: list[int] | None) -> list[tuple[int, int]]:
+    """(item id, location id) pairs to count: what the location holds (optionally only these
+    items), or where these items are held."""
+    if location_id is not None and item_ids:
+        return [(item_id, location_id) for item_id in item_ids]
+    stmt = select(StockLevel.item_id, StockLevel.location_id).where(StockLevel.quantity > 0)
+    if location_id is not None:
+        stmt = stmt.where(StockLevel.location_id == location_id)
+    else:
+        stmt = stmt.where(StockLevel.item_id.in_(item_ids or []))
+    return [(item_id, loc_id) for item_id, loc_id in db.session.execute(stmt)]
+
+
 @unit_of_work
 def open_count(
     *,
-    location: str,
     user: str,
+    location: str | None = None,
     skus: list[str] | None = None,
     threshold: Decimal | str | int = 0,
     note: str | None = None,
 ) -> Count:
-    """Open a count of every item held at `location` (or only of `skus` there). Raises
-    UnknownLocation, UnknownItem, InvalidInput (nothing to count)."""
-    location_id = _location_id(location)
+    """Open a count of every item held at `location` (or only of `skus` there), or, with no
+    location, of `skus` wherever they are held. Raises UnknownLocation, UnknownItem,
+    InvalidInput (nothing to count)."""
+    location_id = _location_id(location) if location else None
     limit = parse_quantity(threshold, field="threshold", allow_zero=True)
-    if skus:
-        item_ids = _item_ids(sorted({s.strip() for s in skus if s.strip()}))
-    else:
-        item_ids = list(
-            db.session.scalars(
-                select(StockLevel.item_id).where(StockLevel.location_id == location_id, StockLevel.quantity > 0)
-            )
-        )
-    if not item_ids:
+    wanted = sorted({s.strip() for s in skus or [] if s.strip()})
+    if location_id is None and not wanted:
+        raise InvalidInput("location", "choose a location or items")
+    places = _places(location_id, _item_ids(wanted) if wanted else None)
+    if not places:
         raise InvalidInput("location", "holds nothing to count")
     count = Count(location_id=location_id, threshold=limit, note=(note or "").strip()[:500] or None, opened_by=user)
     db.session.add(count)
     db.session.flush()
-    db.session.add_all(CountLine(count_id=count.id, item_id=item_id) for item_id in sorted(set(item_ids)))
+    db.session.add_all(
+        CountLine(count_id=count.id, item_id=item_id, location_id=loc_id) for item_id, loc_id in sorted(set(places))
+    )
     db.session.flush()
     return count
 
@@ -192,34 +210,64 @@ def _balance(item_id: int, location_id: int) -> Decimal:
     return found if found is not None else Decimal(0)
 
 
+def _enter(line: CountLine, quantity: Decimal, user: str) -> None:
+    if line.recount_requested:
+        line.second_count, line.second_by = quantity, user
+    else:
+        line.first_count, line.first_by = quantity, user
+    line.system_quantity = _balance(line.item_id, line.location_id)
+    line.counted_at = utcnow()
+
+
 @unit_of_work
-def record_counts(*, count_id: int, entries: Mapping[str, Decimal | str | int], user: str) -> int:
-    """Enter what was found: {SKU or barcode: quantity}. A line sent for a second count takes the
-    second count. An item scanned that is not on the count gets a line (stock found where the
-    system had none). Returns how many lines were entered. Raises UnknownCount, CountClosed,
-    UnknownCode, InvalidQuantity."""
+def record_counts(
+    *,
+    count_id: int,
+    user: str,
+    lines: Mapping[int, Decimal | str | int] | None = None,
+    found: Mapping[str, Decimal | str | int] | None = None,
+    location: str | None = None,
+) -> int:
+    """Enter what was found: `lines` by count line id, and `found` by scanned code (SKU or
+    barcode) at `location` (the count's own location when it has one); a scanned item not on the
+    count gets a line (stock found where the system had none). A line sent for a second count
+    takes the second count. Returns how many entries were made. Raises UnknownCount,
+    CountClosed, UnknownCode, InvalidQuantity, InvalidInput."""
     count = _open(count_id)
-    now = utcnow()
-    for code, raw in entries.items():
-        quantity = parse_quantity(raw, field=f"count[{code}]", allow_zero=True)
-        resolved = resolve_code(code)
-        if resolved.kind != "item":
-            raise InvalidInput("code", f"{code} is a location, not an item")
-        item_id = _item_ids([resolved.code])[0]
+    entered = 0
+    for line_id, raw in (lines or {}).items():
+        quantity = parse_quantity(raw, field="counted", allow_zero=True)
         line = db.session.scalar(
-            select(CountLine).where(CountLine.count_id == count.id, CountLine.item_id == item_id).with_for_update()
+            select(CountLine).where(CountLine.id == line_id, CountLine.count_id == count.id).with_for_update()
         )
         if line is None:
-            line = CountLine(count_id=count.id, item_id=item_id, recount_requested=False)
-            db.session.add(line)
-        if line.recount_requested:
-            line.second_count, line.second_by = quantity, user
-        else:
-            line.first_count, line.first_by = quantity, user
-        line.system_quantity = _balance(item_id, count.location_id)
-        line.counted_at = now
+            raise InvalidInput("line", f"no line {line_id} on count #{count.id}")
+        _enter(line, quantity, user)
+        entered += 1
+    for code, raw in (found or {}).items():
+        _enter(_line_for(count, code, location), parse_quantity(raw, field="counted", allow_zero=True), user)
+        entered += 1
     db.session.flush()
-    return len(entries)
+    return entered
+
+
+def _line_for(count: Count, code: str, location: str | None) -> CountLine:
+    resolved = resolve_code(code)
+    if resolved.kind != "item":
+        raise InvalidInput("code", f"{code} is a location, not an item")
+    location_id = count.location_id or (_location_id(location) if location else None)
+    if location_id is None:
+        raise InvalidInput("location", "say where the scanned item was found")
+    item_id = _item_ids([resolved.code])[0]
+    line = db.session.scalar(
+        select(CountLine)
+        .where(CountLine.count_id == count.id, CountLine.item_id == item_id, CountLine.location_id == location_id)
+        .with_for_update()
+    )
+    if line is None:
+        line = CountLine(count_id=count.id, item_id=item_id, location_id=location_id, recount_requested=False)
+        db.session.add(line)
+    return line
 
 
 @unit_of_work
@@ -227,7 +275,7 @@ def request_recount(*, count_id: int, user: str) -> int:
     """Send the lines whose variance exceeds the count's threshold for a second count; returns
     how many. Raises UnknownCount, CountClosed."""
     count = _open(count_id)
-    lines = db.session.scalars(select(CountLine).where(CountLine.count_id == count.id)).all()
+    lines = db.session.scalars(select(CountLine).where(CountLine.count_id == count.id).with_for_update()).all()
     flagged = 0
     for line in lines:
         variance = line.variance
@@ -246,21 +294,21 @@ def approve_count(*, count_id: int, user: str) -> list[int]:
     waiting = [line.sku for line in view.lines if line.awaiting]
     if waiting:
         raise CountIncomplete(count_id, waiting)
-    reference = f"COUNT-{count.id}"
-    on_hand = _lock_levels(count.location_id, [line.item_id for line in view.lines])
+    on_hand = _lock_levels([(line.item_id, line.location_id) for line in view.lines])
     movement_ids = []
     for line in view.lines:
         # The balance now, moved by whatever happened since the count was entered, plus the
         # variance found; never below zero (stock taken since then may exceed what was left).
-        counted = max(on_hand.get(line.item_id, Decimal(0)) + (line.variance or 0), Decimal(0))
+        now = on_hand.get((line.item_id, line.location_id), Decimal(0))
+        counted = max(now + (line.variance or 0), Decimal(0))
         # adjust_stock's body, inside this unit of work: every line and the count's status
         # commit together, or nothing does (a unit of work does not nest).
         movement = stock.adjust_stock.__wrapped__(  # type: ignore[attr-defined]
             sku=line.sku,
-            location=view.location,
+            location=line.location,
             counted=counted,
             user=user,
-            reference=reference,
+            reference=f"COUNT-{count.id}",
             note=f"cycle count #{count.id}: variance {line.variance}",
         )
         db.session.execute(update(CountLine).where(CountLine.id == line.id).values(movement_id=movement.id))
@@ -269,15 +317,19 @@ def approve_count(*, count_id: int, user: str) -> list[int]:
     return movement_ids
 
 
-def _lock_levels(location_id: int, item_ids: list[int]) -> dict[int, Decimal]:
-    """Lock the count's stock levels up front, in item id order as the stock service does."""
-    rows = db.session.execute(
-        select(StockLevel.item_id, StockLevel.quantity)
-        .where(StockLevel.location_id == location_id, StockLevel.item_id.in_(item_ids))
-        .order_by(StockLevel.item_id)
-        .with_for_update()
-    )
-    return dict(rows.tuples().all())
+def _lock_levels(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], Decimal]:
+    """Lock the count's stock levels up front, in (item id, location id) order as the stock
+    service does, so that approval and stock movements never wait on each other in a cycle."""
+    levels: dict[tuple[int, int], Decimal] = {}
+    for item_id, location_id in sorted(set(pairs)):
+        quantity = db.session.scalar(
+            select(StockLevel.quantity)
+            .where(StockLevel.item_id == item_id, StockLevel.location_id == location_id)
+            .with_for_update()
+        )
+        if quantity is not None:
+            levels[(item_id, location_id)] = quantity
+    return levels
 
 
 @unit_of_work

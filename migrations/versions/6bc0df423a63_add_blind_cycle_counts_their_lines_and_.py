@@ -36,7 +36,7 @@ def upgrade():
     op.create_table(
         "counts",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("location_id", sa.Integer(), nullable=False),
+        sa.Column("location_id", sa.Integer(), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("threshold", sa.Numeric(precision=18, scale=3), nullable=False),
         sa.Column("note", sa.String(length=500), nullable=True),
@@ -56,6 +56,7 @@ def upgrade():
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("count_id", sa.Integer(), nullable=False),
         sa.Column("item_id", sa.Integer(), nullable=False),
+        sa.Column("location_id", sa.Integer(), nullable=False),
         sa.Column("first_count", sa.Numeric(precision=18, scale=3), nullable=True),
         sa.Column("first_by", sa.String(length=64), nullable=True),
         sa.Column("second_count", sa.Numeric(precision=18, scale=3), nullable=True),
@@ -66,12 +67,16 @@ def upgrade():
         sa.Column("movement_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.ForeignKeyConstraint(["count_id"], ["counts.id"], name=op.f("fk_count_lines_count_id_counts")),
         sa.ForeignKeyConstraint(["item_id"], ["items.id"], name=op.f("fk_count_lines_item_id_items")),
+        sa.ForeignKeyConstraint(
+            ["location_id"], ["locations.id"], name=op.f("fk_count_lines_location_id_locations")
+        ),
         sa.ForeignKeyConstraint(["movement_id"], ["movements.id"], name=op.f("fk_count_lines_movement_id_movements")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_count_lines")),
-        sa.UniqueConstraint("count_id", "item_id", name="uq_count_lines_count_item"),
+        sa.UniqueConstraint("count_id", "item_id", "location_id", name="uq_count_lines_count_item_location"),
     )
     with op.batch_alter_table("count_lines", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_count_lines_item_id"), ["item_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_count_lines_location_id"), ["location_id"], unique=False)
 
     # ### end Alembic commands ###
 

@@ -63,8 +63,8 @@ def test_blind_count_through_approval(sign_in: Callable[..., Page]) -> None:
 
     manager = sign_in("manager")
     manager.goto("/counts")
-    manager.get_by_label("库位").fill("WH1-A-01-02")
-    manager.get_by_label("仅盘点这些 SKU（可选，每行一个）").fill("BOLT-036")
+    manager.get_by_label("库位", exact=True).fill("WH1-A-01-02")
+    manager.get_by_label("仅盘点这些 SKU").fill("BOLT-036")
     manager.get_by_label("差异超过此数时复盘").fill("0")
     manager.get_by_role("button", name="发起盘点").click()
     expect(manager.locator(".flash-success")).to_contain_text("已发起")

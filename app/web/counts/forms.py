@@ -1,5 +1,5 @@
-"""Cycle count forms. Counted quantities arrive as one field per line (qty:<SKU>) plus a scanned
-code and its quantity, and are parsed by the count service."""
+"""Cycle count forms. Counted quantities arrive as one field per line (qty:<line id>) plus a
+scanned code, its quantity and (for item counts) where it was found, parsed by the count service."""
 
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ from flask_wtf import FlaskForm
 from wtforms import TextAreaField
 from wtforms.validators import Length, Optional
 
-from app.web.common import optional_text, quantity_field, required_text
+from app.web.common import optional_text, quantity_field
 
 CODE_ATTRS = {"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}
 
 
 class OpenCountForm(FlaskForm):
-    location = required_text(_l("Location"), 64, render_kw={**CODE_ATTRS, "list": "location-codes"})
+    location = optional_text(_l("Location"), 64, render_kw={**CODE_ATTRS, "list": "location-codes"})
     skus = TextAreaField(
-        _l("Only these SKUs (optional, one per line)"),
+        _l("Only these SKUs (one per line; without a location, wherever they are held)"),
         validators=[Optional(), Length(max=20000)],
         render_kw={"rows": 3},
     )
@@ -27,7 +27,7 @@ class OpenCountForm(FlaskForm):
 
     def to_input(self) -> dict[str, object]:
         skus = [s for s in re.split(r"[\s,;]+", self.skus.data or "") if s]
-        return dict(location=self.location.data, skus=skus, threshold=self.threshold.data, note=self.note.data)
+        return dict(location=self.location.data or None, skus=skus, threshold=self.threshold.data, note=self.note.data)
 
 
 class CountActionForm(FlaskForm):

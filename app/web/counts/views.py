@@ -23,7 +23,11 @@ def _message(error: DomainError) -> str:
     if isinstance(error, counts.CountClosed):
         return _("This count is closed.")
     if error.extras.get("field") == "location" and "nothing" in error.message:
-        return _("This location holds nothing to count.")
+        return _("There is nothing to count there.")
+    if error.extras.get("field") == "location" and "choose" in error.message:
+        return _("Choose a location, or items to count wherever they are held.")
+    if error.extras.get("field") == "location" and "where" in error.message:
+        return _("Say at which location the scanned item was found.")
     if error.code == "unknown_code":
         return _("Unknown code %(code)s: no item or location carries it.", code=error.extras.get("scanned"))
     return domain_message(error)
@@ -66,10 +70,17 @@ def show(count_id: int) -> Any:
 @bp.post("/<int:count_id>/entries")
 @role_required("clerk")
 def enter(count_id: int) -> Any:
-    entries = {k[4:]: v.strip() for k, v in request.form.items() if k.startswith("qty:") and v.strip()}
+    fields = request.form.items()
+    lines = {int(k[4:]): v.strip() for k, v in fields if k.startswith("qty:") and k[4:].isdigit() and v.strip()}
+    found = {}
     if code := request.form.get("code", "").strip():
-        entries[code] = request.form.get("quantity", "").strip() or "1"
-    return _act(count_id, ".show", lambda: counts.record_counts(count_id=count_id, entries=entries, user=_user()))
+        found[code] = request.form.get("quantity", "").strip() or "1"
+    where = request.form.get("location", "").strip() or None
+    return _act(
+        count_id,
+        ".show",
+        lambda: counts.record_counts(count_id=count_id, user=_user(), lines=lines, found=found, location=where),
+    )
 
 
 @bp.get("/<int:count_id>/review")

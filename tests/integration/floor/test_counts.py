@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Count, CountLine, Movement, StockLevel
+from app.models import Count, CountLine, Item, Location, Movement, StockLevel
 from tests.factories import Factory
 from tests.integration.floor.conftest import Stocked, text_of
 
@@ -23,6 +23,19 @@ def _open(client: FlaskClient, **fields: Any) -> Any:
 def _count_id(app: Flask) -> int:
     with app.app_context():
         return int(db.session.scalar(select(Count.id).order_by(Count.id.desc())) or 0)
+
+
+def _qty(app: Flask, count_id: int, sku: str, location: str = "WH1-A-01-01") -> str:
+    """The count page's field name for that line."""
+    with app.app_context():
+        line_id = db.session.scalar(
+            select(CountLine.id)
+            .join(Item, Item.id == CountLine.item_id)
+            .join(Location, Location.id == CountLine.location_id)
+            .where(CountLine.count_id == count_id, Item.sku == sku, Location.code == location)
+        )
+    assert line_id is not None
+    return f"qty:{line_id}"
 
 
 def _level(app: Flask, stocked: Stocked) -> Decimal:
@@ -58,7 +71,7 @@ def test_clerk_cannot_open_or_approve_but_can_count(
         count = counts.open_count(location="WH1-A-01-01", user=manager.username)
     assert client.get(f"/counts/{count.id}/review").status_code == 403
     assert client.post(f"/counts/{count.id}/approve").status_code == 403
-    assert client.post(f"/counts/{count.id}/entries", data={"qty:SKU-SCREW": "9"}).status_code == 303
+    assert client.post(f"/counts/{count.id}/entries", data={_qty(app, count.id, "SKU-SCREW"): "9"}).status_code == 303
 
 
 def test_viewer_sees_no_counts(client: FlaskClient, login_as: Callable[..., Any]) -> None:
@@ -83,7 +96,9 @@ def test_open_count_errors(client: FlaskClient, login_as: Callable[..., Any], st
     unknown = _open(client, location="NOWHERE")
     assert unknown.status_code == 404 and "没有编码为 NOWHERE 的库位" in text_of(unknown)
     empty = _open(client, location="WH1-A-01-02")
-    assert empty.status_code == 422 and "该库位没有可盘点的物品" in text_of(empty)
+    assert empty.status_code == 422 and "那里没有可盘点的物品" in text_of(empty)
+    neither = _open(client, location="")
+    assert neither.status_code == 422 and "请选择库位" in text_of(neither)
     bad_sku = _open(client, skus="NOPE-1")
     assert bad_sku.status_code == 404 and "NOPE-1" in text_of(bad_sku)
 
@@ -94,7 +109,7 @@ def test_approval_posts_the_variance_linked_to_the_count(
     login_as("manager")
     _open(client)
     count_id = _count_id(app)
-    client.post(f"/counts/{count_id}/entries", data={"qty:SKU-SCREW": "7"})
+    client.post(f"/counts/{count_id}/entries", data={_qty(app, count_id, "SKU-SCREW"): "7"})
     review = text_of(client.get(f"/counts/{count_id}/review"))
     assert "-3" in review
     response = client.post(f"/counts/{count_id}/approve")
@@ -117,7 +132,7 @@ def test_movements_during_the_count_are_kept(
     login_as("manager")
     _open(client)
     count_id = _count_id(app)
-    client.post(f"/counts/{count_id}/entries", data={"qty:SKU-SCREW": "8"})  # 2 missing at count time
+    client.post(f"/counts/{count_id}/entries", data={_qty(app, count_id, "SKU-SCREW"): "8"})  # 2 missing at count time
     factory.stock(stocked.item, stocked.shelf, 5)  # a receipt after the count: 15 on hand
     client.post(f"/counts/{count_id}/approve")
     assert _level(app, stocked) == Decimal(13)
@@ -142,12 +157,15 @@ def test_second_count_for_lines_over_the_threshold(
     login_as("manager")
     _open(client, threshold="1")
     count_id = _count_id(app)
-    client.post(f"/counts/{count_id}/entries", data={"qty:SKU-SCREW": "4", "qty:SKU-BOLT": "19"})
+    client.post(
+        f"/counts/{count_id}/entries",
+        data={_qty(app, count_id, "SKU-SCREW"): "4", _qty(app, count_id, "SKU-BOLT"): "19"},
+    )
     flagged = client.post(f"/counts/{count_id}/recount", follow_redirects=True)
     assert "1 行已要求复盘" in text_of(flagged)
     assert "复盘" in text_of(client.get(f"/counts/{count_id}"))
     assert "还有未盘点的行：SKU-SCREW" in text_of(client.post(f"/counts/{count_id}/approve", follow_redirects=True))
-    client.post(f"/counts/{count_id}/entries", data={"qty:SKU-SCREW": "10"})
+    client.post(f"/counts/{count_id}/entries", data={_qty(app, count_id, "SKU-SCREW"): "10"})
     client.post(f"/counts/{count_id}/approve")
     assert _level(app, stocked) == Decimal(10)
     with app.app_context():
@@ -162,7 +180,10 @@ def test_a_scanned_item_not_on_the_count_gets_a_line(
     login_as("manager")
     _open(client)
     count_id = _count_id(app)
-    client.post(f"/counts/{count_id}/entries", data={"qty:SKU-SCREW": "10", "code": "6900000000017", "quantity": "2"})
+    client.post(
+        f"/counts/{count_id}/entries",
+        data={_qty(app, count_id, "SKU-SCREW"): "10", "code": "6900000000017", "quantity": "2"},
+    )
     client.post(f"/counts/{count_id}/approve")
     with app.app_context():
         found = db.session.scalar(
@@ -180,7 +201,9 @@ def test_bad_counts_are_refused(
     login_as("manager")
     _open(client)
     count_id = _count_id(app)
-    negative = client.post(f"/counts/{count_id}/entries", data={"qty:SKU-SCREW": "-1"}, follow_redirects=True)
+    negative = client.post(
+        f"/counts/{count_id}/entries", data={_qty(app, count_id, "SKU-SCREW"): "-1"}, follow_redirects=True
+    )
     assert "无效" in text_of(negative) or "数量" in text_of(negative)
     unknown = client.post(f"/counts/{count_id}/entries", data={"code": "NOPE-9"}, follow_redirects=True)
     assert "未知条码 NOPE-9" in text_of(unknown)
@@ -194,7 +217,42 @@ def test_cancel_closes_without_touching_stock(
     login_as("manager")
     _open(client)
     count_id = _count_id(app)
-    client.post(f"/counts/{count_id}/entries", data={"qty:SKU-SCREW": "1"})
+    client.post(f"/counts/{count_id}/entries", data={_qty(app, count_id, "SKU-SCREW"): "1"})
     assert "盘点已取消" in text_of(client.post(f"/counts/{count_id}/cancel", follow_redirects=True))
     assert _level(app, stocked) == Decimal(10)
     assert client.get("/counts/999999").status_code == 404
+
+
+def test_a_count_of_chosen_items_covers_every_location_holding_them(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any], stocked: Stocked, factory: Factory
+) -> None:
+    factory.stock(stocked.item, stocked.other, 4)
+    login_as("manager")
+    _open(client, location="", skus="SKU-SCREW")
+    count_id = _count_id(app)
+    page = text_of(client.get(f"/counts/{count_id}"))
+    assert "WH1-A-01-01" in page and "WH1-A-01-02" in page
+    fields = {_qty(app, count_id, "SKU-SCREW"): "10", _qty(app, count_id, "SKU-SCREW", "WH1-A-01-02"): "3"}
+    client.post(f"/counts/{count_id}/entries", data=fields)
+    client.post(f"/counts/{count_id}/approve")
+    with app.app_context():
+        other = db.session.scalar(
+            select(StockLevel.quantity).where(
+                StockLevel.item_id == stocked.item.id, StockLevel.location_id == stocked.other.id
+            )
+        )
+    assert (_level(app, stocked), other) == (Decimal(10), Decimal(3))
+
+
+def test_an_item_found_during_an_item_count_needs_its_location(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any], stocked: Stocked
+) -> None:
+    login_as("manager")
+    _open(client, location="", skus="SKU-SCREW")
+    count_id = _count_id(app)
+    asked = client.post(
+        f"/counts/{count_id}/entries", data={"code": "SKU-SCREW", "quantity": "1"}, follow_redirects=True
+    )
+    assert "请说明扫描的物品是在哪个库位找到的" in text_of(asked)
+    client.post(f"/counts/{count_id}/entries", data={"code": "SKU-SCREW", "quantity": "2", "location": "WH1-A-01-02"})
+    assert "WH1-A-01-02" in text_of(client.get(f"/counts/{count_id}/review"))
