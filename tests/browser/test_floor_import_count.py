@@ -86,8 +86,14 @@ def test_blind_count_through_approval(sign_in: Callable[..., Page]) -> None:
 
     clerk.goto(count_url)
     expect(clerk.locator("#count-lines")).to_contain_text("复盘")
-    clerk.get_by_label("实盘数 BOLT-036").fill("4")
-    clerk.get_by_role("button", name="保存盘点数").click()
+    # The second count by scanner: code + Enter moves to the quantity, then quantity + Enter.
+    clerk.get_by_label("扫描编码").click()
+    clerk.keyboard.type("BOLT-036")
+    clerk.keyboard.press("Enter")
+    expect(clerk.get_by_label("数量", exact=True)).to_be_focused()
+    clerk.keyboard.type("4")
+    clerk.keyboard.press("Enter")
+    expect(clerk.locator(".flash-success")).to_contain_text("已保存 1 个盘点数")
 
     manager.goto(count_url + "/review")
     manager.get_by_role("button", name="批准并过账").click()
