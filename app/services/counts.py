@@ -50,6 +50,24 @@ class CountIncomplete(Conflict):
         super().__init__(f"count #{count_id} still has lines to count: {', '.join(skus)}", skus=skus)
 
 
+class NothingToCount(InvalidInput):
+    code = "nothing_to_count"
+
+    def __init__(self, *, location_missing: bool) -> None:
+        reason = "choose a location or items" if location_missing else "there is nothing to count there"
+        super().__init__("location", reason)
+        self.location_missing = location_missing
+
+
+class WhereFound(InvalidInput):
+    """An item scanned during a count of chosen items needs the location it was found at."""
+
+    code = "where_found"
+
+    def __init__(self) -> None:
+        super().__init__("location", "say where the scanned item was found")
+
+
 @dataclass(frozen=True)
 class LineView:
     id: int
@@ -175,15 +193,15 @@ def open_count(
 ) -> Count:
     """Open a count of every item held at `location` (or only of `skus` there), or, with no
     location, of `skus` wherever they are held. Raises UnknownLocation, UnknownItem,
-    InvalidInput (nothing to count)."""
+    NothingToCount."""
     location_id = _location_id(location) if location else None
     limit = parse_quantity(threshold, field="threshold", allow_zero=True)
     wanted = sorted({s.strip() for s in skus or [] if s.strip()})
     if location_id is None and not wanted:
-        raise InvalidInput("location", "choose a location or items")
+        raise NothingToCount(location_missing=True)
     places = _places(location_id, _item_ids(wanted) if wanted else None)
     if not places:
-        raise InvalidInput("location", "holds nothing to count")
+        raise NothingToCount(location_missing=False)
     count = Count(location_id=location_id, threshold=limit, note=(note or "").strip()[:500] or None, opened_by=user)
     db.session.add(count)
     db.session.flush()
@@ -257,7 +275,7 @@ def _line_for(count: Count, code: str, location: str | None) -> CountLine:
         raise InvalidInput("code", f"{code} is a location, not an item")
     location_id = count.location_id or (_location_id(location) if location else None)
     if location_id is None:
-        raise InvalidInput("location", "say where the scanned item was found")
+        raise WhereFound()
     item_id = _item_ids([resolved.code])[0]
     line = db.session.scalar(
         select(CountLine)

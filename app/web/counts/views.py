@@ -22,11 +22,11 @@ def _message(error: DomainError) -> str:
         return _("Some lines are not counted yet: %(skus)s.", skus=", ".join(error.extras["skus"]))
     if isinstance(error, counts.CountClosed):
         return _("This count is closed.")
-    if error.extras.get("field") == "location" and "nothing" in error.message:
-        return _("There is nothing to count there.")
-    if error.extras.get("field") == "location" and "choose" in error.message:
+    if isinstance(error, counts.NothingToCount) and error.location_missing:
         return _("Choose a location, or items to count wherever they are held.")
-    if error.extras.get("field") == "location" and "where" in error.message:
+    if isinstance(error, counts.NothingToCount):
+        return _("There is nothing to count there.")
+    if isinstance(error, counts.WhereFound):
         return _("Say at which location the scanned item was found.")
     if error.code == "unknown_code":
         return _("Unknown code %(code)s: no item or location carries it.", code=error.extras.get("scanned"))
