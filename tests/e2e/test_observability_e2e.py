@@ -240,19 +240,29 @@ def test_metrics_from_both_gunicorn_workers_add_up_in_metrics_and_in_prometheus(
     def hit(n: int) -> int:
         return http_get(f"{base}/e2e-missing-{n}", {"X-Request-ID": f"e2e-{n}"})[0]
 
-    with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(hit, range(60)))
-    assert statuses == [404] * 60
+    def serving_pids() -> set[str]:
+        return {p.name.split("_")[-1] for p in (stack.tmp / "multiproc").glob("histogram_*.db")}
 
-    pids = {p.name.split("_")[-1] for p in (stack.tmp / "multiproc").glob("histogram_*.db")}
-    assert len(pids) >= 2, f"only one worker served: {pids}"
+    # Both workers accept from one socket; send batches until each has served some requests.
+    sent = 0
+    with ThreadPoolExecutor(8) as pool:
+        while sent == 0 or (len(serving_pids()) < 2 and sent < 2000):
+            statuses = list(pool.map(hit, range(sent, sent + 40)))
+            assert statuses == [404] * 40
+            sent += 40
+    assert len(serving_pids()) >= 2, f"only one worker served: {serving_pids()}"
+
     status, text = http_get(f"{base}/metrics", {"Authorization": f"Bearer {TOKEN}"})
     assert status == 200
-    assert metric_total(text, "inventory_http_request_duration_seconds_count", route="<unmatched>") == 60
-    assert metric_total(text, "inventory_http_request_total", status="404") == 60
+    assert metric_total(text, "inventory_http_request_duration_seconds_count", route="<unmatched>") == sent
+    assert metric_total(text, "inventory_http_request_total", status="404") == sent
 
     query = 'sum(inventory_http_request_duration_seconds_count{job="inventory", route="<unmatched>"})'
-    wait_for(lambda: [float(r["value"][1]) for r in stack.prometheus_query(query)] == [60.0], 30, "Prometheus sees 60")
+
+    def prometheus_sees_all() -> bool:
+        return [float(r["value"][1]) for r in stack.prometheus_query(query)] == [float(sent)]
+
+    wait_for(prometheus_sees_all, 30, f"Prometheus to see {sent} requests")
     [up] = stack.prometheus_query('up{job="inventory"}')
     assert up["value"][1] == "1"
 
