@@ -15,6 +15,9 @@
   let seq = 0;
   let lastUndoable = null;
 
+  // crypto.randomUUID needs a secure context; getRandomValues works on plain-HTTP Wi-Fi too.
+  const newKey = () => (crypto.randomUUID ? crypto.randomUUID()
+    : Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join(""));
   const fill = (text, values) => text.replace(/\{(\w+)\}/g, (_, k) => (values[k] ?? ""));
   const mode = () => root.querySelector("input[name=mode]:checked").value;
   const refocus = () => setTimeout(() => input.focus(), 0);
@@ -169,7 +172,7 @@
 
   async function undo(movementId, row) {
     try {
-      const response = await post(root.dataset.undoUrl, { movement_id: movementId, idempotency_key: crypto.randomUUID() });
+      const response = await post(root.dataset.undoUrl, { movement_id: movementId, idempotency_key: newKey() });
       const body = await response.json();
       if (body.status === "ok") {
         row.classList.add("undone");
@@ -201,7 +204,7 @@
       location: state.location,
       to_location: state.target,
       quantity: state.quantity,
-      idempotency_key: crypto.randomUUID(),
+      idempotency_key: newKey(),
     };
     state.quantity = "1";
     showWhere();
