@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export FLASK_APP := wsgi
 
-.PHONY: venv run test test-fast lint fmt typecheck check bench clean translations
+.PHONY: venv run test test-fast lint fmt typecheck check ops-check bench clean translations
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -52,6 +52,15 @@ typecheck: venv
 
 check: lint typecheck
 	$(BIN)/python -m pytest tests/unit -q
+
+# Prometheus rules and their unit tests, Alertmanager routes, the delivery files, and the ops tests.
+ops-check: venv
+	bash .ci/install-ops-tools
+	promtool check rules ops/prometheus/rules/*.yml
+	promtool test rules ops/prometheus/tests/*_test.yml
+	amtool check-config ops/alertmanager/alertmanager.yml
+	bash .ci/delivery-checks
+	$(BIN)/python -m pytest tests/ops tests/e2e -q
 
 bench: venv
 	bash .ci/services
