@@ -53,6 +53,10 @@ def test_error_scans_are_red_and_say_why(sign_in: Callable[..., Page]) -> None:
     expect(result).to_contain_text("可用：0")
     expect(page.locator("#scan-log tr.bad")).to_have_count(2)
     shot(page, "scan-error")
+    # Headless Chromium has no BarcodeDetector and no camera: the button says to type instead.
+    page.get_by_role("button", name="摄像头").click()
+    expect(result).to_contain_text("请手动输入编码")
+    expect(page.locator("#scan-code")).to_be_focused()
 
 
 def test_undo_takes_back_the_last_scan(sign_in: Callable[..., Page]) -> None:

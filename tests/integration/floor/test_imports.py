@@ -78,6 +78,17 @@ def test_preview_then_commit_imports_items_and_opening_stock(
     assert _counts(app) == (3, movements_before + 1)
 
 
+def test_the_imports_page_lists_committed_files(
+    client: FlaskClient, login_as: Callable[..., Any], stocked: Stocked
+) -> None:
+    login_as("manager")
+    assert "还没有导入过" in text_of(client.get("/imports"))
+    _upload(client, GOOD.encode())
+    _commit(client, GOOD.encode())
+    page = text_of(client.get("/imports"))
+    assert "IMPORT-" in page and "items.csv 2 0 1" in page
+
+
 def test_the_same_file_twice_changes_nothing(
     app: Flask, client: FlaskClient, login_as: Callable[..., Any], stocked: Stocked
 ) -> None:
