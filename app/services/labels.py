@@ -19,6 +19,7 @@ from app.models import Item, Location, StockLevel, Warehouse
 from app.services.errors import InvalidInput, UnknownItem, UnknownLocation
 
 MAX_LABELS = 500
+BAR_SPACE_MM = 40.0  # the barcode's room on the narrowest label, quiet zones aside
 _PROLOGUE = re.compile(rb"^.*?(?=<svg)", re.S)
 
 
@@ -41,8 +42,11 @@ def qr_svg(text: str) -> Markup:
 def code128_svg(text: str) -> Markup | None:
     if not text.isascii() or not text.isprintable():
         return None
-    rendered = barcode.get("code128", text, writer=SVGWriter()).render(
-        {"write_text": False, "module_height": 10.0, "quiet_zone": 2.0, "module_width": 0.25}
+    symbol = barcode.get("code128", text, writer=SVGWriter())
+    # Bars as wide as a handheld reads well (0.3 mm), narrower only when a long code must fit.
+    modules = len(symbol.build()[0])
+    rendered = symbol.render(
+        {"write_text": False, "module_height": 9.0, "quiet_zone": 2.0, "module_width": min(0.3, BAR_SPACE_MM / modules)}
     )
     svg = _PROLOGUE.sub(b"", rendered).decode()
     return Markup(svg.replace("<svg ", '<svg class="code128" preserveAspectRatio="none" ', 1))  # noqa: S704 - python-barcode's own SVG

@@ -65,3 +65,9 @@ def test_labels_page_needs_sign_in(client: FlaskClient, login_as: Callable[..., 
     assert client.get("/labels").status_code == 302
     login_as("viewer")
     assert "标签" in text_of(client.get("/labels"))
+
+
+def test_a_long_code_is_narrowed_to_fit_the_label() -> None:
+    short, long = labels.code128_svg("AB-1"), labels.code128_svg("LONG-SKU-" + "X" * 30)
+    widths = [float(re.search(r'width="([\d.]+)mm"', svg or "").group(1)) for svg in (short, long)]  # type: ignore[union-attr]
+    assert widths[0] < 30 and 40 <= widths[1] <= 44.5  # 40 mm of bars plus the quiet zones
