@@ -238,9 +238,10 @@ def list_items(
         raise InvalidInput("sort", f"one of {', '.join(ITEM_SORTS)}")
     column = getattr(Item, sort)
     limit = _limit(limit)
-    stmt = select(Item, Category.name).outerjoin(Category, Category.id == Item.category_id)
+    # The page's ids first (an index range on the sort column when the filters allow it), then
+    # the rows: asked for whole rows at once, MariaDB prefers scanning the index from its start.
     stmt = _item_filters(
-        stmt,
+        select(Item.id),
         q=q,
         category_id=category_id,
         warehouse=warehouse,
@@ -258,7 +259,13 @@ def list_items(
             value = datetime.fromisoformat(value)
         stmt = stmt.where(_after(column, value, Item.id, last_id, descending))
     order = (column.desc(), Item.id.desc()) if descending else (column.asc(), Item.id.asc())
-    found = db.session.execute(stmt.order_by(*order).limit(limit + 1)).all()
+    page = stmt.order_by(*order).limit(limit + 1).subquery()
+    found = db.session.execute(
+        select(Item, Category.name)
+        .join(page, page.c.id == Item.id)
+        .outerjoin(Category, Category.id == Item.category_id)
+        .order_by(*order)
+    ).all()
     more = len(found) > limit
     found = found[:limit]
     totals = _on_hand_by_item([item.id for item, _ in found])
