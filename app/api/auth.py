@@ -104,7 +104,8 @@ def authenticate(*, scope: str, role: str) -> Principal:
     if bearer_text() is None:
         raise BearerChallenge("An `Authorization: Bearer <token>` header is required.")
     digest = token_digest()
-    row = db.session.execute(_TOKEN, {"token_hash": digest}).first() if digest else None
+    # Core on the session's connection: a plain SELECT needs none of the ORM's execution layers.
+    row = db.session.connection().execute(_TOKEN, {"token_hash": digest}).first() if digest else None
     if (
         digest is None
         or row is None
