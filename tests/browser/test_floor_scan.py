@@ -98,3 +98,20 @@ def test_offline_scans_wait_and_are_replayed_exactly_once(sign_in: Callable[...,
     expect(page.locator("#scan-result")).to_contain_text("现有 3")
     page.goto("/movements?sku=BOLT-033")
     expect(page.locator("tbody tr")).to_have_count(3)
+
+
+def test_transfer_mode_scans_source_then_destination(sign_in: Callable[..., Page]) -> None:
+    page = sign_in("clerk")
+    page.goto("/scan")
+    _wedge(page, "WH1-A-01-01")
+    page.keyboard.press("Alt+2")
+    _wedge(page, "*5")
+    _wedge(page, "BOLT-037")
+    page.keyboard.press("Alt+3")  # transfer: the next location scanned is the destination
+    _wedge(page, "WH1-A-01-01")
+    _wedge(page, "WH1-A-01-02")
+    expect(page.locator("#scan-target")).to_have_text("WH1-A-01-02")
+    _wedge(page, "BOLT-037")
+    expect(page.locator("#scan-result")).to_contain_text(
+        "已调拨 1 × 不锈钢螺栓 M37（BOLT-037）WH1-A-01-01 → WH1-A-01-02：4 / 1"
+    )
