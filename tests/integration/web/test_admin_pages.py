@@ -163,3 +163,18 @@ def test_every_message_is_translated_and_the_compiled_catalogues_are_current() -
 def test_signed_in_pages_use_the_users_password_hash_from_werkzeug_scrypt(app: Flask, factory: Any) -> None:
     user = factory.user(role="viewer", password=DEFAULT_PASSWORD)
     assert user.password_hash.startswith("scrypt:")
+
+
+def test_location_and_user_forms_reject_bad_input(client: Any, login_as: Any, stocked: Stocked) -> None:
+    me = login_as("admin")
+    blank = client.post("/locations/warehouses", data={"code": "", "name": ""})
+    assert blank.status_code == 422 and text_of(blank).count("此项必填") == 2
+    bad_code = client.post("/locations/warehouses", data={"code": "W H", "name": "x"})
+    assert bad_code.status_code == 422 and 'id="code-err"' in bad_code.get_data(as_text=True)
+    too_long = client.post("/locations/WH1-A-01-01/edit", data={"name": "长" * 101})
+    assert too_long.status_code == 422
+    assert client.get("/locations/NOPE/edit").status_code == 404
+    unknown_role = client.post(f"/users/{me.username}/role", data={"role": "owner"})
+    assert unknown_role.status_code == 422
+    spaced = client.post("/users", data={"username": "a b", "role": "clerk", "password": "long-enough-1"})
+    assert spaced.status_code == 422 and "不能包含空格" in text_of(spaced)
