@@ -319,9 +319,9 @@ def approve_count(*, count_id: int, user: str) -> list[int]:
         # variance found; never below zero (stock taken since then may exceed what was left).
         now = on_hand.get((line.item_id, line.location_id), Decimal(0))
         counted = max(now + (line.variance or 0), Decimal(0))
-        # adjust_stock's body, inside this unit of work: every line and the count's status
-        # commit together, or nothing does (a unit of work does not nest).
-        movement = stock.adjust_stock.__wrapped__(  # type: ignore[attr-defined]
+        # adjust_stock joins this unit of work: every line and the count's status commit
+        # together, or nothing does.
+        movement = stock.adjust_stock(
             sku=line.sku,
             location=line.location,
             counted=counted,

@@ -290,16 +290,14 @@ def commit_import(*, data: bytes, filename: str, user: str, progress: Progress |
     batch = ImportBatch(digest=checked.digest, filename=filename[:200], username=user)
     db.session.add(batch)
     db.session.flush()
-    # The services' bodies, inside this one unit of work (a unit of work does not nest): items,
-    # item changes and opening stock commit together with the batch row, or not at all.
-    created = items.create_items.__wrapped__(checked.new)  # type: ignore[attr-defined]
+    # These services join this unit of work: items, item changes and opening stock commit
+    # together with the batch row, or not at all.
+    created = items.create_items(checked.new)
     for sku, changes in checked.changed:
-        items.update_item.__wrapped__(sku=sku, **changes)  # type: ignore[attr-defined]
+        items.update_item(sku=sku, **changes)
     lines = 0
     if checked.lines:
-        lines = stock.receive_lines.__wrapped__(  # type: ignore[attr-defined]
-            lines=checked.lines, user=user, reference=f"IMPORT-{batch.id}", note=filename[:200]
-        )
+        lines = stock.receive_lines(lines=checked.lines, user=user, reference=f"IMPORT-{batch.id}", note=filename[:200])
     batch.items_created, batch.items_updated, batch.stock_lines = len(created), len(checked.changed), lines
     return ImportResult(batch.id, len(created), len(checked.changed), lines, False)
 

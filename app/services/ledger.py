@@ -81,10 +81,10 @@ def find_ledger_mismatches() -> list[Mismatch]:
     if not wrong:
         return []
     item_ids, location_ids = {pair[0] for pair, *_ in wrong}, {pair[1] for pair, *_ in wrong}
-    skus: dict[int, str] = {i: s for i, s in db.session.execute(select(Item.id, Item.sku).where(Item.id.in_(item_ids)))}
-    codes: dict[int, str] = {
-        i: c for i, c in db.session.execute(select(Location.id, Location.code).where(Location.id.in_(location_ids)))
-    }
+    skus: dict[int, str] = dict(db.session.execute(select(Item.id, Item.sku).where(Item.id.in_(item_ids))).tuples())
+    codes: dict[int, str] = dict(
+        db.session.execute(select(Location.id, Location.code).where(Location.id.in_(location_ids))).tuples()
+    )
     return sorted(
         (Mismatch(skus[i], codes[loc], on_hand, expected, last) for (i, loc), on_hand, expected, last in wrong),
         key=lambda m: (m.sku, m.location),

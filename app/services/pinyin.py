@@ -13,5 +13,5 @@ def pinyin_keys(name: str) -> tuple[str, str]:
     """Full pinyin and initials, lower case, without tones, spaces or punctuation."""
     syllables = lazy_pinyin(name, style=Style.NORMAL, errors="default")
     full = _NOT_ALNUM.sub("", "".join(syllables).lower())
-    initials = _NOT_ALNUM.sub("", "".join(s[:1] for s in lazy_pinyin(name, style=Style.NORMAL)).lower())
+    initials = _NOT_ALNUM.sub("", "".join(s[:1] for s in syllables).lower())
     return full[:255], initials[:100]

@@ -42,6 +42,7 @@ _RETRYABLE_UNIQUE = (
     "stock_levels.item_id, stock_levels.location_id",
 )
 _AFTER_COMMIT = "inventory_after_commit"
+_ACTIVE = "inventory_unit_of_work"
 
 
 def engine_options(url: str) -> dict[str, Any]:
@@ -147,11 +148,14 @@ def _run_once(fn: Callable[[], R]) -> R:
         session.commit()
     session.info[_AFTER_COMMIT] = []
     session.connection(execution_options={_WRITE_OPTION: True})
+    session.info[_ACTIVE] = True
     try:
         result = fn()
     except BaseException:
         _discard(session)
         raise
+    finally:
+        session.info.pop(_ACTIVE, None)
     try:
         session.commit()
     except DBAPIError as exc:
@@ -163,7 +167,14 @@ def _run_once(fn: Callable[[], R]) -> R:
 
 
 def run_in_transaction(fn: Callable[[], R]) -> R:
-    """Run `fn` as one write transaction; re-run it on lock conflicts, a bounded number of times."""
+    """Run `fn` as one write transaction; re-run it on lock conflicts, a bounded number of times.
+
+    Called inside another unit of work (an import posting opening stock, a count approval posting
+    adjustments), `fn` joins that transaction: everything commits together or not at all, and a
+    retry re-runs the outer unit of work as a whole.
+    """
+    if db.session.info.get(_ACTIVE):
+        return fn()
     retries = current_app.config.get("INVENTORY_TX_RETRIES", 5)
     attempt = 0
     while True:
