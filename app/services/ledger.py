@@ -81,9 +81,11 @@ def find_ledger_mismatches() -> list[Mismatch]:
     if not wrong:
         return []
     item_ids, location_ids = {pair[0] for pair, *_ in wrong}, {pair[1] for pair, *_ in wrong}
-    skus: dict[int, str] = dict(db.session.execute(select(Item.id, Item.sku).where(Item.id.in_(item_ids))).tuples())
+    skus: dict[int, str] = dict(
+        db.session.execute(select(Item.id, Item.sku).where(Item.id.in_(item_ids))).tuples().all()
+    )
     codes: dict[int, str] = dict(
-        db.session.execute(select(Location.id, Location.code).where(Location.id.in_(location_ids))).tuples()
+        db.session.execute(select(Location.id, Location.code).where(Location.id.in_(location_ids))).tuples().all()
     )
     return sorted(
         (Mismatch(skus[i], codes[loc], on_hand, expected, last) for (i, loc), on_hand, expected, last in wrong),
