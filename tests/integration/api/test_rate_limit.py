@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.api import limiter
+from app.config import Config
 
 
 @pytest.fixture
@@ -45,3 +46,17 @@ def relaxed_app(make_app):
 def test_ratelimit_enabled_false_turns_limits_off(relaxed_app, factory):
     client, headers = relaxed_app.test_client(), _headers(factory)
     assert {client.get("/api/v1/warehouses", headers=headers).status_code for _ in range(4)} == {200}
+
+
+def test_rate_limit_settings_come_from_the_environment():
+    config = Config.from_env(
+        {
+            "RATELIMIT_ENABLED": "false",
+            "RATELIMIT_STORAGE_URI": "redis://redis:6379/1",
+            "INVENTORY_API_WRITE_LIMIT": "100/second",
+        }
+    )
+    assert (config.RATELIMIT_ENABLED, config.RATELIMIT_STORAGE_URI) == (False, "redis://redis:6379/1")
+    assert (config.INVENTORY_API_WRITE_LIMIT, config.INVENTORY_API_READ_LIMIT) == ("100/second", "1200/minute")
+    assert Config.from_env({}).RATELIMIT_ENABLED is True
+    assert Config.from_env({}).RATELIMIT_STORAGE_URI == "memory://"
