@@ -41,10 +41,13 @@ def handle_domain_error(error: DomainError) -> Any:
             # API clients read one shape for every 422: a list of fields and what is wrong with each.
             extras.setdefault("errors", [{"field": error.field, "message": error.message}])
         return problem(error.status, error.title, error.message, error.code, **extras)
-    flash(error.message, "error")
+    from app.web.common import domain_message  # pages speak the user's language
+
+    message = domain_message(error)
+    flash(message, "error")
     if request.method == "POST" and request.referrer:
         return redirect(request.referrer, 303)
-    return _page(error.status, error.title, error.message)
+    return _page(error.status, error.title, message)
 
 
 def handle_http_error(error: HTTPException) -> Any:

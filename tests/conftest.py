@@ -180,7 +180,10 @@ def login_as(app: Flask, client: FlaskClient, factory: Factory) -> Callable[...,
 
     def _login(who: str | User) -> User:
         user = factory.user(role=who) if isinstance(who, str) else who
-        with app.test_request_context():
+        # The same address and browser the test client sends: "strong" session protection
+        # drops a session whose identifier does not match them.
+        environ = {"REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": client.environ_base["HTTP_USER_AGENT"]}
+        with app.test_request_context(environ_base=environ):
             ident = login_manager._session_identifier_generator()
         with client.session_transaction() as session:
             session["_user_id"] = str(user.id)

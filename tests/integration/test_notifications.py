@@ -309,16 +309,6 @@ def sign_in(app, client, user):
         session.update(_user_id=str(user.id), _fresh=True, _id=ident)
 
 
-@pytest.fixture
-def login_as(app, client, factory):
-    def _login(role):
-        user = factory.user(role=role)
-        sign_in(app, client, user)
-        return user
-
-    return _login
-
-
 def test_notification_pages_are_for_admins_only(app, client, login_as):
     assert client.get("/notifications").status_code in (302, 401)
     login_as("manager")

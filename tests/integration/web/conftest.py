@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from flask import Flask
-from flask.testing import FlaskClient
 
-from app.extensions import login_manager
-from app.models import Item, Location, Movement, User
+from app.models import Item, Location, Movement
 from tests.factories import Factory
 
 
@@ -40,22 +36,3 @@ def text_of(response: Any) -> str:
     html = response.get_data(as_text=True)
     html = re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", html, flags=re.S)
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
-
-
-@pytest.fixture
-def login_as(app: Flask, client: FlaskClient, factory: Factory) -> Callable[..., User]:
-    """Like the shared login_as, but the session identifier is computed for the test client's
-    address and user agent, as "strong" session protection checks them on every request."""
-
-    def _login(who: str | User) -> User:
-        user = factory.user(role=who) if isinstance(who, str) else who
-        environ = {"REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": client.environ_base["HTTP_USER_AGENT"]}
-        with app.test_request_context(environ_base=environ):
-            ident = login_manager._session_identifier_generator()
-        with client.session_transaction() as session:
-            session["_user_id"] = str(user.id)
-            session["_fresh"] = True
-            session["_id"] = ident
-        return user
-
-    return _login
