@@ -32,8 +32,8 @@ def create_app(config: Config | None = None) -> Flask:
     _register_blueprints(app)
 
     from app.cli import register_cli
-    from app.notify_cli import register_notify_cli
     from app.errors import register_error_handlers
+    from app.notify_cli import register_notify_cli
 
     register_error_handlers(app)
     register_cli(app)

@@ -1,8 +1,8 @@
 """Flask extensions, created unbound here and initialised in `create_app`."""
 
-from flask_babel import Babel
 from typing import TYPE_CHECKING
 
+from flask_babel import Babel
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
