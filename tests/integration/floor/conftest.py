@@ -1,7 +1,7 @@
-"""Floor page tests reuse the page fixtures: a stocked warehouse, sign-in, page text."""
+"""Floor page tests reuse the page fixtures: a stocked warehouse and page text."""
 
 from __future__ import annotations
 
-from tests.integration.web.conftest import Stocked, login_as, stocked, text_of
+from tests.integration.web.conftest import Stocked, stocked, text_of
 
-__all__ = ["Stocked", "login_as", "stocked", "text_of"]
+__all__ = ["Stocked", "stocked", "text_of"]
