@@ -27,6 +27,9 @@ class Item(Model):
         CheckConstraint("reorder_quantity >= 0", name="reorder_quantity_not_negative"),
         Index("ix_items_archived_sku", "archived", "sku"),
         Index("ix_items_category_id_sku", "category_id", "sku"),
+        # Every column the items search reads, in (archived, sku, id) page order: a contains
+        # search scans this index alone instead of fetching each row it tests (issue 4).
+        Index("ix_items_search", "archived", "sku", "id", "barcode", "name_pinyin", "name_initials", "name"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

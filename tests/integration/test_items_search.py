@@ -1,0 +1,79 @@
+"""Items search (issue 4): a term found anywhere in a SKU, name or barcode, in SKU order across
+keyset pages, and on MariaDB the plan that keeps a contains search cheap on a large catalogue:
+one scan of the covering ix_items_search index in page order, with no row fetched per test."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+
+from app.services import catalog, items
+from app.services.items import ItemInput
+
+
+def _catalogue() -> None:
+    items.create_items(
+        [ItemInput(sku=f"FILL-{n:04d}", name=f"平垫片 Flat washer {n:04d}", barcode=f"59{n:04d}") for n in range(300)]
+        + [
+            ItemInput(sku="ZZ-000123", name="六角螺母 Hex nut"),  # the SKU ends with it
+            ItemInput(sku="AB-1000123-X", name="铜芯电缆 Copper cable"),  # the middle of the SKU
+            ItemInput(sku="CD-7", name="螺丝刀 Driver 000123 long"),  # the name holds it
+            ItemInput(sku="EF-8", name="绝缘胶带 Tape", barcode="6900001231234"),  # the barcode holds it
+            ItemInput(sku="GH-9", name="扳手 Wrench 00012 3"),  # almost, but not contiguous
+        ]
+    )
+    items.create_item(sku="AA-000123", name="归档 Archived")
+    items.archive_item(sku="AA-000123")
+
+
+def _all_pages(**filters: Any) -> list[list[str]]:
+    pages, after = [], None
+    while True:
+        page = catalog.list_items(**filters, after=after)
+        pages.append([row.sku for row in page.rows])
+        if page.next_cursor is None:
+            return pages
+        after = page.next_cursor
+
+
+def test_contains_search_finds_the_term_anywhere_in_sku_name_or_barcode_in_sku_order(db: Any) -> None:
+    _catalogue()
+
+    assert _all_pages(q="000123", limit=2) == [["AB-1000123-X", "CD-7"], ["EF-8", "ZZ-000123"]]
+    assert _all_pages(q="000123", archived=None, limit=3) == [
+        ["AA-000123", "AB-1000123-X", "CD-7"],
+        ["EF-8", "ZZ-000123"],
+    ]
+    assert _all_pages(q="zz-0001", limit=50) == [["ZZ-000123"]]  # case does not matter
+    assert _all_pages(q="1000123-x") == [["AB-1000123-X"]]
+    assert _all_pages(q="no such thing") == [[]]
+
+
+@pytest.mark.parametrize("backend", [pytest.param("mysql", marks=pytest.mark.mysql)], indirect=True)
+def test_mariadb_contains_search_scans_the_covering_index_in_page_order(db: Any) -> None:
+    _catalogue()
+    db.session.execute(text("ANALYZE TABLE items"))
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
+        seen.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        page = catalog.list_items(q="000123", limit=2)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert [row.sku for row in page.rows] == ["AB-1000123-X", "CD-7"]
+
+    statement, parameters = seen[0]
+    cursor = db.session.connection().connection.cursor()
+    cursor.execute("EXPLAIN " + statement, parameters)
+    columns = [c[0] for c in cursor.description]
+    plan = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    inner = [row for row in plan if row["table"] == "items" and row["select_type"] == "DERIVED"]
+    assert len(inner) == 1, plan
+    assert inner[0]["key"] == "ix_items_search", plan
+    assert "Using index" in inner[0]["Extra"], plan  # no row is fetched to test the term
+    assert "filesort" not in inner[0]["Extra"], plan  # read in page order, stops at the page size
