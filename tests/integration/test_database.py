@@ -111,7 +111,7 @@ def test_mysql_keeps_chinese_names_and_emoji(app_ctx, factory):
 
 
 @MYSQL_ONLY
-def test_a_connection_the_server_dropped_is_replaced_without_failing_the_request(app_ctx, factory):
+def test_a_connection_the_server_dropped_is_replaced_without_failing_the_request(make_app, factory):
     """No pre-ping: the stale pooled connection fails on the first statement, nothing was written,
     so the unit of work runs again on a new connection."""
     import pymysql
@@ -119,26 +119,29 @@ def test_a_connection_the_server_dropped_is_replaced_without_failing_the_request
 
     from app.services.transaction import transaction_retried
 
+    single = make_app(SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 1, "max_overflow": 0})  # the one to kill
     item, shelf = factory.item(sku="DROP-1"), factory.location()
     factory.stock(item, shelf, 5)
-    stale_id = db.session.execute(text("SELECT CONNECTION_ID()")).scalar()
-    db.session.commit()  # the connection goes back to the pool
-    url = make_url(str(db.engine.url))
-    killer = pymysql.connect(host=url.host, port=url.port or 3306, user=url.username, password=url.password or "")
-    killer.cursor().execute(f"KILL CONNECTION {int(stale_id)}")
-    killer.close()
     reasons: list[str] = []
 
     def count_retry(sender, reason):
         reasons.append(reason)
 
-    transaction_retried.connect(count_retry)
-    try:
-        movement = stock.issue_stock(sku="DROP-1", location=shelf.code, quantity=2, user="t")
-    finally:
-        transaction_retried.disconnect(count_retry)
+    with single.app_context():
+        stale_id = db.session.execute(text("SELECT CONNECTION_ID()")).scalar()
+        db.session.commit()  # the connection goes back to the pool
+        url = make_url(str(db.engine.url))
+        killer = pymysql.connect(host=url.host, port=url.port or 3306, user=url.username, password=url.password or "")
+        killer.cursor().execute(f"KILL CONNECTION {int(stale_id)}")
+        killer.close()
+        transaction_retried.connect(count_retry)
+        try:
+            movement = stock.issue_stock(sku="DROP-1", location=shelf.code, quantity=2, user="t")
+        finally:
+            transaction_retried.disconnect(count_retry)
+        assert db.session.execute(text("SELECT CONNECTION_ID()")).scalar() != stale_id
+        db.session.remove()
     assert movement.from_balance == 3 and reasons == ["disconnect"]
-    assert db.session.execute(text("SELECT CONNECTION_ID()")).scalar() != stale_id
 
 
 @MYSQL_ONLY
