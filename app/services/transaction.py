@@ -143,11 +143,14 @@ def _discard(session: Session) -> None:
 
 def _run_once(fn: Callable[[], R]) -> R:
     session = db.session()
-    if session.in_transaction():
-        # A view may have read in a deferred transaction; writes start their own.
+    if session.in_transaction() and session.get_bind().dialect.name == "sqlite":
+        # A view read in a deferred transaction; SQLite writes must start with BEGIN IMMEDIATE.
         session.commit()
+    if not session.in_transaction():
+        session.connection(execution_options={_WRITE_OPTION: True})
+    # On MySQL a write joins the request's read transaction (say, the API token lookup): ending
+    # it first would cost a COMMIT round trip, and a retry rolls back and re-runs only `fn`.
     session.info[_AFTER_COMMIT] = []
-    session.connection(execution_options={_WRITE_OPTION: True})
     session.info[_ACTIVE] = True
     try:
         result = fn()
