@@ -86,8 +86,13 @@ def connect(server_or_url: str, database: str | None = None) -> pymysql.connecti
 
     u = make_url(server_or_url)
     return pymysql.connect(
-        host=u.host or "127.0.0.1", port=u.port or 3306, user=u.username or "root", password=u.password or "",
-        database=database, charset="utf8mb4", autocommit=True,
+        host=u.host or "127.0.0.1",
+        port=u.port or 3306,
+        user=u.username or "root",
+        password=u.password or "",
+        database=database,
+        charset="utf8mb4",
+        autocommit=True,
     )
 
 
@@ -163,16 +168,29 @@ def _sleep_until(moment: float) -> None:
     time.sleep(max(0.0, moment - time.time()))
 
 
-def _process_job(args: tuple[str, str, str, int, float, float]) -> Result:
-    impl, url, target, worker, start_at, seconds = args
-    return (run_service if impl == "service" else run_raw)(url, target, worker, start_at, seconds)
+_barrier = None
+
+
+def _init_process(barrier) -> None:  # type: ignore[no-untyped-def]
+    global _barrier
+    _barrier = barrier
+
+
+def _process_job(args: tuple[str, str, str, int, float]) -> Result:
+    """Build the app (imports take a while in a fresh interpreter), then start with the others."""
+    impl, url, target, worker, seconds = args
+    app = make_app(url) if impl == "service" else None
+    _barrier.wait()  # type: ignore[union-attr]
+    start_at = time.time() + 0.2
+    return (run_service if impl == "service" else run_raw)(url, target, worker, start_at, seconds, app=app)
 
 
 def measure(impl: str, kind: str, url: str, target: str, workers: int, seconds: float) -> Result:
     if kind == "process":
-        start_at = time.time() + 4.0  # spawned interpreters import the app first
-        jobs = [(impl, url, target, w, start_at, seconds) for w in range(workers)]
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        context = multiprocessing.get_context("spawn")
+        jobs = [(impl, url, target, w, seconds) for w in range(workers)]
+        barrier = context.Barrier(workers)
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_process, initargs=(barrier,)) as pool:
             parts = list(pool.map(_process_job, jobs))
     else:
         app = make_app(url) if impl == "service" else None
@@ -226,8 +244,10 @@ def main() -> int:
     name, url = setup_database(args.mysql_url)
     rows = []
     try:
-        header = f"{'target':7} {'kind':8} {'workers':>7} | {'service tx/s':>12} {'p50 ms':>7} {'p99 ms':>7} | " \
-                 f"{'raw tx/s':>9} {'p50 ms':>7} {'p99 ms':>7} | {'ratio':>5}"
+        header = (
+            f"{'target':7} {'kind':8} {'workers':>7} | {'service tx/s':>12} {'p50 ms':>7} {'p99 ms':>7} | "
+            f"{'raw tx/s':>9} {'p50 ms':>7} {'p99 ms':>7} | {'ratio':>5}"
+        )
         print(header)
         print("-" * len(header))
         for target in args.targets.split(","):
@@ -236,12 +256,24 @@ def main() -> int:
                     service = measure("service", kind, url, target, workers, args.seconds)
                     raw = measure("raw", kind, url, target, workers, args.seconds)
                     s_tps, r_tps = service.count / args.seconds, raw.count / args.seconds
-                    row = (target, kind, workers, s_tps, percentile(service.latencies, 50),
-                           percentile(service.latencies, 99), r_tps, percentile(raw.latencies, 50),
-                           percentile(raw.latencies, 99), s_tps / r_tps if r_tps else float("nan"))
+                    row = (
+                        target,
+                        kind,
+                        workers,
+                        s_tps,
+                        percentile(service.latencies, 50),
+                        percentile(service.latencies, 99),
+                        r_tps,
+                        percentile(raw.latencies, 50),
+                        percentile(raw.latencies, 99),
+                        s_tps / r_tps if r_tps else float("nan"),
+                    )
                     rows.append(row)
-                    print(f"{row[0]:7} {row[1]:8} {row[2]:>7} | {row[3]:>12.0f} {row[4]:>7.2f} {row[5]:>7.2f} | "
-                          f"{row[6]:>9.0f} {row[7]:>7.2f} {row[8]:>7.2f} | {row[9]:>5.2f}", flush=True)
+                    print(
+                        f"{row[0]:7} {row[1]:8} {row[2]:>7} | {row[3]:>12.0f} {row[4]:>7.2f} {row[5]:>7.2f} | "
+                        f"{row[6]:>9.0f} {row[7]:>7.2f} {row[8]:>7.2f} | {row[9]:>5.2f}",
+                        flush=True,
+                    )
         mismatches = verify_ledger(url)
         print(f"ledger check: {'OK, every stock level reconciles' if not mismatches else f'{mismatches} MISMATCHES'}")
         goal = [r for r in rows if r[0] == "hot" and r[1] == "process" and r[2] == 4]
