@@ -17,7 +17,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from flask import Flask, Request, abort, current_app, request
@@ -234,24 +233,12 @@ def refresh_gauges(app: Flask) -> None:
 
 
 def _refresh_from_database(metrics: BusinessMetrics) -> None:
-    from app.models import Item, LowStockEvent, StockLevel
+    from app.models import LowStockEvent
     from app.models.notification import LedgerAudit
     from app.models.types import utcnow
+    from app.services.dashboard import count_low_stock_items
 
-    on_hand = (
-        select(StockLevel.item_id, func.sum(StockLevel.quantity).label("total")).group_by(StockLevel.item_id).subquery()
-    )
-    low = db.session.scalar(
-        select(func.count())
-        .select_from(Item)
-        .outerjoin(on_hand, on_hand.c.item_id == Item.id)
-        .where(
-            Item.archived.is_(False),
-            Item.reorder_point > 0,
-            func.coalesce(on_hand.c.total, Decimal(0)) <= Item.reorder_point,
-        )
-    )
-    metrics.low_stock_items.set(low or 0)
+    metrics.low_stock_items.set(count_low_stock_items())
     counts = dict(
         db.session.execute(select(LowStockEvent.status, func.count()).group_by(LowStockEvent.status)).tuples().all()
     )

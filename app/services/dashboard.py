@@ -37,18 +37,8 @@ class MovedItem:
     movements: int
 
 
-def totals(*, today_start: datetime) -> Totals:
-    """Active items, units on hand per warehouse, items at or below their reorder point (of those
-    with a reorder point), and movements since `today_start`."""
-    items = db.session.scalar(select(func.count()).select_from(Item).where(Item.archived.is_(False))) or 0
-    units = db.session.execute(
-        select(Warehouse.code, Warehouse.name, func.coalesce(func.sum(StockLevel.quantity), 0))
-        .select_from(Warehouse)
-        .outerjoin(Location, Location.warehouse_id == Warehouse.id)
-        .outerjoin(StockLevel, StockLevel.location_id == Location.id)
-        .group_by(Warehouse.id, Warehouse.code, Warehouse.name)
-        .order_by(Warehouse.code)
-    )
+def count_low_stock_items() -> int:
+    """Active items with a reorder point whose total on hand is at or below it."""
     on_hand = (
         select(StockLevel.item_id, func.sum(StockLevel.quantity).label("units")).group_by(StockLevel.item_id).subquery()
     )
@@ -62,11 +52,27 @@ def totals(*, today_start: datetime) -> Totals:
             func.coalesce(on_hand.c.units, 0) <= Item.reorder_point,
         )
     )
+    return int(low or 0)
+
+
+def totals(*, today_start: datetime) -> Totals:
+    """Active items, units on hand per warehouse, items at or below their reorder point (of those
+    with a reorder point), and movements since `today_start`."""
+    items = db.session.scalar(select(func.count()).select_from(Item).where(Item.archived.is_(False))) or 0
+    units = db.session.execute(
+        select(Warehouse.code, Warehouse.name, func.coalesce(func.sum(StockLevel.quantity), 0))
+        .select_from(Warehouse)
+        .outerjoin(Location, Location.warehouse_id == Warehouse.id)
+        .outerjoin(StockLevel, StockLevel.location_id == Location.id)
+        .group_by(Warehouse.id, Warehouse.code, Warehouse.name)
+        .order_by(Warehouse.code)
+    )
+    low = count_low_stock_items()
     today = db.session.scalar(select(func.count()).select_from(Movement).where(Movement.created_at >= today_start))
     return Totals(
         items=int(items),
         units_by_warehouse=[WarehouseUnits(code, name, Decimal(total)) for code, name, total in units],
-        low_stock_items=int(low or 0),
+        low_stock_items=low,
         movements_today=int(today or 0),
     )
 
