@@ -262,6 +262,41 @@ def _line_keys(key: str, count: int) -> list[str]:
     return [f"{key}#{n}" for n in range(1, count + 1)]
 
 
+@dataclass(frozen=True, slots=True)
+class _Request:
+    """What every movement records besides its quantities: who, why, and the idempotency key."""
+
+    reference: str | None
+    note: str | None
+    user: str
+    key: str | None
+    digest: str | None
+
+    def ledger(self, key: str | None = None) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "note": self.note,
+            "username": self.user,
+            "idempotency_key": key or self.key,
+            "request_hash": self.digest,
+        }
+
+    def replayed(self) -> Movement | None:
+        """The movement an identical earlier request wrote, if this key was seen."""
+        found = _replay([self.key], self.digest or "") if self.key else None
+        return found[0] if found else None
+
+
+def _request(
+    operation: str, *, user: str, reference: str | None, note: str | None, idempotency_key: str | None, **facts: Any
+) -> _Request:
+    """Check the common fields; fingerprint the request only when a key makes it replayable."""
+    reference, note, user = _text(reference, "reference", 100), _text(note, "note", 500), _username(user)
+    key = _idempotency_key(idempotency_key)
+    digest = _fingerprint(operation, reference=reference, note=note, **facts) if key else None
+    return _Request(reference, note, user, key, digest)
+
+
 # ---------------------------------------------------------------- the operations
 
 
@@ -279,11 +314,18 @@ def receive_stock(
     """Put stock into a location. Raises UnknownItem, UnknownLocation, ArchivedItem,
     InactiveLocation, InvalidQuantity, InvalidInput or IdempotencyConflict."""
     qty = parse_quantity(quantity)
-    reference, note, user = _text(reference, "reference", 100), _text(note, "note", 500), _username(user)
-    key = _idempotency_key(idempotency_key)
-    digest = _fingerprint("receive", sku=sku, location=location, quantity=qty, reference=reference, note=note)
-    if key and (replayed := _replay([key], digest)):
-        return replayed[0]
+    req = _request(
+        "receive",
+        user=user,
+        reference=reference,
+        note=note,
+        idempotency_key=idempotency_key,
+        sku=sku,
+        location=location,
+        quantity=qty,
+    )
+    if replayed := req.replayed():
+        return replayed
     item, loc = _resolve_pair(sku, location)
     _check_movable(item, loc)
     level = _lock(item.id, loc.id) or _Level(None, ZERO)
@@ -294,11 +336,7 @@ def receive_stock(
         to_location_id=loc.id,
         quantity=qty,
         to_balance=level.quantity,
-        reference=reference,
-        note=note,
-        username=user,
-        idempotency_key=key,
-        request_hash=key and digest,
+        **req.ledger(),
     )
     _announce([movement])
     return movement
@@ -318,11 +356,18 @@ def issue_stock(
     """Take stock out of a location (a stock-out). Raises InsufficientStock with the available
     quantity, and the errors receive_stock raises."""
     qty = parse_quantity(quantity)
-    reference, note, user = _text(reference, "reference", 100), _text(note, "note", 500), _username(user)
-    key = _idempotency_key(idempotency_key)
-    digest = _fingerprint("issue", sku=sku, location=location, quantity=qty, reference=reference, note=note)
-    if key and (replayed := _replay([key], digest)):
-        return replayed[0]
+    req = _request(
+        "issue",
+        user=user,
+        reference=reference,
+        note=note,
+        idempotency_key=idempotency_key,
+        sku=sku,
+        location=location,
+        quantity=qty,
+    )
+    if replayed := req.replayed():
+        return replayed
     item, loc = _resolve_pair(sku, location)
     _check_movable(item, loc)
     level = _lock(item.id, loc.id) or _Level(None, ZERO)
@@ -334,11 +379,7 @@ def issue_stock(
         from_location_id=loc.id,
         quantity=qty,
         from_balance=level.quantity,
-        reference=reference,
-        note=note,
-        username=user,
-        idempotency_key=key,
-        request_hash=key and digest,
+        **req.ledger(),
     )
     _note_low_stock(item, loc.id, before, level.quantity, movement)
     _announce([movement])
@@ -360,15 +401,21 @@ def transfer_stock(
     """Move stock between two locations in one ledger line. Raises SameLocation,
     InsufficientStock and the errors receive_stock raises."""
     qty = parse_quantity(quantity)
-    reference, note, user = _text(reference, "reference", 100), _text(note, "note", 500), _username(user)
-    key = _idempotency_key(idempotency_key)
+    req = _request(
+        "transfer",
+        user=user,
+        reference=reference,
+        note=note,
+        idempotency_key=idempotency_key,
+        sku=sku,
+        source=from_location,
+        target=to_location,
+        quantity=qty,
+    )
     if from_location == to_location:
         raise SameLocation(from_location)
-    digest = _fingerprint(
-        "transfer", sku=sku, source=from_location, target=to_location, quantity=qty, reference=reference, note=note
-    )
-    if key and (replayed := _replay([key], digest)):
-        return replayed[0]
+    if replayed := req.replayed():
+        return replayed
     item, source = _resolve_pair(sku, from_location)
     target = _resolve_location(to_location)
     _check_movable(item, source, target)
@@ -385,11 +432,7 @@ def transfer_stock(
         quantity=qty,
         from_balance=out.quantity,
         to_balance=into.quantity,
-        reference=reference,
-        note=note,
-        username=user,
-        idempotency_key=key,
-        request_hash=key and digest,
+        **req.ledger(),
     )
     _note_low_stock(item, source.id, before, out.quantity, movement)
     _announce([movement])
@@ -410,11 +453,18 @@ def adjust_stock(
     """Stocktake: set the level to the counted quantity and record the difference (a zero
     difference is recorded too: it says the count confirmed the balance)."""
     qty = parse_quantity(counted, field="counted", allow_zero=True)
-    reference, note, user = _text(reference, "reference", 100), _text(note, "note", 500), _username(user)
-    key = _idempotency_key(idempotency_key)
-    digest = _fingerprint("adjust", sku=sku, location=location, counted=qty, reference=reference, note=note)
-    if key and (replayed := _replay([key], digest)):
-        return replayed[0]
+    req = _request(
+        "adjust",
+        user=user,
+        reference=reference,
+        note=note,
+        idempotency_key=idempotency_key,
+        sku=sku,
+        location=location,
+        counted=qty,
+    )
+    if replayed := req.replayed():
+        return replayed
     item, loc = _resolve_pair(sku, location)
     _check_movable(item, loc)
     level = _lock(item.id, loc.id) or _Level(None, ZERO)
@@ -424,11 +474,7 @@ def adjust_stock(
         kind="adjust",
         item_id=item.id,
         quantity=abs(qty - before),
-        reference=reference,
-        note=note,
-        username=user,
-        idempotency_key=key,
-        request_hash=key and digest,
+        **req.ledger(),
     )
     if qty < before:
         movement = _record(from_location_id=loc.id, from_balance=qty, **common)
@@ -480,13 +526,16 @@ def issue_lines(
     """A multi-line pick: every line is issued, or none is (the first short line raises
     InsufficientStock). Returns one movement per line, in the order given."""
     picks = _pick_lines(lines)
-    reference, note, user = _text(reference, "reference", 100), _text(note, "note", 500), _username(user)
-    key = _idempotency_key(idempotency_key)
-    keys: list[str | None] = list(_line_keys(key, len(picks))) if key else [None] * len(picks)
-    digest = _fingerprint(
-        "issue_lines", lines=[(p.sku, p.location, p.quantity) for p in picks], reference=reference, note=note
+    req = _request(
+        "issue_lines",
+        user=user,
+        reference=reference,
+        note=note,
+        idempotency_key=idempotency_key,
+        lines=[(p.sku, p.location, p.quantity) for p in picks],
     )
-    if key and (replayed := _replay(_line_keys(key, len(picks)), digest)):
+    keys: list[str | None] = list(_line_keys(req.key, len(picks))) if req.key else [None] * len(picks)
+    if req.key and (replayed := _replay(_line_keys(req.key, len(picks)), req.digest or "")):
         return replayed
     items, locations = _resolve_lines(picks)
     levels = _lock_in_order((items[p.sku].id, locations[p.location].id) for p in picks)
@@ -502,11 +551,7 @@ def issue_lines(
             from_location_id=loc.id,
             quantity=pick.quantity,
             from_balance=level.quantity,
-            reference=reference,
-            note=note,
-            username=user,
-            idempotency_key=line_key,
-            request_hash=key and digest,
+            **req.ledger(key=line_key),
         )
         _note_low_stock(item, loc.id, before, level.quantity, movement)
         movements.append(movement)
@@ -525,7 +570,7 @@ def receive_lines(
     """Bulk receipt (opening stock, seeding, imports): all lines or none, with the ledger lines
     written in batches. Returns how many movements were written."""
     picks = _pick_lines_bulk(lines)
-    reference, note, user = _text(reference, "reference", 100), _text(note, "note", 500), _username(user)
+    req = _request("receive_lines", user=user, reference=reference, note=note, idempotency_key=None)
     items, locations = _resolve_lines(picks)
     pairs = sorted({(items[p.sku].id, locations[p.location].id) for p in picks})
     levels = _lock_many(pairs)
@@ -541,10 +586,8 @@ def receive_lines(
                 to_location_id=pair[1],
                 quantity=pick.quantity,
                 to_balance=levels[pair].quantity,
-                reference=reference,
-                note=note,
-                username=user,
                 created_at=now,
+                **req.ledger(),
             )
         )
     _store_many(levels, now)
@@ -612,14 +655,13 @@ def reverse_movement(
     """Undo a movement with an opposite ledger line linked to it. Raises UnknownMovement,
     IrreversibleMovement (a reversal, or a zero stocktake line), AlreadyReversed, and
     InsufficientStock when the stock it would take back has already left."""
-    user = _username(user)
-    note = _text(reason, "reason", 500)
-    if not note:
+    if not (reason or "").strip():
         raise InvalidInput("reason", "a reason is required")
-    key = _idempotency_key(idempotency_key)
-    digest = _fingerprint("reverse", movement_id=movement_id, reason=note)
-    if key and (replayed := _replay([key], digest)):
-        return replayed[0]
+    req = _request(
+        "reverse", user=user, reference=None, note=reason, idempotency_key=idempotency_key, movement_id=movement_id
+    )
+    if replayed := req.replayed():
+        return replayed
     # Locking the original serialises two reversals of the same line; the unique reverses_id
     # index would refuse the second one anyway.
     original = db.session.execute(
@@ -644,11 +686,7 @@ def reverse_movement(
         kind="reversal",
         item_id=item.id,
         quantity=original.quantity,
-        reference=original.reference,
-        note=note,
-        username=user,
-        idempotency_key=key,
-        request_hash=key and digest,
+        **{**req.ledger(), "reference": original.reference},
         reverses_id=original.id,
     )
     before = None
