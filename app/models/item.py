@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import CheckConstraint, Computed, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import Model
@@ -30,6 +30,9 @@ class Item(Model):
         # Every column the items search reads, in (archived, sku, id) page order: a contains
         # search scans this index alone instead of fetching each row it tests (issue 4).
         Index("ix_items_search", "archived", "sku", "id", "barcode", "name_pinyin", "name_initials", "name"),
+        # The low-stock lists and counts, in SKU order, without summing anyone's stock levels.
+        Index("ix_items_is_low_archived_sku", "is_low", "archived", "sku"),
+        Index("ix_items_category_id_is_low_archived_sku", "category_id", "is_low", "archived", "sku"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -46,6 +49,16 @@ class Item(Model):
     reorder_quantity: Mapped[Decimal] = mapped_column(Quantity, default=Decimal(0))
     description: Mapped[str] = mapped_column(Text, default="")
     archived: Mapped[bool] = mapped_column(default=False)
+    # The sum of the item's stock levels. Database triggers on stock_levels keep it, in the same
+    # statement as every change to a level (migration 5d2f6e1a9b47), so the stock service pays no
+    # extra round trip and no writer can forget it. SQLite refuses to rebuild `items` or
+    # `stock_levels` (a batch migration) while those triggers exist: drop them first, then
+    # create them again.
+    on_hand: Mapped[Decimal] = mapped_column(Quantity, default=Decimal(0), server_default=text("0"))
+    # At or below a non-zero reorder point; computed by the database (MariaDB refuses NOT NULL here).
+    is_low: Mapped[bool | None] = mapped_column(
+        Computed("reorder_point > 0 AND on_hand <= reorder_point", persisted=False)
+    )
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow, index=True)
 

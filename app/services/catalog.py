@@ -146,15 +146,6 @@ def pinyin_query(q: str) -> str:
     return _PINYIN_KEY.sub("", q.lower())
 
 
-def _on_hand_subquery() -> Any:
-    return (
-        select(func.coalesce(func.sum(StockLevel.quantity), 0))
-        .where(StockLevel.item_id == Item.id)
-        .correlate(Item)
-        .scalar_subquery()
-    )
-
-
 def _item_filters(
     stmt: Select[Any],
     *,
@@ -190,7 +181,7 @@ def _item_filters(
         )
         stmt = stmt.where(held > 0)
     if low_stock:
-        stmt = stmt.where(Item.reorder_point > 0, _on_hand_subquery() <= Item.reorder_point)
+        stmt = stmt.where(Item.is_low == True)  # noqa: E712 (`= 1` seeks the is_low indexes)
     text = (q or "").strip()
     if text:
         conditions = [
@@ -203,17 +194,6 @@ def _item_filters(
             conditions += [Item.name_pinyin.startswith(key), Item.name_initials.startswith(key)]
         stmt = stmt.where(or_(*conditions))
     return stmt
-
-
-def _on_hand_by_item(item_ids: list[int]) -> dict[int, Decimal]:
-    if not item_ids:
-        return {}
-    rows = db.session.execute(
-        select(StockLevel.item_id, func.sum(StockLevel.quantity))
-        .where(StockLevel.item_id.in_(item_ids))
-        .group_by(StockLevel.item_id)
-    )
-    return {item_id: Decimal(total) for item_id, total in rows}
 
 
 def list_items(
@@ -268,7 +248,6 @@ def list_items(
     ).all()
     more = len(found) > limit
     found = found[:limit]
-    totals = _on_hand_by_item([item.id for item, _ in found])
     rows = [
         ItemRow(
             id=item.id,
@@ -281,7 +260,7 @@ def list_items(
             reorder_quantity=item.reorder_quantity,
             archived=item.archived,
             updated_at=item.updated_at,
-            on_hand=totals.get(item.id, Decimal(0)),
+            on_hand=item.on_hand,
         )
         for item, category in found
     ]
@@ -503,26 +482,37 @@ def get_movement(movement_id: int) -> tuple[MovementRow, int | None]:
 # ---------------------------------------------------------------- low stock
 
 
+def _low_in_warehouse(warehouse: str) -> Select[Any]:
+    """Items at or below their reorder point counting only one warehouse's stock: summed here,
+    since items.on_hand is the total over every warehouse."""
+    totals = (
+        select(StockLevel.item_id, func.sum(StockLevel.quantity).label("units"))
+        .join(Location, Location.id == StockLevel.location_id)
+        .join(Warehouse, Warehouse.id == Location.warehouse_id)
+        .where(Warehouse.code == warehouse)
+        .group_by(StockLevel.item_id)
+        .subquery()
+    )
+    units = func.coalesce(totals.c.units, 0)
+    return (
+        select(Item.id, Item.sku, Item.name, Item.unit, units, Item.reorder_point, Item.reorder_quantity)
+        .outerjoin(totals, totals.c.item_id == Item.id)
+        .where(Item.reorder_point > 0, units <= Item.reorder_point)
+    )
+
+
 def list_low_stock(
     *, warehouse: str | None = None, after: str | None = None, limit: int | None = DEFAULT_LIMIT
 ) -> Page[LowStockRow]:
     """Active items whose on-hand total (in `warehouse`, or everywhere) is at or below their
     reorder point (items with a reorder point of zero are not tracked), by SKU."""
-    levels = select(StockLevel.item_id, func.sum(StockLevel.quantity).label("units")).group_by(StockLevel.item_id)
     if warehouse:
-        levels = (
-            levels.join(Location, Location.id == StockLevel.location_id)
-            .join(Warehouse, Warehouse.id == Location.warehouse_id)
-            .where(Warehouse.code == warehouse)
-        )
-    totals = levels.subquery()
-    units = func.coalesce(totals.c.units, 0)
-    stmt = (
-        select(Item.id, Item.sku, Item.name, Item.unit, units, Item.reorder_point, Item.reorder_quantity)
-        .outerjoin(totals, totals.c.item_id == Item.id)
-        .where(Item.archived == False, Item.reorder_point > 0, units <= Item.reorder_point)  # noqa: E712
-        .order_by(Item.sku)
-    )
+        stmt = _low_in_warehouse(warehouse)
+    else:
+        stmt = select(
+            Item.id, Item.sku, Item.name, Item.unit, Item.on_hand, Item.reorder_point, Item.reorder_quantity
+        ).where(Item.is_low == True)  # noqa: E712 (`= 1` seeks the is_low index)
+    stmt = stmt.where(Item.archived == False).order_by(Item.sku)  # noqa: E712
     if after:
         stmt = stmt.where(Item.sku > str(decode_cursor(after)[0]))
     if limit is not None:

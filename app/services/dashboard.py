@@ -39,18 +39,8 @@ class MovedItem:
 
 def count_low_stock_items() -> int:
     """Active items with a reorder point whose total on hand is at or below it."""
-    on_hand = (
-        select(StockLevel.item_id, func.sum(StockLevel.quantity).label("units")).group_by(StockLevel.item_id).subquery()
-    )
     low = db.session.scalar(
-        select(func.count())
-        .select_from(Item)
-        .outerjoin(on_hand, on_hand.c.item_id == Item.id)
-        .where(
-            Item.archived.is_(False),
-            Item.reorder_point > 0,
-            func.coalesce(on_hand.c.units, 0) <= Item.reorder_point,
-        )
+        select(func.count()).select_from(Item).where(Item.is_low == True, Item.archived == False)  # noqa: E712
     )
     return int(low or 0)
 

@@ -60,6 +60,19 @@ def test_check_ledger_reports_a_tampered_stock_level_and_exits_1(app, factory):
     assert f"MISMATCH TAMPER-1 @ {shelf.code}: on hand 7.000, ledger 5.000" in broken.output
 
 
+def test_check_ledger_reports_an_item_total_that_is_not_the_sum_of_its_levels_and_exits_1(app, factory):
+    item, shelf = factory.item(sku="TAMPER-2"), factory.location()
+    factory.stock(item, shelf, 5)
+    with app.app_context():
+        db.session.execute(update(Item).where(Item.id == item.id).values(on_hand=9))
+        db.session.commit()
+        db.session.remove()
+    broken = run(app, "check-ledger")
+    assert broken.exit_code == 1
+    assert "MISMATCH TAMPER-2 total: on hand 9.000, sum of stock levels 5.000" in broken.output
+    assert "@" not in broken.output  # the stock level itself reconciles with the ledger
+
+
 def test_create_user_reads_the_password_from_stdin_and_hashes_it(app):
     result = run(app, "create-user", "zhang.san", "--role", "clerk", "--password-stdin", input="s3cret-pass\n")
     assert result.exit_code == 0, result.output

@@ -4,6 +4,7 @@ configured the way the stock service relies on."""
 from __future__ import annotations
 
 import threading
+from decimal import Decimal
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -38,6 +39,17 @@ def test_migrations_downgrade_to_nothing_and_back(app_ctx):
     assert tables == set()
     with db.engine.connect() as conn:
         assert {"items", "stock_levels", "movements"} <= set(db.inspect(conn).get_table_names())
+
+
+def test_upgrade_fills_each_item_total_from_its_stock_levels(app_ctx, factory):
+    item, shelf, bin_ = factory.item(sku="FILL-1"), factory.location(), factory.location()
+    factory.stock(item, shelf, 5)
+    factory.stock(item, bin_, "2.5")
+    factory.item(sku="FILL-2")
+    downgrade(revision="caff2c0f360b")  # before items.on_hand
+    upgrade()
+    totals = dict(db.session.execute(text("SELECT sku, on_hand FROM items")).tuples().all())
+    assert totals == {"FILL-1": Decimal("7.5"), "FILL-2": 0}
 
 
 @SQLITE_ONLY

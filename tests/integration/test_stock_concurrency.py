@@ -19,7 +19,7 @@ from app.models import Movement, StockLevel
 from app.models.types import utcnow
 from app.services import stock
 from app.services.errors import InsufficientStock
-from app.services.ledger import find_ledger_mismatches
+from app.services.ledger import find_ledger_mismatches, find_total_mismatches
 
 MYSQL_ONLY = pytest.mark.parametrize("backend", [pytest.param("mysql", marks=pytest.mark.mysql)], indirect=True)
 
@@ -85,6 +85,7 @@ def ledger_total(app, kind: str, item) -> Decimal:
 def assert_ledger_clean(app) -> None:
     with app.app_context():
         assert find_ledger_mismatches() == []
+        assert find_total_mismatches() == []
         db.session.remove()
 
 
