@@ -72,6 +72,10 @@ class Config:
     RATELIMIT_HEADERS_ENABLED: bool = True
     INVENTORY_API_READ_LIMIT: str = "1200/minute"
     INVENTORY_API_WRITE_LIMIT: str = "6000/minute"
+    # How long a worker trusts a bearer token it has checked before asking the database again. A
+    # revocation, deactivation or role change made in the same process applies at once; one made
+    # elsewhere (another worker or pod, the CLI) within this many seconds. 0 checks every request.
+    INVENTORY_API_TOKEN_CACHE_SECONDS: float = 5.0
     # Bearer token Prometheus sends to /metrics; empty disables the endpoint (404).
     INVENTORY_METRICS_TOKEN: str = ""
     # WeCom group robot URL (its key is a secret): low-stock messages and the alert relay post here.
@@ -105,6 +109,7 @@ class Config:
             RATELIMIT_STORAGE_URI=env.get("RATELIMIT_STORAGE_URI", "").strip() or "memory://",
             INVENTORY_API_READ_LIMIT=env.get("INVENTORY_API_READ_LIMIT", "").strip() or "1200/minute",
             INVENTORY_API_WRITE_LIMIT=env.get("INVENTORY_API_WRITE_LIMIT", "").strip() or "6000/minute",
+            INVENTORY_API_TOKEN_CACHE_SECONDS=float(env.get("INVENTORY_API_TOKEN_CACHE_SECONDS", "").strip() or "5"),
             INVENTORY_METRICS_TOKEN=read_secret(env, "INVENTORY_METRICS_TOKEN"),
             INVENTORY_WECOM_WEBHOOK_URL=read_secret(env, "INVENTORY_WECOM_WEBHOOK_URL"),
             INVENTORY_LOG_LEVEL=env.get("INVENTORY_LOG_LEVEL", "INFO").strip().upper() or "INFO",

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import ROLES, ApiToken, Location, User
+from app.services import users
 from app.services.errors import Conflict, InvalidInput, UnknownLocation, UnknownUser
 from app.services.transaction import unit_of_work
 
@@ -78,6 +79,7 @@ def set_role(*, username: str, role: str) -> User:
     if user.role == "admin" and role != "admin" and not _other_active_admins(user.id):
         raise Conflict("the last active administrator keeps the admin role", field="role", last_admin=True)
     user.role = role
+    users.announce_credentials_changed()
     return user
 
 
@@ -88,6 +90,7 @@ def set_active(*, username: str, active: bool) -> User:
     if not active and user.role == "admin" and not _other_active_admins(user.id):
         raise Conflict("the last active administrator cannot be deactivated", field="active", last_admin=True)
     user.active = active
+    users.announce_credentials_changed()
     return user
 
 

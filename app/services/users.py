@@ -6,6 +6,8 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
+from blinker import Namespace
+from flask import current_app
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -13,10 +15,21 @@ from app.extensions import db
 from app.models import ROLES, TOKEN_SCOPES, ApiToken, User
 from app.models.types import utcnow
 from app.services.errors import Conflict, InvalidInput, UnknownUser
-from app.services.transaction import unit_of_work
+from app.services.transaction import after_commit, unit_of_work
 
 TOKEN_PREFIX = "inv_"  # noqa: S105 - a marker, not a secret
 MIN_PASSWORD_LENGTH = 8
+
+signals = Namespace()
+#: Sent after commit when a token is revoked or a user's role or active flag changes: whoever
+#: remembers checked tokens (the API's token cache) must forget them.
+credentials_changed = signals.signal("credentials-changed")
+
+
+def announce_credentials_changed() -> None:
+    """Tell listeners, once the current unit of work has committed, that credentials changed."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    after_commit(lambda: credentials_changed.send(app))
 
 
 def hash_password(password: str) -> str:
@@ -114,4 +127,5 @@ def revoke_token(*, token_id: int) -> ApiToken:
     if token is None:
         raise Conflict(f"no token #{token_id}", token_id=token_id)
     token.revoked_at = token.revoked_at or utcnow()
+    announce_credentials_changed()
     return token
