@@ -13,6 +13,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from gunicorn.glogging import Logger
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Probes and scrapes arrive every few seconds: an access line each would drown the useful ones.
 QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
@@ -38,6 +40,18 @@ def child_exit(server: Any, worker: Any) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+class GunicornLogger(Logger):
+    """Gunicorn's logger, with access lines only when `accesslog` is set (GUNICORN_ACCESS_LOG).
+
+    With a logconfig_dict, stock gunicorn builds and formats an access record for every request
+    even when `accesslog` is unset; the app's own line already covers each request.
+    """
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        if self.cfg.accesslog:
+            super().access(resp, req, environ, request_time)
 
 
 class GunicornAccessFilter(logging.Filter):

@@ -11,7 +11,7 @@ from flask_login import login_user
 
 from app.extensions import db
 from app.models import User
-from app.observability.logging import configure_root_logger, redact
+from app.observability.logging import _SECRET_PATTERNS, configure_root_logger, redact
 from app.services import notifications, stock, users
 from tests.factories import DEFAULT_PASSWORD
 from tests.ops.fake_receiver import fake_receiver
@@ -180,3 +180,24 @@ def test_one_shot_commands_keep_stdout_for_their_output_and_log_to_stderr(app):
     assert "{" not in result.stdout
     [line] = [json.loads(raw) for raw in result.stderr.splitlines() if raw.startswith("{")]
     assert line["message"] == "ledger audit finished" and line["mismatches"] == 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "BEARER abc.def",
+        "GET /x?Signature=s3cr3tval",
+        "GET /x?access_token=s3cr3tval&a=1",
+        "PASSWD: s3cr3tval",
+        "Api_Key=s3cr3tval",
+        "csrf_token='s3cr3tval'",
+        "SESSION=s3cr3tval",
+        "secret: s3cr3tval",
+    ],
+)
+def test_the_quick_check_lets_no_secret_shape_through(text):
+    # redact() skips its substitutions when one search finds none of the words they start from.
+    assert "s3cr3tval" not in redact(text) and "abc.def" not in redact(text)
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    assert redact(text) == text

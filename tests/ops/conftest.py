@@ -77,6 +77,7 @@ def _gunicorn_lines(tmp: Path) -> list[str]:
         "INVENTORY_ENV": "testing",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
         "GUNICORN_WORKERS": "1",
+        "GUNICORN_ACCESS_LOG": "true",
         "GUNICORN_WORKER_TMP_DIR": str(tmp),
         "PROMETHEUS_MULTIPROC_DIR": str(tmp / "multiproc"),
     }
