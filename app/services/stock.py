@@ -23,6 +23,7 @@ from sqlalchemy import Table, bindparam, insert, select, true, update
 from app.extensions import db
 from app.models import Item, Location, LowStockEvent, Movement, StockLevel
 from app.models.types import utcnow
+from app.services import transaction
 from app.services.errors import (
     AlreadyReversed,
     ArchivedItem,
@@ -72,7 +73,7 @@ _INSERT_MOVEMENT = insert(_movements)
 
 
 def _execute(statement: Any, params: dict[str, Any] | None = None) -> Any:
-    return db.session.connection().execute(statement, params)
+    return transaction.connection().execute(statement, params)
 
 
 @dataclass(frozen=True, slots=True)
