@@ -9,7 +9,11 @@ from sqlalchemy import CheckConstraint, Computed, ForeignKey, Index, String, Tex
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import Model
-from app.models.types import Quantity, UtcDateTime, utcnow
+from app.models.types import Quantity, UtcDateTime, binary_string, utcnow
+
+# Room for SKU (64), name (200) and barcode (64) folded and joined: the covering ix_items_search
+# index stays within InnoDB's 3,072-byte key.
+SEARCH_TEXT_LENGTH = 330
 
 
 class Category(Model):
@@ -29,7 +33,7 @@ class Item(Model):
         Index("ix_items_category_id_sku", "category_id", "sku"),
         # Every column the items search reads, in (archived, sku, id) page order: a contains
         # search scans this index alone instead of fetching each row it tests (issue 4).
-        Index("ix_items_search", "archived", "sku", "id", "barcode", "name_pinyin", "name_initials", "name"),
+        Index("ix_items_search", "archived", "sku", "id", "search_text", "name_pinyin", "name_initials"),
         # The low-stock lists and counts, in SKU order, without summing anyone's stock levels.
         Index("ix_items_is_low_archived_sku", "is_low", "archived", "sku"),
         Index("ix_items_category_id_is_low_archived_sku", "category_id", "is_low", "archived", "sku"),
@@ -43,6 +47,9 @@ class Item(Model):
     name_pinyin: Mapped[str] = mapped_column(String(255), default="", index=True)
     name_initials: Mapped[str] = mapped_column(String(100), default="", index=True)
     barcode: Mapped[str | None] = mapped_column(String(64), unique=True)
+    # SKU, name and barcode folded (app.services.search_keys.search_text), kept up to date with
+    # the pinyin keys: a contains search compares it byte for byte, far cheaper than a collation.
+    search_text: Mapped[str] = mapped_column(binary_string(SEARCH_TEXT_LENGTH), default="", server_default=text("''"))
     unit: Mapped[str] = mapped_column(String(16), default="pcs")
     category_id: Mapped[int | None] = mapped_column(ForeignKey("categories.id"))
     reorder_point: Mapped[Decimal] = mapped_column(Quantity, default=Decimal(0))
@@ -66,3 +73,13 @@ class Item(Model):
 
     def __repr__(self) -> str:
         return f"<Item {self.sku}>"
+
+
+class SearchGram(Model):
+    """A three-character piece of some item's search text, ever written (app.services.items adds
+    them with the item). A search term with a piece missing here is contained in no item, so the
+    search skips its scan. Never deleted: a piece left by a renamed item only costs that shortcut."""
+
+    __tablename__ = "search_grams"
+
+    gram: Mapped[str] = mapped_column(binary_string(3), primary_key=True)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Dialect, Integer, Numeric
+from sqlalchemy import BigInteger, DateTime, Dialect, Integer, Numeric, String
 from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeDecorator
 
@@ -17,6 +17,11 @@ Quantity = Numeric(18, QUANTITY_SCALE, asdecimal=True)
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; MariaDB gets a real BIGINT for the ledger.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def binary_string(length: int) -> String:
+    """Text compared byte for byte: utf8mb4_bin on MariaDB/MySQL (SQLite compares bytes anyway)."""
+    return String(length).with_variant(mysql.VARCHAR(length, collation="utf8mb4_bin"), "mysql", "mariadb")
 
 
 def utcnow() -> datetime:

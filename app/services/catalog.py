@@ -2,7 +2,8 @@
 paginated by keyset (a cursor naming the last row seen), so page 2,000 costs what page 1 costs.
 
 Every list function issues a fixed number of statements whatever the page size: the page itself,
-plus at most one grouped query for the figures shown next to each row.
+plus at most one more (a grouped query for the figures shown next to each row, or the probe of a
+search term).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, union
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, union
 from sqlalchemy.orm import aliased
 
 from app.extensions import db
-from app.models import Category, Item, Location, Movement, StockLevel, Warehouse
+from app.models import Category, Item, Location, Movement, SearchGram, StockLevel, Warehouse
 from app.services.errors import InvalidInput, UnknownMovement
+from app.services.search_keys import fold, grams
 
 T = TypeVar("T")
 DEFAULT_LIMIT = 50
@@ -146,6 +148,24 @@ def pinyin_query(q: str) -> str:
     return _PINYIN_KEY.sub("", q.lower())
 
 
+def _search_conditions(q: str) -> list[ColumnElement[bool]]:
+    """The ways an item can match a typed term: its search text (SKU, name, barcode folded)
+    contains the folded term, or its pinyin or initials start with the term's pinyin key.
+    For a term of three characters or more, one probe first drops the ways no item can match:
+    a piece of the term missing from search_grams, or no pinyin with that start. A term found
+    nowhere then costs a few index lookups instead of a scan of the catalogue."""
+    term, key = fold(q), pinyin_query(q)
+    contains = Item.search_text.contains(term, autoescape=True)
+    prefixes = [Item.name_pinyin.startswith(key), Item.name_initials.startswith(key)] if key else []
+    pieces = grams(term)
+    if not pieces:
+        return [contains, *prefixes]
+    known = select(func.count()).select_from(SearchGram).where(SearchGram.gram.in_(pieces)).scalar_subquery()
+    found, *started = db.session.execute(select(known, *(select(Item.id).where(p).exists() for p in prefixes))).one()
+    kept = [contains] if found == len(pieces) else []
+    return kept + [prefix for prefix, hit in zip(prefixes, started, strict=True) if hit]
+
+
 def _item_filters(
     stmt: Select[Any],
     *,
@@ -184,15 +204,8 @@ def _item_filters(
         stmt = stmt.where(Item.is_low == True)  # noqa: E712 (`= 1` seeks the is_low indexes)
     text = (q or "").strip()
     if text:
-        conditions = [
-            Item.sku.contains(text, autoescape=True),
-            Item.name.contains(text, autoescape=True),
-            Item.barcode.contains(text, autoescape=True),
-        ]
-        key = pinyin_query(text)
-        if key:
-            conditions += [Item.name_pinyin.startswith(key), Item.name_initials.startswith(key)]
-        stmt = stmt.where(or_(*conditions))
+        conditions = _search_conditions(text)
+        stmt = stmt.where(or_(*conditions) if conditions else false())
     return stmt
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
@@ -11,11 +11,11 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import selectinload
 
 from app.extensions import db
-from app.models import Category, Item
+from app.models import Category, Item, SearchGram
 from app.models.types import utcnow
 from app.services.errors import Conflict, InvalidInput, UnknownItem
-from app.services.pinyin import pinyin_keys
 from app.services.quantities import parse_quantity
+from app.services.search_keys import grams, pinyin_keys, search_text
 from app.services.transaction import unit_of_work
 
 ITEM_FIELDS = ("name", "barcode", "unit", "category", "reorder_point", "reorder_quantity", "description")
@@ -91,6 +91,15 @@ def _check_unique(sku: str | None, barcode: str | None, exclude_id: int | None =
             raise Conflict(f"barcode {barcode!r} is already used by another item", field="barcode")
 
 
+def _remember_grams(texts: Iterable[str]) -> None:
+    """Add the pieces of these search texts to search_grams; pieces already there stay. Sorted,
+    so that two writers adding the same new pieces take their locks in one order."""
+    pieces = sorted(set().union(*map(grams, texts)))
+    if pieces:
+        add = insert(SearchGram).prefix_with("IGNORE", dialect="mysql").prefix_with("OR IGNORE", dialect="sqlite")
+        db.session.execute(add, [{"gram": piece} for piece in pieces])
+
+
 @unit_of_work
 def create_item(**fields: Any) -> Item:
     """Create an item (categories are created by name on first use). Raises InvalidInput and
@@ -103,6 +112,7 @@ def create_item(**fields: Any) -> Item:
         name=data.name,
         name_pinyin=pinyin,
         name_initials=initials,
+        search_text=search_text(data.sku, data.name, data.barcode),
         barcode=data.barcode,
         unit=data.unit,
         category_id=_category_id(data.category),
@@ -111,6 +121,7 @@ def create_item(**fields: Any) -> Item:
         description=data.description,
     )
     db.session.add(item)
+    _remember_grams([item.search_text])
     db.session.flush()
     return item
 
@@ -129,6 +140,8 @@ def update_item(*, sku: str, **changes: Any) -> Item:
     _check_unique(None, data.barcode, exclude_id=item.id)
     item.name, item.barcode, item.unit = data.name, data.barcode, data.unit
     item.name_pinyin, item.name_initials = pinyin_keys(data.name)
+    item.search_text = search_text(sku, data.name, data.barcode)
+    _remember_grams([item.search_text])
     item.reorder_point, item.reorder_quantity = data.reorder_point, data.reorder_quantity
     item.description = data.description
     if "category" in changes:
@@ -166,6 +179,7 @@ def create_items(rows: Sequence[ItemInput]) -> list[str]:
                 name=row.name,
                 name_pinyin=pinyin,
                 name_initials=initials,
+                search_text=search_text(row.sku, row.name, row.barcode),
                 barcode=row.barcode,
                 unit=row.unit,
                 category_id=categories.get(row.category or ""),
@@ -179,6 +193,7 @@ def create_items(rows: Sequence[ItemInput]) -> list[str]:
         )
     if new:
         db.session.execute(insert(cast(Table, Item.__table__)), new)
+        _remember_grams(str(row["search_text"]) for row in new)
     return [str(row["sku"]) for row in new]
 
 

@@ -1,12 +1,14 @@
-"""Items search (issue 4): a term found anywhere in a SKU, name or barcode, in SKU order across
-keyset pages, and on MariaDB the plan that keeps a contains search cheap on a large catalogue:
-one scan of the covering ix_items_search index in page order, with no row fetched per test."""
+"""Items search (issue 4): a term found anywhere in a SKU, name or barcode (whatever its case,
+accents or full-width letters), in SKU order across keyset pages, and on MariaDB the plan that
+keeps a contains search cheap on a large catalogue: one scan of the covering ix_items_search
+index in page order, with no row fetched per test, and no scan at all for a term no item holds."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from flask_migrate import downgrade, upgrade
 from sqlalchemy import event, text
 
 from app.services import catalog, items
@@ -67,7 +69,7 @@ def test_mariadb_contains_search_scans_the_covering_index_in_page_order(db: Any)
         event.remove(db.engine, "before_cursor_execute", record)
     assert [row.sku for row in page.rows] == ["AB-1000123-X", "CD-7"]
 
-    statement, parameters = seen[0]
+    statement, parameters = seen[-1]  # the page query, after the probe of the term's pieces
     cursor = db.session.connection().connection.cursor()
     cursor.execute("EXPLAIN " + statement, parameters)
     columns = [c[0] for c in cursor.description]
@@ -77,3 +79,60 @@ def test_mariadb_contains_search_scans_the_covering_index_in_page_order(db: Any)
     assert inner[0]["key"] == "ix_items_search", plan
     assert "Using index" in inner[0]["Extra"], plan  # no row is fetched to test the term
     assert "filesort" not in inner[0]["Extra"], plan  # read in page order, stops at the page size
+
+
+def _statements(db: Any, **filters: Any) -> tuple[list[str], list[list[str]]]:
+    """The SQL one list_items call sends, and the SKUs it finds across its pages."""
+    seen: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        page = catalog.list_items(**filters)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    return seen, [[row.sku for row in page.rows]]
+
+
+def test_search_ignores_case_accents_and_full_width_letters(db: Any) -> None:
+    items.create_item(sku="CAFE-1", name="Café Crème 咖啡机")
+    items.create_item(sku="ＦＷ-2", name="全角 Full width")
+
+    assert _all_pages(q="CAFE CREME") == [["CAFE-1"]]
+    assert _all_pages(q="café crème") == [["CAFE-1"]]
+    assert _all_pages(q="ＣＲＥＭＥ") == [["CAFE-1"]]
+    assert _all_pages(q="fw-2") == [["ＦＷ-2"]]
+    assert _all_pages(q="咖啡") == [["CAFE-1"]]
+
+
+def test_a_term_no_item_contains_is_answered_without_scanning_the_catalogue(db: Any) -> None:
+    _catalogue()
+    items.create_item(sku="SCR-X", name="螺丝钉 Screw")  # initials lsd
+
+    seen, pages = _statements(db, q="zzqq")
+    assert pages == [[]]
+    assert "search_text LIKE" not in seen[-1]  # the page query tests nothing
+
+    seen, pages = _statements(db, q="lsd")  # no search text holds "lsd": only the initials can match
+    assert pages == [["CD-7", "SCR-X"]]  # 螺丝刀 and 螺丝钉
+    assert "search_text LIKE" not in seen[-1] and "name_initials LIKE" in seen[-1]
+
+
+def test_a_renamed_item_is_found_by_its_new_name_and_barcode(db: Any) -> None:
+    items.create_item(sku="REN-1", name="扳手 Wrench")
+    items.update_item(sku="REN-1", name="梅花扳手 Torx key", barcode="7712345")
+
+    assert _all_pages(q="torx") == [["REN-1"]]
+    assert _all_pages(q="12345") == [["REN-1"]]
+    assert _all_pages(q="mhbs") == [["REN-1"]]
+    assert _all_pages(q="wrench") == [[]]
+
+
+def test_upgrade_fills_the_search_text_of_existing_items(db: Any) -> None:
+    _catalogue()
+    downgrade(revision="5d2f6e1a9b47")  # before items.search_text
+    upgrade()
+    assert _all_pages(q="000123", limit=50) == [["AB-1000123-X", "CD-7", "EF-8", "ZZ-000123"]]
+    assert _all_pages(q="washer 0299") == [["FILL-0299"]]
