@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +22,6 @@ from flask import Flask, Request, abort, current_app, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_flask_exporter import PrometheusMetrics
 from sqlalchemy import case, func, select
-from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.extensions import db
@@ -31,8 +29,6 @@ from app.services import stock, transaction
 
 log = logging.getLogger(__name__)
 EXTENSION_KEY = "inventory_metrics"
-_WRITE_OPTION = "inventory_write"  # the execution option transaction.py marks write transactions with
-_TX_STARTED = "inventory_tx_started"
 TX_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -87,7 +83,7 @@ class BusinessMetrics:
             ),
             tx_duration=Histogram(
                 "inventory_stock_transaction_duration_seconds",
-                "Duration of write transactions (units of work), BEGIN to COMMIT/ROLLBACK.",
+                "Duration of write transactions (one run of a unit of work, to its COMMIT or ROLLBACK).",
                 ("outcome",),
                 buckets=TX_BUCKETS,
                 registry=registry,
@@ -146,8 +142,6 @@ def init_metrics(app: Flask) -> PrometheusMetrics:
     business = BusinessMetrics.create(registry)
     app.extensions[EXTENSION_KEY] = business
     app.extensions["inventory_metrics_exporter"] = exporter
-    with app.app_context():
-        _time_write_transactions(db.engine, business)
     _connect_signals()
     return exporter
 
@@ -182,32 +176,17 @@ def _on_transaction_retried(sender: Flask, reason: str = "unknown", **_kwargs: A
         metrics.retries.labels(reason=reason).inc()
 
 
+def _on_transaction_finished(sender: Flask, outcome: str = "commit", seconds: float = 0.0, **_kwargs: Any) -> None:
+    if (metrics := business_metrics(sender)) is not None:
+        metrics.tx_duration.labels(outcome=outcome).observe(seconds)
+
+
 def _connect_signals() -> None:
     # Module-level receivers, connected once per process; each finds its app's metrics by sender.
     stock.stock_moved.connect(_on_stock_moved, weak=False)
     stock.stock_rejected.connect(_on_stock_rejected, weak=False)
     transaction.transaction_retried.connect(_on_transaction_retried, weak=False)
-
-
-def _time_write_transactions(engine: Engine, metrics: BusinessMetrics) -> None:
-    """Time every unit of work from BEGIN to COMMIT/ROLLBACK on the connection it marked."""
-    from sqlalchemy import event
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        if conn.get_execution_options().get(_WRITE_OPTION, False):
-            conn.info[_TX_STARTED] = time.perf_counter()
-
-    def _end(outcome: str) -> Callable[[Connection], None]:
-        def _observe(conn: Connection) -> None:
-            started = conn.info.pop(_TX_STARTED, None)
-            if started is not None:
-                metrics.tx_duration.labels(outcome=outcome).observe(time.perf_counter() - started)
-
-        return _observe
-
-    event.listen(engine, "commit", _end("commit"))
-    event.listen(engine, "rollback", _end("rollback"))
+    transaction.transaction_finished.connect(_on_transaction_finished, weak=False)
 
 
 # ---------------------------------------------------------------- gauges read from the database

@@ -28,6 +28,10 @@ R = TypeVar("R")
 signals = Namespace()
 #: Sent with `reason` ("deadlock", "lock_wait_timeout", "database_locked", "duplicate_key").
 transaction_retried = signals.signal("transaction-retried")
+#: Sent when a unit of work (one attempt) ends, with `outcome` ("commit" or "rollback") and
+#: `seconds`. Timed here rather than by engine events: any engine listener makes SQLAlchemy
+#: dispatch events on every statement of every request.
+transaction_finished = signals.signal("transaction-finished")
 
 MYSQL_DEADLOCK = 1213
 MYSQL_LOCK_WAIT_TIMEOUT = 1205
@@ -151,7 +155,13 @@ def _discard(session: Session) -> None:
         session.invalidate()
 
 
+def _finished(outcome: str, started: float) -> None:
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    transaction_finished.send(app, outcome=outcome, seconds=time.perf_counter() - started)
+
+
 def _run_once(fn: Callable[[], R]) -> R:
+    started = time.perf_counter()
     session = db.session()
     if session.in_transaction() and session.get_bind().dialect.name == "sqlite":
         # A view read in a deferred transaction; SQLite writes must start with BEGIN IMMEDIATE.
@@ -166,6 +176,7 @@ def _run_once(fn: Callable[[], R]) -> R:
         result = fn()
     except BaseException:
         _discard(session)
+        _finished("rollback", started)
         raise
     finally:
         session.info.pop(_ACTIVE, None)
@@ -174,7 +185,9 @@ def _run_once(fn: Callable[[], R]) -> R:
         session.commit()
     except DBAPIError as exc:
         _discard(session)
+        _finished("rollback", started)
         raise _CommitFailed(exc) from exc
+    _finished("commit", started)
     for callback in session.info.pop(_AFTER_COMMIT, []):
         callback()
     return result

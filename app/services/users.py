@@ -29,7 +29,11 @@ credentials_changed = signals.signal("credentials-changed")
 def announce_credentials_changed() -> None:
     """Tell listeners, once the current unit of work has committed, that credentials changed."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    after_commit(lambda: credentials_changed.send(app))
+
+    def send() -> None:
+        credentials_changed.send(app)
+
+    after_commit(send)
 
 
 def hash_password(password: str) -> str:
