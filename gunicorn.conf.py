@@ -1,9 +1,18 @@
 """Gunicorn settings for Inventory, every knob read from the environment.
 
-The defaults suit one container with one CPU behind a Kubernetes Service: a few gthread workers,
-a graceful timeout shorter than the pod's terminationGracePeriodSeconds minus its preStop sleep
-(see ops/k8s/base/web-deployment.yaml), and worker heartbeats on tmpfs because the root
-filesystem is read-only.
+The defaults suit a container with one or two CPUs behind a buffering proxy (the ingress): four
+single-threaded sync workers, a graceful timeout shorter than the pod's
+terminationGracePeriodSeconds minus its preStop sleep (see ops/k8s/base/web-deployment.yaml), and
+worker heartbeats on tmpfs because the root filesystem is read-only.
+
+Why sync workers: tests/benchmarks/api_stock_out.py (hot SKU, 16 connections, 2 CPUs shared with
+MariaDB) measured, in one session, 4 sync workers at 0.58 of the raw PyMySQL limit (p99 25 ms),
+4 gthread workers x 1 thread at 0.49, 6 x 1 at 0.51, and the former 2 x 4 threads at 0.41: with
+threads, a request holding a row lock waits for its process's GIL while the other threads parse
+requests, so every queued stock-out on that row waits too. Set GUNICORN_THREADS above 1 to get
+gthread workers again (gunicorn switches by itself), e.g. to ride out slow clients without a
+buffering proxy in front. A sync worker takes a connection only when it is free: one still queued
+when SIGTERM arrives is reset, which the pod's preStop sleep (no new traffic by then) makes rare.
 """
 
 from __future__ import annotations
@@ -25,11 +34,14 @@ def _int(name: str, default: int) -> int:
 
 wsgi_app = "wsgi:app"
 bind = [os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")]  # the container port, behind a Service
-worker_class = "gthread"
-workers = _int("GUNICORN_WORKERS", 2)
-threads = _int("GUNICORN_THREADS", 4)
-# A request slower than this is a stuck worker: the master kills and replaces it.
-timeout = _int("GUNICORN_TIMEOUT", 30)
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "").strip() or "sync"
+# About two per CPU: a worker waiting on MariaDB leaves its CPU to the others.
+workers = _int("GUNICORN_WORKERS", 4)
+threads = _int("GUNICORN_THREADS", 1)
+# A request slower than this is a stuck worker: the master kills and replaces it. A sync worker's
+# heartbeat waits for its request, so this must cover the slowest honest one (a 100,000-row import
+# commits in about 25 s).
+timeout = _int("GUNICORN_TIMEOUT", 120)
 # SIGTERM/SIGHUP: workers stop accepting and get this long to finish in-flight requests.
 graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 25)
 # Longer than the load balancer's idle timeout would invite races on reused connections; shorter is safe.

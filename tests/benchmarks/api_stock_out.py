@@ -2,13 +2,14 @@
 physical limit (the same locked transaction sent straight through PyMySQL) measured in the same run.
 
     .venv/bin/python tests/benchmarks/api_stock_out.py [--duration 10] [--connections 16,64]
-        [--workers 2] [--threads 4] [--worker-class gthread] [--profile] [--items 10000]
+        [--workers N] [--threads N] [--worker-class sync|gthread] [--profile] [--items 10000]
 
 What it does, in order:
 1. creates a fresh MariaDB database (root@127.0.0.1:3306), `flask db upgrade`, `flask seed-demo`,
    a clerk with a write token, and tops up the hot SKU and the 10,000 spread SKUs;
 2. starts gunicorn with gunicorn.conf.py in production mode (INVENTORY_ENV=production, JSON logs,
-   Prometheus multiprocess metrics on, RATELIMIT_ENABLED=false), the worker settings on the command line;
+   Prometheus multiprocess metrics on, RATELIMIT_ENABLED=false) and its shipped worker settings
+   (4 sync workers), unless --workers/--threads/--worker-class override them;
 3. for each scenario (one hot SKU / 10,000 SKUs spread) and each connection count: wrk with a Lua
    script posting the stock-out body, then the raw PyMySQL transaction from as many processes;
 4. prints req/s, p50/p99, server CPU per request (gunicorn workers and mariadbd), the ratio to the
@@ -27,6 +28,7 @@ import multiprocessing
 import os
 import random
 import re
+import runpy
 import secrets
 import shutil
 import signal
@@ -143,12 +145,9 @@ def start_gunicorn(env: dict[str, str], args: argparse.Namespace, port: int) -> 
         args.gunicorn_config,
         "--bind",
         f"127.0.0.1:{port}",
-        "--workers",
-        str(args.workers),
-        "--threads",
-        str(args.threads),
-        "--worker-class",
-        args.worker_class,
+        *(["--workers", str(args.workers)] if args.workers else []),
+        *(["--threads", str(args.threads)] if args.threads else []),
+        *(["--worker-class", args.worker_class] if args.worker_class else []),
         "--max-requests",
         "0",
         args.app,
@@ -417,9 +416,9 @@ def main() -> None:
     parser.add_argument("--connections", default="16,64")
     parser.add_argument("--scenarios", default="hot,spread")
     parser.add_argument("--items", type=int, default=10_000)
-    parser.add_argument("--workers", type=int, default=int(os.environ.get("GUNICORN_WORKERS", 2)))
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("GUNICORN_THREADS", 4)))
-    parser.add_argument("--worker-class", default=os.environ.get("GUNICORN_WORKER_CLASS", "gthread"))
+    parser.add_argument("--workers", type=int, help="default: gunicorn.conf.py's")
+    parser.add_argument("--threads", type=int, help="default: gunicorn.conf.py's")
+    parser.add_argument("--worker-class", help="default: gunicorn.conf.py's")
     parser.add_argument("--app", default="wsgi:app", help="WSGI app gunicorn loads (to try variants)")
     parser.add_argument("--gunicorn-config", default="gunicorn.conf.py", help="(to try variants)")
     parser.add_argument("--profile", action="store_true", help="py-spy one worker during the first app run")
@@ -448,8 +447,12 @@ def main() -> None:
         hot = [p for p in pairs if p[0] == hot_sku]
         port = free_port()
         server = start_gunicorn(env, args, port)
+        shipped = runpy.run_path(str(ROOT / args.gunicorn_config))
+        workers, threads = args.workers or shipped["workers"], args.threads or shipped["threads"]
+        worker_class = args.worker_class or shipped["worker_class"]
+        worker_class = "gthread" if worker_class == "sync" and threads > 1 else worker_class
         print(
-            f"gunicorn: {args.worker_class}, {args.workers} worker(s) x {args.threads} thread(s); "
+            f"gunicorn: {worker_class}, {workers} worker(s) x {threads} thread(s); "
             f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}",
             flush=True,
         )

@@ -41,6 +41,10 @@ class Server:
     database: Path
     log: Path
 
+    @property
+    def workers(self) -> int:
+        return int(self.env["GUNICORN_WORKERS"])
+
     def children(self) -> set[int]:
         """The master's live worker processes, read from /proc (field 4 of stat is the parent pid)."""
         found = set()
@@ -129,8 +133,12 @@ def _flask(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+# The shipped sync workers (four: each in-flight pick holds one, and a connection still waiting
+# for a free worker when SIGTERM arrives is reset), and gthread workers (GUNICORN_THREADS > 1).
+@pytest.fixture(
+    params=[{"GUNICORN_WORKERS": "4"}, {"GUNICORN_WORKERS": "2", "GUNICORN_THREADS": "4"}], ids=["sync", "gthread"]
+)
+def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
     database = tmp_path / "inventory.db"
     metrics = tmp_path / "prometheus"
     metrics.mkdir()
@@ -144,9 +152,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
         "INVENTORY_API_READ_LIMIT": "1000000/minute",
         "INVENTORY_API_WRITE_LIMIT": "1000000/minute",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_WORKERS": "2",
-        "GUNICORN_THREADS": "4",
         "GUNICORN_GRACEFUL_TIMEOUT": "20",
+        **request.param,
     }
     _flask(env, "db", "upgrade")
     _flask(env, "seed-demo", "--items", "3", "--demo-users")
@@ -162,7 +169,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
         )
     srv = Server(process, port, env, token, database, log)
     try:
-        _wait_until_serving(srv, workers=2)
+        _wait_until_serving(srv, workers=srv.workers)
         yield srv
     finally:
         if process.poll() is None:
@@ -196,7 +203,7 @@ def test_sighup_reload_under_load_fails_no_request(server: Server) -> None:
     old_workers = server.children()
     reload_at = time.monotonic()
     server.process.send_signal(signal.SIGHUP)
-    new_workers = _wait_until_serving(server, workers=2, excluding=frozenset(old_workers))
+    new_workers = _wait_until_serving(server, workers=server.workers, excluding=frozenset(old_workers))
     time.sleep(1.5)
     results = load.finish()
 
