@@ -149,12 +149,17 @@ def _revoke_behind_the_app(app, token_id: int) -> None:
         db.session.commit()
 
 
-def test_a_checked_token_is_not_looked_up_again_within_the_cache_time(make_app, factory):
-    cached = make_app(INVENTORY_API_TOKEN_CACHE_SECONDS=60)
+def _reader(make_app, factory, cache_seconds: float):
+    """An app with that token cache, and a viewer's read token: (app, token, client, headers)."""
+    app = make_app(INVENTORY_API_TOKEN_CACHE_SECONDS=cache_seconds)
     user = factory.user(role="viewer")
-    with cached.app_context():
+    with app.app_context():
         token, text = users.create_token(username=user.username, scope="read")
-    client, headers = cached.test_client(), {"Authorization": f"Bearer {text}"}
+    return app, token, app.test_client(), {"Authorization": f"Bearer {text}"}
+
+
+def test_a_checked_token_is_not_looked_up_again_within_the_cache_time(make_app, factory):
+    cached, token, client, headers = _reader(make_app, factory, 60)
     assert _token_queries(cached, lambda: client.get("/api/v1/warehouses", headers=headers)) == 1
     assert _token_queries(cached, lambda: client.get("/api/v1/warehouses", headers=headers)) == 0
     # Revoked by another process: this worker trusts its check until the cache time runs out
@@ -168,11 +173,7 @@ def test_a_checked_token_is_not_looked_up_again_within_the_cache_time(make_app, 
 
 
 def test_without_a_cache_every_request_checks_the_token(make_app, factory):
-    uncached = make_app(INVENTORY_API_TOKEN_CACHE_SECONDS=0)
-    user = factory.user(role="viewer")
-    with uncached.app_context():
-        token, text = users.create_token(username=user.username, scope="read")
-    client, headers = uncached.test_client(), {"Authorization": f"Bearer {text}"}
+    uncached, token, client, headers = _reader(make_app, factory, 0)
     assert _token_queries(uncached, lambda: client.get("/api/v1/warehouses", headers=headers)) == 1
     assert _token_queries(uncached, lambda: client.get("/api/v1/warehouses", headers=headers)) == 1
     _revoke_behind_the_app(uncached, token.id)
