@@ -7,6 +7,7 @@ import json
 import threading
 from datetime import timedelta
 from decimal import Decimal
+from itertools import pairwise
 
 import pytest
 from sqlalchemy import select, update
@@ -116,10 +117,16 @@ def test_many_events_are_batched_into_few_messages_each_within_4096_bytes(app, f
 
     texts = robot.markdown()
     assert report.delivered == 30
-    assert 1 < len(texts) < 30
     assert all(len(t.encode("utf-8")) <= wecom.MARKDOWN_LIMIT_BYTES for t in texts)
-    joined = "\n".join(texts)
-    assert all(f"`{sku}`" in joined for sku in skus)
+    # Each event once, several per message, and each message but the last too full to take the
+    # next message's first event: greedy batching, not one message per event nor one in all.
+    per_message = [[sku for sku in skus if f"`{sku}`" in t] for t in texts]
+    assert sorted(sku for found in per_message for sku in found) == skus
+    assert len(texts) >= 2 and all(len(found) >= 2 for found in per_message)
+    for text, following in pairwise(texts):
+        first_block = following.split("\n\n")[1]
+        assert "`LONG-" in first_block
+        assert len(f"{text}\n\n{first_block}".encode()) > wecom.MARKDOWN_LIMIT_BYTES
 
 
 def test_over_the_robot_rate_limit_events_wait_without_counting_as_failures(app, factory, robot):
