@@ -91,12 +91,11 @@ def init_token_cache(app: Flask) -> None:
     cache = TokenCache(float(app.config.get("INVENTORY_API_TOKEN_CACHE_SECONDS", 5.0)))
     app.extensions[CACHE_KEY] = cache
 
-    def forget(sender: Flask, **_: Any) -> None:
-        if sender is app:
-            cache.clear()
+    def forget(_sender: Flask, **_: Any) -> None:
+        cache.clear()
 
-    # Weak by default: connect the closure strongly, it lives as long as the app.
-    credentials_changed.connect(forget, weak=False)
+    # Only this app's changes; held strongly, since nothing else keeps the closure alive.
+    credentials_changed.connect(forget, sender=app, weak=False)
 
 
 class BearerChallenge(Unauthorized):
