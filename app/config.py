@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,16 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
+def parse_count(env: Mapping[str, str], name: str, default: int) -> int:
+    """A non-negative whole number (ASCII digits only), or ConfigError naming the variable."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not (raw.isascii() and raw.isdigit()):
+        raise ConfigError(f"{name} must be a whole number of 0 or more, not {raw!r}")
+    return int(raw)
+
+
 def read_secret(env: Mapping[str, str], name: str) -> str:
     """`NAME` from the environment, or the content of the file named by `NAME_FILE` (a mounted secret)."""
     path = env.get(f"{name}_FILE", "").strip()
@@ -61,6 +72,13 @@ class Config:
     REMEMBER_COOKIE_SECURE: bool = False
     REMEMBER_COOKIE_HTTPONLY: bool = True
     REMEMBER_COOKIE_SAMESITE: str = "Lax"
+    # "Remember me" lasts this long, in the browser and on the server (a sign-in older than this is
+    # refused even if its cookie is replayed); env INVENTORY_REMEMBER_DAYS.
+    REMEMBER_COOKIE_DURATION: timedelta = timedelta(days=14)
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted (the ingress: 1).
+    # 0 trusts none: the client is the TCP peer. More than there really are lets clients spoof
+    # their address past the sign-in throttle and the rate limits.
+    INVENTORY_TRUSTED_PROXY_HOPS: int = 0
     # How often a transaction is re-run after a deadlock, lock-wait timeout or "database is locked".
     INVENTORY_TX_RETRIES: int = 5
     INVENTORY_BASE_URL: str = "http://127.0.0.1:5000"
@@ -102,6 +120,8 @@ class Config:
             SQLALCHEMY_DATABASE_URI=normalise_database_url(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL),
             SESSION_COOKIE_SECURE=secure_cookies,
             REMEMBER_COOKIE_SECURE=secure_cookies,
+            REMEMBER_COOKIE_DURATION=timedelta(days=_remember_days(env)),
+            INVENTORY_TRUSTED_PROXY_HOPS=parse_count(env, "INVENTORY_TRUSTED_PROXY_HOPS", 0),
             INVENTORY_TX_RETRIES=int(env.get("INVENTORY_TX_RETRIES", "5")),
             INVENTORY_BASE_URL=env.get("INVENTORY_BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
             INVENTORY_VERSION=env.get("INVENTORY_VERSION", "dev"),
@@ -114,3 +134,10 @@ class Config:
             INVENTORY_WECOM_WEBHOOK_URL=read_secret(env, "INVENTORY_WECOM_WEBHOOK_URL"),
             INVENTORY_LOG_LEVEL=env.get("INVENTORY_LOG_LEVEL", "INFO").strip().upper() or "INFO",
         )
+
+
+def _remember_days(env: Mapping[str, str]) -> int:
+    days = parse_count(env, "INVENTORY_REMEMBER_DAYS", 14)
+    if not 1 <= days <= 365:
+        raise ConfigError(f"INVENTORY_REMEMBER_DAYS must be between 1 and 365, not {days}")
+    return days

@@ -186,7 +186,7 @@ def login_as(app: Flask, client: FlaskClient, factory: Factory) -> Callable[...,
         with app.test_request_context(environ_base=environ):
             ident = login_manager._session_identifier_generator()
         with client.session_transaction() as session:
-            session["_user_id"] = str(user.id)
+            session["_user_id"] = user.get_id()
             session["_fresh"] = True
             session["_id"] = ident
         return user

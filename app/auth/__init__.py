@@ -14,6 +14,14 @@ login_manager.login_message_category = "info"
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    user = db.session.get(User, int(user_id)) if user_id.isdigit() else None
-    return user if user is not None and user.active else None
+def load_user(alternative_id: str) -> User | None:
+    """The user a session or remember-me cookie names ("<id>:<credential version>", see
+    User.get_id), checked on every request: a cookie from before a sign-out, password change,
+    deactivation or role change names an old version and signs no one in."""
+    user_id, _, version = alternative_id.partition(":")
+    if not (user_id.isascii() and user_id.isdigit() and version.isascii() and version.isdigit()):
+        return None
+    user = db.session.get(User, int(user_id), populate_existing=True)
+    if user is None or not user.active or user.credential_version != int(version):
+        return None
+    return user

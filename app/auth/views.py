@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,6 +13,7 @@ from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from app.auth.forms import SignInForm
+from app.models.types import utcnow
 from app.services import signins, users
 from app.web.i18n import LOCALES
 
@@ -34,7 +36,31 @@ def safe_next(target: str | None) -> str:
 
 
 def _client() -> str:
+    """The client's address: the TCP peer, or what the configured trusted proxies forwarded
+    (ProxyFix in create_app, INVENTORY_TRUSTED_PROXY_HOPS)."""
     return (request.remote_addr or "unknown")[:64]
+
+
+def _refuse(form: SignInForm, throttle: signins.Throttle, username: str, client: str) -> Any:
+    log.warning("sign-in throttled", extra={"client": client, "event": "sign_in_throttled", "reason": throttle.reason})
+    if throttle.reason == "account":
+        seconds = max(1, math.ceil((throttle.until - utcnow()).total_seconds()))
+        form.form_errors.append(_("Too many failed sign-ins for this user. Try again in %(n)s s.", n=seconds))
+    else:
+        form.form_errors.append(
+            _("Too many failed sign-ins. Try again after %(time)s.", time=format_time(throttle.until, "HH:mm"))
+        )
+    return render_template("auth/login.html", form=form), 429
+
+
+def _start_session(user: Any, remember: bool) -> None:
+    """A fresh session for the user: nothing from before sign-in (the CSRF secret included) is
+    carried over, except the language the sign-in page was shown in."""
+    locale = session.get("locale")
+    session.clear()
+    if locale:
+        session["locale"] = locale
+    login_user(user, remember=remember)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -45,32 +71,32 @@ def login() -> Any:
     if not form.validate_on_submit():
         return render_template("auth/login.html", form=form), 422 if form.is_submitted() else 200
     username, client = form.username.data.strip(), _client()
-    locked = signins.locked_until(username=username, client=client)
-    if locked is not None:
-        log.warning("sign-in throttled", extra={"username": username, "client": client, "event": "sign_in_throttled"})
-        form.form_errors.append(
-            _("Too many failed sign-ins. Try again after %(time)s.", time=format_time(locked, "HH:mm"))
-        )
-        return render_template("auth/login.html", form=form), 429
+    throttle = signins.throttle(username=username, client=client)
+    if throttle is not None:
+        return _refuse(form, throttle, username, client)
     user = signins.find_user(username)
-    if user is None or not user.active or not users.verify_password(user, form.password.data):
+    if not users.authenticate(user, form.password.data):
         failures = signins.record_failure(username=username, client=client)
+        # The name typed is logged only when it is a real user's: people type passwords there.
+        known = {"username": user.username} if user is not None else {}
         log.warning(
-            "sign-in failed",
-            extra={"username": username, "client": client, "event": "sign_in_failed", "failures": failures},
+            "sign-in failed", extra={**known, "client": client, "event": "sign_in_failed", "failures": failures}
         )
         form.form_errors.append(_("Wrong username or password."))
         return render_template("auth/login.html", form=form), 401
+    assert user is not None  # authenticate() is False for no user
     signins.record_success(user_id=user.id, username=username, client=client)
-    login_user(user, remember=form.remember.data)
+    _start_session(user, form.remember.data)
     log.info("sign-in succeeded", extra={"username": user.username, "client": client, "event": "sign_in"})
     return redirect(safe_next(form.next.data), 303)
 
 
 @bp.post("/logout")
 def logout() -> Any:
+    """Signs the user out on every device: the credential version the cookies carry changes."""
     if current_user.is_authenticated:
         log.info("signed out", extra={"username": current_user.username, "event": "sign_out"})
+        users.sign_out_everywhere(user_id=current_user.id)
     logout_user()
     flash(_("You have signed out."), "info")
     return redirect(url_for("auth.login"), 303)

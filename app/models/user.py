@@ -30,10 +30,17 @@ class User(UserMixin, Model):
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
     last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Part of what the session and remember-me cookies carry (see get_id): raising it on sign-out,
+    # a password change, deactivation or a role change makes every copy of those cookies stale.
+    credential_version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     @property
     def is_active(self) -> bool:
         return self.active
+
+    def get_id(self) -> str:
+        """Flask-Login's alternative id: "<id>:<credential version>"."""
+        return f"{self.id}:{self.credential_version}"
 
     def has_role(self, role: str) -> bool:
         """True when this user's role is `role` or above it."""

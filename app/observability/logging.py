@@ -153,7 +153,7 @@ def _user_id() -> str | None:
     # Only a user Flask-Login already loaded: a log line must never cause a database query.
     user = g.get("_login_user")
     if user is not None and getattr(user, "is_authenticated", False):
-        return str(user.get_id())
+        return str(user.id)  # get_id() also carries the credential version
     return None
 
 

@@ -55,10 +55,21 @@ def get_user(username: str) -> User:
 
 
 def _locked_user(username: str) -> User:
-    user = db.session.scalar(select(User).where(User.username == username).with_for_update())
+    user = db.session.scalar(
+        select(User).where(User.username == username).with_for_update().execution_options(populate_existing=True)
+    )
     if user is None:
         raise UnknownUser(username)
     return user
+
+
+def _lock_admins() -> None:
+    """Lock every active admin's row, in id order, before any check of the last-admin rule. Two
+    admins demoting each other at once would otherwise each count the other as still active and
+    both commit; with the set locked the second waits, then counts what the first committed."""
+    db.session.execute(
+        select(User.id).where(User.role == "admin", User.active).order_by(User.id).with_for_update()
+    ).all()
 
 
 def _other_active_admins(user_id: int) -> int:
@@ -75,22 +86,28 @@ def set_role(*, username: str, role: str) -> User:
     """Raises UnknownUser, InvalidInput, and Conflict when it would leave no active admin."""
     if role not in ROLES:
         raise InvalidInput("role", f"one of {', '.join(ROLES)}")
+    _lock_admins()
     user = _locked_user(username)
     if user.role == "admin" and role != "admin" and not _other_active_admins(user.id):
         raise Conflict("the last active administrator keeps the admin role", field="role", last_admin=True)
-    user.role = role
-    users.announce_credentials_changed()
+    if user.role != role:
+        user.role = role
+        db.session.flush()
+        users.revoke_sessions(user.id)
     return user
 
 
 @unit_of_work
 def set_active(*, username: str, active: bool) -> User:
     """Deactivate (sessions and API tokens stop working at once) or reactivate a user."""
+    _lock_admins()
     user = _locked_user(username)
     if not active and user.role == "admin" and not _other_active_admins(user.id):
         raise Conflict("the last active administrator cannot be deactivated", field="active", last_admin=True)
-    user.active = active
-    users.announce_credentials_changed()
+    if user.active != active:
+        user.active = active
+        db.session.flush()
+        users.revoke_sessions(user.id)
     return user
 
 

@@ -97,13 +97,13 @@ def _signed_in_client(app: Any) -> Any:
         admin = db.session.scalar(select(User).where(User.username == "bench-admin"))
         if admin is None:
             admin = users.create_user(username="bench-admin", password="bench-pass-123", role="admin")
-        user_id = admin.id
+        user_id = admin.get_id()
     client = app.test_client()
     environ = {"REMOTE_ADDR": "127.0.0.1", "HTTP_USER_AGENT": client.environ_base["HTTP_USER_AGENT"]}
     with app.test_request_context(environ_base=environ):
         ident = login_manager._session_identifier_generator()
     with client.session_transaction() as session:
-        session.update({"_user_id": str(user_id), "_fresh": True, "_id": ident})
+        session.update({"_user_id": user_id, "_fresh": True, "_id": ident})
     return client
 
 

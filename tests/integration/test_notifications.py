@@ -313,7 +313,7 @@ def sign_in(app, client, user):
     with app.test_request_context(environ_base=environ):
         ident = login_manager._session_identifier_generator()
     with client.session_transaction() as session:
-        session.update(_user_id=str(user.id), _fresh=True, _id=ident)
+        session.update(_user_id=user.get_id(), _fresh=True, _id=ident)
 
 
 def test_notification_pages_are_for_admins_only(app, client, login_as):
