@@ -75,7 +75,8 @@ def login() -> Any:
     if throttle is not None:
         return _refuse(form, throttle, username, client)
     user = signins.find_user(username)
-    if not users.authenticate(user, form.password.data):
+    # authenticate() runs even for no user: a dummy hash check keeps the timing the same.
+    if not users.authenticate(user, form.password.data) or user is None:
         failures = signins.record_failure(username=username, client=client)
         # The name typed is logged only when it is a real user's: people type passwords there.
         known = {"username": user.username} if user is not None else {}
@@ -84,7 +85,6 @@ def login() -> Any:
         )
         form.form_errors.append(_("Wrong username or password."))
         return render_template("auth/login.html", form=form), 401
-    assert user is not None  # authenticate() is False for no user
     signins.record_success(user_id=user.id, username=username, client=client)
     _start_session(user, form.remember.data)
     log.info("sign-in succeeded", extra={"username": user.username, "client": client, "event": "sign_in"})
