@@ -4,6 +4,7 @@ concurrent transactions and row locks (SQLite queues writers on BEGIN IMMEDIATE)
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -33,10 +34,8 @@ def rendezvous(app: Any) -> Iterator[threading.Barrier]:
 
     def pause_after_count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         if statement.lstrip().upper().startswith("SELECT COUNT") and "users" in statement:
-            try:
+            with contextlib.suppress(threading.BrokenBarrierError):
                 barrier.wait()
-            except threading.BrokenBarrierError:
-                pass
 
     event.listen(engine, "after_cursor_execute", pause_after_count)
     yield barrier

@@ -195,8 +195,8 @@ def test_saving_an_unchanged_role_keeps_sessions(app: Flask, factory: Any) -> No
 
 
 def test_remember_me_lasts_fourteen_days_by_default_and_is_configurable(make_app: Any, factory: Any) -> None:
-    assert Config.from_env({}).REMEMBER_COOKIE_DURATION == timedelta(days=14)
-    assert Config.from_env({"INVENTORY_REMEMBER_DAYS": "3"}).REMEMBER_COOKIE_DURATION == timedelta(days=3)
+    assert timedelta(days=14) == Config.from_env({}).REMEMBER_COOKIE_DURATION
+    assert timedelta(days=3) == Config.from_env({"INVENTORY_REMEMBER_DAYS": "3"}).REMEMBER_COOKIE_DURATION
     for bad in ("0", "366", "x"):
         with pytest.raises(ConfigError, match="INVENTORY_REMEMBER_DAYS"):
             Config.from_env({"INVENTORY_REMEMBER_DAYS": bad})
