@@ -2,23 +2,47 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import format_time
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
 from app.auth.forms import SignInForm
+from app.config import DEV_SECRET_KEY
 from app.models.types import utcnow
 from app.services import signins, users
 from app.web.i18n import LOCALES
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger("app.auth")
+
+
+@bp.before_app_request
+def refuse_the_development_key_off_loopback() -> Any:
+    """Without SECRET_KEY (INVENTORY_ENV unset) cookies are signed with a key published in this
+    repository, so anyone could forge a session. That is fine on 127.0.0.1 (`make run`); a client
+    from anywhere else means the app is reachable beyond this machine, and gets nothing."""
+    if current_app.config["SECRET_KEY"] != DEV_SECRET_KEY or current_app.testing:
+        return None
+    address = request.remote_addr or ""
+    try:
+        if ipaddress.ip_address(address).is_loopback:
+            return None
+    except ValueError:
+        pass
+    log.error("refused: development secret key off loopback", extra={"client": address[:64], "event": "dev_key"})
+    return Response(
+        "This server signs cookies with the public development key. Set SECRET_KEY (and INVENTORY_ENV=production)"
+        " or serve on 127.0.0.1 only.\n",
+        status=503,
+        mimetype="text/plain",
+    )
 
 
 def safe_next(target: str | None) -> str:

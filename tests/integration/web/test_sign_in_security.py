@@ -272,3 +272,23 @@ def test_a_failed_sign_in_logs_the_username_only_when_it_names_a_user(
     failed = [r for r in caplog.records if r.getMessage() == "sign-in failed"]
     assert [getattr(r, "username", None) for r in failed] == [None, "dong"]
     assert all("Tr0ub4dor" not in str(r.__dict__) for r in caplog.records)
+
+
+# ---------------------------------------------------------------- the development key
+
+
+@pytest.mark.parametrize("secret", ["", "a-real-secret-" + "k" * 32], ids=["development-key", "secret-key-set"])
+def test_the_development_key_is_served_to_loopback_clients_only(database_url: str, secret: str) -> None:
+    from app import create_app
+
+    env = {"DATABASE_URL": database_url, "SECRET_KEY": secret, "INVENTORY_TRUSTED_PROXY_HOPS": "1"}
+    app = create_app(Config.from_env(env))
+    for address in ("127.0.0.1", "::1"):
+        assert _from(app, address).get("/login").status_code == 200
+    for client in (_from(app, "192.168.1.20"), _behind_ingress(app, "203.0.113.4")):
+        response = client.get("/login")
+        if secret:
+            assert response.status_code == 200
+        else:
+            assert response.status_code == 503
+            assert "public development key" in response.get_data(as_text=True)
