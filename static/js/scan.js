@@ -1,6 +1,8 @@
 // The scan page. Every item scan goes through one ordered queue kept in IndexedDB: online it is
 // sent at once, offline it waits and is replayed in order when the connection returns. Each scan
 // carries its own idempotency key, so a scan sent twice (a lost response, a replay) moves stock once.
+// Each also carries who scanned it: on a shared handheld the next person to sign in never sends
+// another person's scans (they wait for that person, or a manager discards them).
 (() => {
   const root = document.getElementById("scan");
   if (!root) return;
@@ -11,6 +13,7 @@
   const msg = JSON.parse(root.dataset.messages);
   const locations = new Set(JSON.parse(root.dataset.locations));
   let csrf = root.dataset.csrf;
+  const me = root.dataset.user;
   const state = { location: null, target: null, quantity: "1" };
   let seq = 0;
   let lastUndoable = null;
@@ -76,6 +79,7 @@
 
   // ---------------------------------------------------------------- the queue (IndexedDB)
   const memory = [];
+  let memorySeq = 0;
   const dbReady = new Promise((resolve) => {
     if (!window.indexedDB) { resolve(null); return; }
     const open = indexedDB.open("inventory-scan", 1);
@@ -94,21 +98,71 @@
       if (req) req.onsuccess = () => { out = req.result; };
     }));
   }
-  const enqueue = (scan) => tx("queue", "readwrite", (s) => (s ? s.add(scan) : memory.push(scan)));
-  const first = () => dbReady.then((db) => new Promise((resolve, reject) => {
-    if (!db) { resolve(memory[0]); return; }
-    const req = db.transaction("queue", "readonly").objectStore("queue").openCursor();
-    req.onsuccess = () => resolve(req.result ? req.result.value : null);
-    req.onerror = () => reject(req.error);
-  }));
-  const remove = (key) => tx("queue", "readwrite", (s) => (s ? s.delete(key) : memory.shift()));
-  const size = () => tx("queue", "readonly", (s) => (s ? s.count() : null)).then((n) => (n ?? memory.length));
+  const enqueue = (scan) => tx("queue", "readwrite", (s) => (s ? s.add(scan) : memory.push({ ...scan, seq: ++memorySeq })));
+  // Every queued scan in order (a handful: a dead spot's worth).
+  const all = () => tx("queue", "readonly", (s) => (s ? s.getAll() : null)).then((rows) => rows ?? memory.slice());
+  const remove = (key) => tx("queue", "readwrite", (s) => {
+    if (s) return s.delete(key);
+    memory.splice(memory.findIndex((scan) => scan.seq === key), 1);
+    return null;
+  });
+  const mine = async () => (await all()).filter((scan) => scan.user === me);
+  const size = async () => (await mine()).length;
+  // Scans someone else queued on this device (or a page from before scans said who made them).
+  async function others() {
+    const byUser = new Map();
+    (await all()).filter((scan) => scan.user !== me).forEach((scan) => {
+      const owner = scan.user || "?";
+      byUser.set(owner, [...(byUser.get(owner) || []), scan]);
+    });
+    return byUser;
+  }
 
   async function showPending() {
     const n = await size();
     const el = $("scan-pending");
     el.textContent = n;
     el.classList.toggle("waiting", n > 0);
+    await showOthers();
+  }
+
+  async function showOthers() {
+    const box = $("scan-others");
+    const list = $("scan-others-list");
+    const waiting = await others();
+    list.replaceChildren();
+    waiting.forEach((scans, owner) => {
+      const item = document.createElement("li");
+      item.textContent = fill(msg.others, { n: scans.length, user: owner });
+      if (root.dataset.discardUrl) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.className = "link";
+        button.textContent = msg.discard;
+        button.addEventListener("click", () => discard(owner, scans));
+        item.append(" ", button);
+      }
+      list.append(item);
+    });
+    box.hidden = waiting.size === 0;
+  }
+
+  // A manager drops another user's queued scans; the server logs who dropped what.
+  async function discard(owner, scans) {
+    if (!window.confirm(fill(msg.discard_confirm, { n: scans.length, user: owner }))) { refocus(); return; }
+    try {
+      const response = await post(root.dataset.discardUrl, {
+        user: owner === "?" ? "" : owner,
+        scans: scans.map((scan) => ({ code: scan.code, mode: scan.mode, location: scan.location, quantity: scan.quantity })),
+      });
+      if (!response.ok) { show("bad", msg.failed); return; }
+      for (const scan of scans) await remove(scan.seq);
+      show("info", fill(msg.discarded, { n: scans.length, user: owner }));
+    } catch (e) {
+      show("bad", msg.failed);
+    }
+    await showPending();
+    refocus();
   }
 
   // ---------------------------------------------------------------- sending
@@ -133,7 +187,7 @@
     if (flushing) return;
     flushing = true;
     try {
-      for (let scan = await first(); scan; scan = await first()) {
+      for (let scan = (await mine())[0]; scan; scan = (await mine())[0]) {
         let response;
         try {
           response = await post(root.dataset.movesUrl, scan);
@@ -142,6 +196,8 @@
         }
         const body = (response.headers.get("Content-Type") || "").includes("json") ? await response.json() : null;
         if (!body) { show("bad", msg.failed); break; }
+        // A page kept from an earlier sign-in: the scan stays queued for the person who made it.
+        if (body.code === "scanned_by_another_user") { show("bad", body.message); break; }
         await remove(scan.seq);
         report(scan, body);
         await showPending();
@@ -205,6 +261,7 @@
       to_location: state.target,
       quantity: state.quantity,
       idempotency_key: newKey(),
+      user: me,
     };
     state.quantity = "1";
     showWhere();

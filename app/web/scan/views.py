@@ -4,6 +4,7 @@ page, so a location scan needs no round trip and works offline."""
 
 from __future__ import annotations
 
+import logging
 from decimal import Decimal
 from typing import Any
 
@@ -14,13 +15,24 @@ from flask_wtf.csrf import generate_csrf
 
 from app.auth.roles import role_required
 from app.services import catalog, codes, stock
-from app.services.errors import DomainError, InsufficientStock, InvalidInput, InvalidQuantity
+from app.services.errors import Conflict, DomainError, InsufficientStock, InvalidInput, InvalidQuantity
 from app.services.quantities import parse_quantity
 from app.web.common import domain_message
 from app.web.i18n import format_quantity
 from app.web.scan import bp
 
+log = logging.getLogger("app.scan")
 MODES = ("issue", "receive", "transfer")
+DISCARD_FIELDS = ("code", "mode", "location", "quantity")
+
+
+class ScannedByAnotherUser(Conflict):
+    code = "scanned_by_another_user"
+
+    def __init__(self, scanned_by: str) -> None:
+        super().__init__(f"this scan was made by {scanned_by!r}, not the signed-in user", scanned_by=scanned_by)
+
+
 SCAN_REFERENCE = "SCAN"
 
 
@@ -56,6 +68,28 @@ def move() -> Any:
         return _error(error)
 
 
+@bp.post("/discarded")
+@role_required("manager")
+def discard() -> Any:
+    """A manager dropped scans another user queued offline on this device: nothing moves, but
+    the record of what was dropped, by whom, goes to the log."""
+    data = request.get_json(silent=True)
+    scans = data.get("scans") if isinstance(data, dict) else None
+    if not isinstance(scans, list) or not all(isinstance(scan, dict) for scan in scans) or len(scans) > 10_000:
+        return _error(InvalidInput("scans", "a list of the discarded scans"))
+    log.warning(
+        "offline scans discarded",
+        extra={
+            "event": "scan_queue_discarded",
+            "username": current_user.username,
+            "owner": _text(data, "user")[:64],
+            "count": len(scans),
+            "scans": [{key: str(scan.get(key, ""))[:64] for key in DISCARD_FIELDS} for scan in scans[:200]],
+        },
+    )
+    return jsonify(status="ok", discarded=len(scans))
+
+
 @bp.post("/undo")
 @role_required("clerk")
 def undo() -> Any:
@@ -72,6 +106,11 @@ def _text(data: dict[str, Any], name: str) -> str:
 
 
 def _apply(data: dict[str, Any]) -> dict[str, Any]:
+    # The page stamps each scan with who made it; a scan queued by someone else on a shared
+    # handheld must never be booked to whoever is signed in now.
+    scanned_by = data.get("user")
+    if scanned_by is not None and scanned_by != current_user.username:
+        raise ScannedByAnotherUser(str(scanned_by)[:64])
     resolved = codes.resolve_code(_text(data, "code"))
     if resolved.kind == "location":
         return {"status": "ok", "kind": "location", "code": resolved.code, "name": resolved.name}
@@ -142,6 +181,11 @@ def _error(error: DomainError) -> tuple[Response, int]:
 def _scan_message(error: DomainError) -> str:
     if isinstance(error, codes.UnknownCode):
         return _("Unknown code %(code)s: no item or location carries it.", code=error.extras.get("scanned"))
+    if isinstance(error, ScannedByAnotherUser):
+        return _(
+            "This scan was made by %(user)s: it is sent only while %(user)s is signed in.",
+            user=error.extras["scanned_by"],
+        )
     if isinstance(error, InvalidQuantity):
         return _("Enter a quantity greater than zero, with at most 3 decimal places.")
     if isinstance(error, InvalidInput) and error.field == "location":
