@@ -27,6 +27,7 @@ from werkzeug.exceptions import Forbidden, Unauthorized
 from app.extensions import db
 from app.models import ROLES, ApiToken, User
 from app.models.types import utcnow
+from app.services import counts
 from app.services.users import TOKEN_PREFIX, credentials_changed, hash_token
 
 # last_used_at is for people auditing tokens, not for the hot path: write it at most this often.
@@ -59,6 +60,11 @@ class Principal:
 
     def has_role(self, role: str) -> bool:
         return ROLES.index(self.role) >= ROLES.index(role)
+
+
+def blind_places(principal: Principal, skus: list[str]) -> set[tuple[str, str]]:
+    """The (SKU, location) places whose quantities this caller may not see now (a blind count)."""
+    return counts.blind_places(skus=skus) if counts.counts_blind(principal.role) else set()
 
 
 class TokenCache:

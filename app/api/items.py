@@ -7,7 +7,7 @@ from typing import Any
 from flask import request
 
 from app.api import bp
-from app.api.auth import Principal
+from app.api.auth import Principal, blind_places
 from app.api.openapi import operation
 from app.api.schemas import (
     ConflictProblem,
@@ -24,10 +24,11 @@ from app.services import items as items_service
 from app.services.errors import Conflict
 
 
-def _detail(sku: str) -> dict[str, Any]:
+def _detail(sku: str, principal: Principal) -> dict[str, Any]:
     item = items_service.get_item(sku)
     category = item.category.name if item.category else None
-    return item_detail_body(item, category, catalog.list_stock(sku=item.sku))
+    hidden = frozenset(code for _, code in blind_places(principal, [item.sku]))
+    return item_detail_body(item, category, catalog.list_stock(sku=item.sku), hidden)
 
 
 def _same_item(fields: dict[str, Any]) -> bool:
@@ -67,13 +68,14 @@ def index(principal: Principal, *, query: ItemQuery) -> dict[str, Any]:
         after=query.cursor,
         limit=query.limit,
     )
-    return {"data": [item_body(row) for row in page.rows], "next": page.next_cursor}
+    blind = {sku for sku, _ in blind_places(principal, [row.sku for row in page.rows])}
+    return {"data": [item_body(row, hidden=row.sku in blind) for row in page.rows], "next": page.next_cursor}
 
 
 @operation(bp, "GET", "/items/{sku}", response=ItemDetail)
 def show(principal: Principal, *, sku: str) -> dict[str, Any]:
     """One item with its stock per location"""
-    return _detail(sku)
+    return _detail(sku, principal)
 
 
 @operation(
@@ -99,7 +101,7 @@ def create(principal: Principal, *, body: CreateItem) -> dict[str, Any]:
             request.headers.get("Idempotency-Key") and conflict.extras.get("field") == "sku" and _same_item(fields)
         ):
             raise
-    return _detail(body.sku)
+    return _detail(body.sku, principal)
 
 
 @operation(
@@ -117,4 +119,4 @@ def update(principal: Principal, *, sku: str, body: UpdateItem) -> dict[str, Any
     """Change an item's fields
     Only the fields sent change; the SKU never does. `archived: true` archives the item."""
     items_service.update_item(sku=sku, **body.model_dump(exclude_unset=True))
-    return _detail(sku)
+    return _detail(sku, principal)

@@ -256,11 +256,14 @@ class UpdateItem(Body):
     archived: bool | None = None
 
 
+BLIND = "null for a counter (clerk) while an open count covers this place: the count is blind."
+
+
 class StockOut(BaseModel):
     sku: str
     location: str = Field(description="The full location code.")
     warehouse: str
-    quantity: QuantityText
+    quantity: QuantityText | None = Field(description=BLIND)
 
 
 class ItemOut(BaseModel):
@@ -273,7 +276,7 @@ class ItemOut(BaseModel):
     reorder_quantity: QuantityText
     archived: bool
     updated_at: datetime
-    on_hand: QuantityText
+    on_hand: QuantityText | None = Field(description=BLIND)
 
 
 class ItemDetail(ItemOut):
@@ -291,8 +294,8 @@ class StockList(BaseModel):
     next: str | None
 
 
-def item_body(row: Any) -> dict[str, Any]:
-    """A catalogue ItemRow as ItemOut."""
+def item_body(row: Any, *, hidden: bool = False) -> dict[str, Any]:
+    """A catalogue ItemRow as ItemOut; `hidden`: the caller counts the item in an open count."""
     return {
         "sku": row.sku,
         "name": row.name,
@@ -303,15 +306,19 @@ def item_body(row: Any) -> dict[str, Any]:
         "reorder_quantity": text(row.reorder_quantity),
         "archived": row.archived,
         "updated_at": when(row.updated_at),
-        "on_hand": text(row.on_hand),
+        "on_hand": None if hidden else text(row.on_hand),
     }
 
 
-def stock_body(sku: str, row: Any) -> dict[str, Any]:
-    return {"sku": sku, "location": row.location, "warehouse": row.warehouse, "quantity": text(row.quantity)}
+def stock_body(sku: str, row: Any, *, hidden: bool = False) -> dict[str, Any]:
+    quantity = None if hidden else text(row.quantity)
+    return {"sku": sku, "location": row.location, "warehouse": row.warehouse, "quantity": quantity}
 
 
-def item_detail_body(item: Any, category: str | None, stock: list[Any]) -> dict[str, Any]:
+def item_detail_body(
+    item: Any, category: str | None, stock: list[Any], hidden_locations: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """ItemDetail; the levels at `hidden_locations`, and so the total, are hidden (a blind count)."""
     on_hand = sum((row.quantity for row in stock), Decimal(0))
     return {
         "sku": item.sku,
@@ -323,9 +330,9 @@ def item_detail_body(item: Any, category: str | None, stock: list[Any]) -> dict[
         "reorder_quantity": text(item.reorder_quantity),
         "archived": item.archived,
         "updated_at": when(item.updated_at),
-        "on_hand": text(on_hand),
+        "on_hand": None if hidden_locations else text(on_hand),
         "description": item.description,
-        "stock": [stock_body(item.sku, row) for row in stock],
+        "stock": [stock_body(item.sku, row, hidden=row.location in hidden_locations) for row in stock],
     }
 
 

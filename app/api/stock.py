@@ -13,7 +13,7 @@ from typing import Any
 from flask import request
 
 from app.api import bp
-from app.api.auth import Principal
+from app.api.auth import Principal, blind_places
 from app.api.openapi import operation
 from app.api.schemas import (
     AdjustStock,
@@ -205,7 +205,9 @@ def levels(principal: Principal, *, query: StockQuery) -> dict[str, Any]:
     page = catalog.list_stock_levels(
         sku=query.item, location=query.location, warehouse=query.warehouse, after=query.cursor, limit=query.limit
     )
-    return {"data": [stock_body(row.sku, row) for row in page.rows], "next": page.next_cursor}
+    blind = blind_places(principal, sorted({row.sku for row in page.rows}))
+    rows = [stock_body(row.sku, row, hidden=(row.sku, row.location) in blind) for row in page.rows]
+    return {"data": rows, "next": page.next_cursor}
 
 
 @operation(bp, "GET", "/low-stock", query=LowStockQuery, response=LowStockList)

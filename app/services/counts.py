@@ -10,7 +10,7 @@ approval the variance is applied to the balance as it is then.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -99,6 +99,27 @@ class CountView:
 
 
 # ---------------------------------------------------------------- reads
+
+
+def counts_blind(role: str) -> bool:
+    """Whether a user of `role` only counts (clerks): while a count is open, the system quantity of
+    its lines is hidden from them, or the count would not be blind. Managers open and approve
+    counts and see everything; viewers cannot count."""
+    return role == "clerk"
+
+
+def blind_places(*, skus: Collection[str] | None = None) -> set[tuple[str, str]]:
+    """(SKU, location code) of every line of an open count, for `skus` or for every item."""
+    stmt = (
+        select(Item.sku, Location.code)
+        .join(CountLine, CountLine.item_id == Item.id)
+        .join(Location, Location.id == CountLine.location_id)
+        .join(Count, Count.id == CountLine.count_id)
+        .where(Count.status == "open")
+    )
+    if skus is not None:
+        stmt = stmt.where(Item.sku.in_(list(skus)))
+    return {(sku, code) for sku, code in db.session.execute(stmt)}
 
 
 def _location_code(location_id: int | None) -> str | None:

@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import get_timezone
 from flask_babel import gettext as _
+from flask_login import current_user
 
 from app.auth.roles import role_required
-from app.services import catalog, dashboard, items
+from app.services import catalog, counts, dashboard, items
 from app.services.errors import DomainError, InvalidInput, UnknownItem
 from app.web.charts import step_line
 from app.web.common import attach_error
@@ -74,13 +75,18 @@ def show(sku: str) -> Any:
         ledger = catalog.list_movements(sku=sku, after=request.args.get("after") or None)
     except InvalidInput:
         abort(400)
-    history = _local(dashboard.item_balance_history(item_id=item.id))
+    # A counter sees no quantity of a place being counted: not the level, nor the history and
+    # ledger it could be worked out from.
+    blind = counts.blind_places(skus=[item.sku]) if counts.counts_blind(current_user.role) else set()
+    hidden = {code for _, code in blind}
+    history = [] if hidden else _local(dashboard.item_balance_history(item_id=item.id))
     span = history[-1][0] - history[0][0] if len(history) > 1 else timedelta(0)
     chart = step_line(history, _("On hand over time"), "%H:%M" if span < timedelta(days=2) else "%m-%d")
     return render_template(
         "items/show.html",
         item=item,
         stock=catalog.list_stock(sku=sku),
+        hidden_locations=hidden,
         ledger=ledger,
         chart=chart,
         archive_form=ArchiveItemForm(),
