@@ -74,7 +74,9 @@ def discard() -> Any:
     """A manager dropped scans another user queued offline on this device: nothing moves, but
     the record of what was dropped, by whom, goes to the log."""
     data = request.get_json(silent=True)
-    scans = data.get("scans") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        data = {}
+    scans = data.get("scans")
     if not isinstance(scans, list) or not all(isinstance(scan, dict) for scan in scans) or len(scans) > 10_000:
         return _error(InvalidInput("scans", "a list of the discarded scans"))
     log.warning(
