@@ -13,6 +13,7 @@ from flask_babel import format_time
 from flask_babel import gettext as _
 from flask_login import current_user, login_user, logout_user
 
+from app.auth import sign_in_id
 from app.auth.forms import SignInForm
 from app.config import DEV_SECRET_KEY
 from app.models.types import utcnow
@@ -85,6 +86,9 @@ def _start_session(user: Any, remember: bool) -> None:
     if locale:
         session["locale"] = locale
     login_user(user, remember=remember)
+    # Flask-Login stored user.get_id(); the sign-in's time joins it, and the remember-me cookie,
+    # written from the session after this request, carries the same value.
+    session["_user_id"] = sign_in_id(user)
 
 
 @bp.route("/login", methods=["GET", "POST"])

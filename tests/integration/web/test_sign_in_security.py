@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import update
 
+from app import auth
 from app.config import Config, ConfigError
 from app.extensions import db
 from app.models import SignInFailure
@@ -207,13 +208,35 @@ def test_remember_me_lasts_fourteen_days_by_default_and_is_configurable(make_app
     assert timedelta(days=2, hours=23) < expires - utcnow() <= timedelta(days=3)
 
 
-def test_each_sign_in_after_a_sign_out_gets_a_new_remember_me_value(app: Flask, factory: Any) -> None:
+def _clock(monkeypatch: pytest.MonkeyPatch, shift: timedelta) -> None:
+    """The sign-in code's clock, moved by `shift`."""
+    moved = utcnow() + shift
+    monkeypatch.setattr(auth, "utcnow", lambda: moved)
+
+
+def test_every_sign_in_gets_its_own_remember_me_value(
+    app: Flask, factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     factory.user(role="clerk", username="jiang")
-    first = _signed_in_client(app, "jiang", remember="y")
-    before = first.get_cookie("remember_token").value
-    first.post("/logout")
-    after = _signed_in_client(app, "jiang", remember="y").get_cookie("remember_token").value
-    assert before != after
+    phone = _signed_in_client(app, "jiang", remember="y")
+    _clock(monkeypatch, timedelta(seconds=5))
+    desk = _signed_in_client(app, "jiang", remember="y")
+    assert phone.get_cookie("remember_token").value != desk.get_cookie("remember_token").value
+    assert phone.get("/").status_code == 200 and desk.get("/").status_code == 200
+
+
+def test_a_replayed_remember_me_cookie_expires_on_the_server_too(
+    make_app: Any, factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    factory.user(role="clerk", username="lu")
+    app = make_app(REMEMBER_COOKIE_DURATION=timedelta(days=3))
+    victim = _signed_in_client(app, "lu", remember="y")
+    thief = _copy_of(app, victim, "remember_token")
+    _clock(monkeypatch, timedelta(days=2, hours=23))
+    assert thief.get("/").status_code == 200
+    _clock(monkeypatch, timedelta(days=3, minutes=1))
+    assert _copy_of(app, victim, "remember_token").get("/").status_code == 302
+    assert victim.get("/").status_code == 302  # the sign-in itself is over as well
 
 
 # ---------------------------------------------------------------- a fresh session at sign-in
