@@ -66,7 +66,7 @@ def _client() -> str:
     return (request.remote_addr or "unknown")[:64]
 
 
-def _refuse(form: SignInForm, throttle: signins.Throttle, username: str, client: str) -> Any:
+def _refuse(form: SignInForm, throttle: signins.Throttle, client: str) -> Any:
     log.warning("sign-in throttled", extra={"client": client, "event": "sign_in_throttled", "reason": throttle.reason})
     if throttle.reason == "account":
         seconds = max(1, math.ceil((throttle.until - utcnow()).total_seconds()))
@@ -101,7 +101,7 @@ def login() -> Any:
     username, client = form.username.data.strip(), _client()
     throttle = signins.throttle(username=username, client=client)
     if throttle is not None:
-        return _refuse(form, throttle, username, client)
+        return _refuse(form, throttle, client)
     user = signins.find_user(username)
     # authenticate() runs even for no user: a dummy hash check keeps the timing the same.
     if not users.authenticate(user, form.password.data) or user is None:
