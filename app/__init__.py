@@ -23,7 +23,7 @@ def create_app(config: Config | None = None) -> Flask:
     )
     app.config.from_object(config)
     if config.INVENTORY_TRUSTED_PROXY_HOPS:
-        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(
             app.wsgi_app, x_for=config.INVENTORY_TRUSTED_PROXY_HOPS, x_proto=config.INVENTORY_TRUSTED_PROXY_HOPS
         )
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
