@@ -18,7 +18,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from app.config import read_secret
 from app.services import wecom
@@ -150,7 +151,7 @@ def create_relay(robot_url: str, *, relay: Relay | None = None, start: bool = Tr
     app.extensions[EXTENSION_KEY] = worker
 
     @app.post("/alertmanager")
-    def receive():  # type: ignore[no-untyped-def]
+    def receive() -> ResponseReturnValue:
         payload = request.get_json(silent=True)
         if not isinstance(payload, dict) or "alerts" not in payload:
             return jsonify(error="expected an Alertmanager webhook payload"), 400
@@ -164,7 +165,7 @@ def create_relay(robot_url: str, *, relay: Relay | None = None, start: bool = Tr
         return jsonify(queued=len(worker.queue)), 202
 
     @app.get("/healthz")
-    def healthz():  # type: ignore[no-untyped-def]
+    def healthz() -> Response:
         return jsonify(status="ok", queued=len(worker.queue), sent=worker.sent, dropped=worker.dropped)
 
     if start:

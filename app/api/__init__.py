@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, Request, current_app, jsonify, render_template, url_for
-from flask.sessions import SecureCookieSessionInterface, SessionMixin
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_limiter import Limiter
 
 from app.api.auth import init_token_cache, rate_limit_key
@@ -44,7 +44,7 @@ class SessionInterface(SecureCookieSessionInterface):
     """Requests to the API neither read nor write the session cookie: the API is token-only, and
     building the cookie's signer on every request was 3 % of a stock-out's CPU."""
 
-    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         if request.path.startswith(f"{bp.url_prefix}/"):
             return self.make_null_session(app)
         return super().open_session(app, request)

@@ -25,8 +25,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import Forbidden, Unauthorized
 
 from app.extensions import db
-from app.models import ROLES, ApiToken, User
+from app.models import ApiToken, User
 from app.models.types import utcnow
+from app.models.user import role_covers
 from app.services.users import TOKEN_PREFIX, credentials_changed, hash_token
 
 # last_used_at is for people auditing tokens, not for the hot path: write it at most this often.
@@ -56,9 +57,6 @@ class Principal:
     username: str
     role: str
     scopes: frozenset[str]
-
-    def has_role(self, role: str) -> bool:
-        return ROLES.index(self.role) >= ROLES.index(role)
 
 
 class TokenCache:
@@ -170,6 +168,6 @@ def authenticate(*, scope: str, role: str) -> Principal:
     _touch(principal.token_id, digest)
     if scope not in principal.scopes:
         raise Forbidden(f"This token lacks the {scope!r} scope.")
-    if not principal.has_role(role):
+    if not role_covers(principal.role, role):
         raise Forbidden(f"This action needs the {role!r} role or above; {principal.username} is {principal.role!r}.")
     return principal

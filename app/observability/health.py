@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from alembic.script import ScriptDirectory
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -26,7 +26,7 @@ def migration_head() -> str | None:
 
 
 @bp.get("/healthz")
-def healthz():  # type: ignore[no-untyped-def]
+def healthz() -> Response:
     return jsonify(status="ok")
 
 
@@ -46,6 +46,6 @@ def readiness() -> tuple[bool, dict[str, object]]:
 
 
 @bp.get("/readyz")
-def readyz():  # type: ignore[no-untyped-def]
+def readyz() -> tuple[Response, int]:
     ready, body = readiness()
     return jsonify(body), 200 if ready else 503

@@ -15,7 +15,7 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 import click
 from flask import Flask, g, has_request_context, request
@@ -102,7 +102,7 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
-class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class StdoutHandler(logging.StreamHandler[TextIO]):
     """Writes to whatever sys.stdout is now (so pytest's capture and gunicorn's redirection work).
 
     Inside a one-shot `flask` command stdout is the command's output (a new API token, a report)

@@ -125,7 +125,7 @@ def _require_token(view: Callable[..., Any]) -> Callable[..., Any]:
 
 def init_metrics(app: Flask) -> PrometheusMetrics:
     # `_created` series double the series count and classic PromQL has no use for them.
-    disable_created_metrics()  # type: ignore[no-untyped-call]
+    disable_created_metrics()
     registry = CollectorRegistry(auto_describe=True)
     exporter = PrometheusMetrics(
         app=None,

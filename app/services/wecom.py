@@ -12,7 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 MARKDOWN_LIMIT_BYTES = 4096
 MESSAGES_PER_MINUTE = 20
@@ -35,26 +35,6 @@ def truncate_utf8(text: str, limit: int = MARKDOWN_LIMIT_BYTES, mark: str = TRUN
     if opened != -1 and cut.find(")", opened) == -1:
         cut = cut[:opened]
     return cut.rstrip() + mark
-
-
-def pack(blocks: Iterable[str], *, header: str = "", limit: int = MARKDOWN_LIMIT_BYTES) -> list[str]:
-    """Join markdown blocks into as few messages as fit in `limit` bytes each (each with `header`).
-
-    A single block too big for one message is truncated rather than split mid-line.
-    """
-    messages: list[str] = []
-    current = header
-    for block in blocks:
-        candidate = f"{current}\n\n{block}" if current else block
-        if len(candidate.encode("utf-8")) <= limit:
-            current = candidate
-            continue
-        if current and current != header:
-            messages.append(current)
-        current = truncate_utf8(f"{header}\n\n{block}" if header else block, limit)
-    if current and current != header:
-        messages.append(current)
-    return messages
 
 
 class RateLimiter:
