@@ -24,6 +24,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import Forbidden, Unauthorized
 
+from app.config import settings
 from app.extensions import db
 from app.models import ApiToken, User
 from app.models.types import utcnow
@@ -86,7 +87,7 @@ class TokenCache:
 
 
 def init_token_cache(app: Flask) -> None:
-    cache = TokenCache(float(app.config.get("INVENTORY_API_TOKEN_CACHE_SECONDS", 5.0)))
+    cache = TokenCache(settings(app).INVENTORY_API_TOKEN_CACHE_SECONDS)
     app.extensions[CACHE_KEY] = cache
 
     def forget(_sender: Flask, **_: Any) -> None:

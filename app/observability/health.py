@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.config import settings
 from app.extensions import db
 
 bp = Blueprint("health", __name__)
@@ -32,7 +33,7 @@ def healthz() -> Response:
 
 def readiness() -> tuple[bool, dict[str, object]]:
     """Whether the database answers and its schema is at head, with the body /readyz returns."""
-    version = current_app.config.get("INVENTORY_VERSION", "dev")
+    version = settings().INVENTORY_VERSION
     try:
         current = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
         db.session.rollback()

@@ -22,6 +22,8 @@ from flask import Flask, g, has_request_context, request
 from flask.wrappers import Response
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
+from app.config import settings
+
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _CONTEXT_FIELDS = ("request_id", "user_id", "method", "route")
@@ -206,7 +208,7 @@ def configure_root_logger(level: str = "INFO") -> None:
 
 
 def init_logging(app: Flask) -> None:
-    configure_root_logger(app.config.get("INVENTORY_LOG_LEVEL", "INFO"))
+    configure_root_logger(settings(app).INVENTORY_LOG_LEVEL)
     # Flask's own handler would print a second, plain-text copy of app.logger lines.
     app.logger.handlers.clear()
     app.logger.propagate = True

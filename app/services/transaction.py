@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from app.config import settings
 from app.extensions import db
 
 P = ParamSpec("P")
@@ -202,7 +203,7 @@ def run_in_transaction(fn: Callable[[], R]) -> R:
     """
     if db.session.info.get(_ACTIVE):
         return fn()
-    retries = current_app.config.get("INVENTORY_TX_RETRIES", 5)
+    retries = settings().INVENTORY_TX_RETRIES
     attempt = 0
     while True:
         try:
