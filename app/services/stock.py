@@ -489,16 +489,20 @@ def adjust_stock(
     return movement
 
 
-def _pick_lines(lines: Sequence[PickLine | dict[str, Any]]) -> list[PickLine]:
+# A pick is typed or scanned by a person; bulk receipts (imports, seeding) have no such bound.
+MAX_PICK_LINES = 500
+
+
+def _pick_lines(lines: Sequence[PickLine | dict[str, Any]], *, limit: int | None = None) -> list[PickLine]:
+    """The lines with their quantities parsed; refuses none, or more than `limit`."""
     if not lines:
         raise InvalidInput("lines", "at least one line is required")
-    if len(lines) > 500:
-        raise InvalidInput("lines", "at most 500 lines")
-    parsed = []
-    for n, line in enumerate(lines, start=1):
-        raw = line if isinstance(line, PickLine) else PickLine(**line)
-        parsed.append(PickLine(raw.sku, raw.location, parse_quantity(raw.quantity, field=f"lines[{n}].quantity")))
-    return parsed
+    if limit is not None and len(lines) > limit:
+        raise InvalidInput("lines", f"at most {limit} lines")
+    return [
+        PickLine(raw.sku, raw.location, parse_quantity(raw.quantity, field=f"lines[{n}].quantity"))
+        for n, raw in enumerate((line if isinstance(line, PickLine) else PickLine(**line) for line in lines), start=1)
+    ]
 
 
 def _resolve_lines(lines: Sequence[PickLine]) -> tuple[dict[str, _Item], dict[str, _Location]]:
@@ -529,7 +533,7 @@ def issue_lines(
 ) -> list[Movement]:
     """A multi-line pick: every line is issued, or none is (the first short line raises
     InsufficientStock). Returns one movement per line, in the order given."""
-    picks = _pick_lines(lines)
+    picks = _pick_lines(lines, limit=MAX_PICK_LINES)
     req = _request(
         "issue_lines",
         user=user,
@@ -573,7 +577,7 @@ def receive_lines(
 ) -> int:
     """Bulk receipt (opening stock, seeding, imports): all lines or none, with the ledger lines
     written in batches. Returns how many movements were written."""
-    picks = _pick_lines_bulk(lines)
+    picks = _pick_lines(lines)
     req = _request("receive_lines", user=user, reference=reference, note=note, idempotency_key=None)
     items, locations = _resolve_lines(picks)
     pairs = sorted({(items[p.sku].id, locations[p.location].id) for p in picks})
@@ -604,15 +608,6 @@ def receive_lines(
 
     after_commit(send)
     return count
-
-
-def _pick_lines_bulk(lines: Sequence[PickLine | dict[str, Any]]) -> list[PickLine]:
-    if not lines:
-        raise InvalidInput("lines", "at least one line is required")
-    return [
-        PickLine(raw.sku, raw.location, parse_quantity(raw.quantity, field=f"lines[{n}].quantity"))
-        for n, raw in enumerate((line if isinstance(line, PickLine) else PickLine(**line) for line in lines), start=1)
-    ]
 
 
 def _lock_many(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], _Level]:
@@ -648,6 +643,10 @@ def _store_many(levels: dict[tuple[int, int], _Level], now: Any) -> None:
         db.session.execute(update(_levels).where(_levels.c.id == bindparam("level_id")), old)
 
 
+#: The reference a scan writes on its movement; a clerk may undo exactly these, and only their own.
+SCAN_REFERENCE = "SCAN"
+
+
 @unit_of_work
 def reverse_movement(
     *,
@@ -655,10 +654,16 @@ def reverse_movement(
     user: str,
     reason: str,
     idempotency_key: str | None = None,
+    own_scan_only: bool = False,
 ) -> Movement:
     """Undo a movement with an opposite ledger line linked to it. Raises UnknownMovement,
     IrreversibleMovement (a reversal, or a zero stocktake line), AlreadyReversed, and
-    InsufficientStock when the stock it would take back has already left."""
+    InsufficientStock when the stock it would take back has already left.
+
+    `own_scan_only` (a clerk's undo on the scan page) also refuses, with InvalidInput on
+    `movement_id`, anything but a scan `user` made. Like every other movement, a reversal never
+    moves an archived item (ArchivedItem) nor puts stock into an inactive location
+    (InactiveLocation): restore them first."""
     if not (reason or "").strip():
         raise InvalidInput("reason", "a reason is required")
     req = _request(
@@ -673,6 +678,8 @@ def reverse_movement(
     ).scalar_one_or_none()
     if original is None:
         raise UnknownMovement(movement_id)
+    if own_scan_only and (original.reference != SCAN_REFERENCE or original.username != user):
+        raise InvalidInput("movement_id", "only your own scans can be undone here")
     if original.kind == "reversal":
         raise IrreversibleMovement(movement_id, "it is itself a reversal")
     if original.quantity == 0:
@@ -684,6 +691,13 @@ def reverse_movement(
     item = _Item(*item_row)
     # The reversal moves the same quantity the other way: out of where it went, into where it came from.
     source_id, target_id = original.to_location_id, original.from_location_id
+    if item.archived:
+        raise ArchivedItem(item.sku)
+    if target_id is not None:
+        target = db.session.execute(
+            select(Location.id, Location.code, Location.active).where(Location.id == target_id)
+        ).one()
+        _check_movable(item, _Location(*target))
     involved = [lid for lid in (source_id, target_id) if lid is not None]
     levels = _lock_in_order((item.id, lid) for lid in involved)
     values: dict[str, Any] = dict(
