@@ -5,7 +5,7 @@ relay (`POST /alertmanager`), which turns each notification into a markdown mess
 sends the queue to the robot no faster than 20 messages a minute, merging queued messages into one
 when they fit in 4,096 bytes. Run it as `flask wecom-relay` or `gunicorn 'app.relay:create_relay_from_env()'`
 with ONE worker (the queue and the rate limit live in the process). The robot URL comes from
-INVENTORY_WECOM_WEBHOOK_URL or the file named by INVENTORY_WECOM_WEBHOOK_FILE.
+INVENTORY_WECOM_WEBHOOK_URL or the file named by INVENTORY_WECOM_WEBHOOK_URL_FILE.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ class Relay:
 
 def create_relay(robot_url: str, *, relay: Relay | None = None, start: bool = True) -> Flask:
     if not robot_url:
-        raise ValueError("the relay needs a robot URL (INVENTORY_WECOM_WEBHOOK_URL or INVENTORY_WECOM_WEBHOOK_FILE)")
+        raise ValueError("the relay needs a robot URL (INVENTORY_WECOM_WEBHOOK_URL or INVENTORY_WECOM_WEBHOOK_URL_FILE)")
     from app.observability.logging import configure_root_logger
 
     configure_root_logger(os.environ.get("INVENTORY_LOG_LEVEL", "INFO"))

@@ -56,6 +56,11 @@ class Principal:
     role: str
     scopes: frozenset[str]
 
+    @property
+    def caller(self) -> str:
+        """Whose idempotency keys this caller's are: its token's (see services.idempotency)."""
+        return f"token:{self.token_id}"
+
 
 class TokenCache:
     """Principals of tokens this worker checked recently, by token digest, for `ttl` seconds; at

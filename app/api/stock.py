@@ -38,8 +38,9 @@ from app.services import stock as stock_service
 _CONFLICTS = {409: ConflictProblem}
 
 
-def idempotency_key() -> str | None:
-    return request.headers.get("Idempotency-Key")
+def keyed(principal: Principal) -> dict[str, Any]:
+    """The request's Idempotency-Key, which belongs to the calling token."""
+    return {"idempotency_key": request.headers.get("Idempotency-Key"), "caller": principal.caller}
 
 
 @operation(
@@ -64,7 +65,7 @@ def issue(principal: Principal, *, body: IssueStock) -> dict[str, Any]:
         user=principal.username,
         reference=body.reference,
         note=body.note,
-        idempotency_key=idempotency_key(),
+        **keyed(principal),
     )
     return {
         "movement": movement_body(m, sku=body.sku, from_location=body.location, to_location=None),
@@ -93,7 +94,7 @@ def receive(principal: Principal, *, body: ReceiveStock) -> dict[str, Any]:
         user=principal.username,
         reference=body.reference,
         note=body.note,
-        idempotency_key=idempotency_key(),
+        **keyed(principal),
     )
     return {
         "movement": movement_body(m, sku=body.sku, from_location=None, to_location=body.location),
@@ -124,7 +125,7 @@ def transfer(principal: Principal, *, body: TransferStock) -> dict[str, Any]:
         user=principal.username,
         reference=body.reference,
         note=body.note,
-        idempotency_key=idempotency_key(),
+        **keyed(principal),
     )
     return {
         "movement": movement_body(m, sku=body.sku, from_location=body.from_location, to_location=body.to_location),
@@ -154,7 +155,7 @@ def adjust(principal: Principal, *, body: AdjustStock) -> dict[str, Any]:
         user=principal.username,
         reference=body.reference,
         note=body.note,
-        idempotency_key=idempotency_key(),
+        **keyed(principal),
     )
     went_out = m.from_location_id is not None
     return {
@@ -188,7 +189,7 @@ def issue_lines(principal: Principal, *, body: IssueLines) -> dict[str, Any]:
         user=principal.username,
         reference=body.reference,
         note=body.note,
-        idempotency_key=idempotency_key(),
+        **keyed(principal),
     )
     return {
         "movements": [

@@ -5,12 +5,13 @@ rows it changes with SELECT ... FOR UPDATE, in (item id, location id) order so t
 multi-line operations can never wait on each other in a cycle, checks the facts on the locked rows,
 updates them and appends the ledger lines. The hot path (issue_stock) uses Core statements: one
 read to resolve SKU and location, one locking read, one UPDATE, one INSERT.
+
+An idempotency key belongs to its caller (`caller`, an API token, or else `user`): a repeated
+request of the same caller returns what the first one wrote; another caller's is its own request.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,7 +24,7 @@ from sqlalchemy import Table, bindparam, insert, select, true, update
 from app.extensions import db
 from app.models import Item, Location, LowStockEvent, Movement, StockLevel
 from app.models.types import utcnow
-from app.services import transaction
+from app.services import idempotency, transaction
 from app.services.errors import (
     AlreadyReversed,
     ArchivedItem,
@@ -238,23 +239,13 @@ def _announce(movements: list[Movement]) -> None:
 # ---------------------------------------------------------------- idempotency
 
 
-def _fingerprint(operation: str, **fields: Any) -> str:
-    canonical = json.dumps([operation, fields], sort_keys=True, default=str, ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _idempotency_key(key: str | None) -> str | None:
-    if key is None:
-        return None
-    key = key.strip()
-    if not key or len(key) > 128:
-        raise InvalidInput("idempotency_key", "must be 1 to 128 characters")
-    return key
-
-
-def _replay(keys: Sequence[str], request_hash: str) -> list[Movement] | None:
-    """The movements an earlier identical request wrote under `keys`, or None if there are none."""
-    found = db.session.scalars(select(Movement).where(Movement.idempotency_key.in_(keys)).order_by(Movement.id)).all()
+def _replay(scope: str, keys: Sequence[str], request_hash: str) -> list[Movement] | None:
+    """The movements an earlier identical request of this caller wrote under `keys`, if any."""
+    found = db.session.scalars(
+        select(Movement)
+        .where(Movement.idempotency_scope == scope, Movement.idempotency_key.in_(keys))
+        .order_by(Movement.id)
+    ).all()
     if not found:
         return None
     if any(m.request_hash != request_hash for m in found) or len(found) != len(keys):
@@ -275,30 +266,40 @@ class _Request:
     user: str
     key: str | None
     digest: str | None
+    scope: str
 
     def ledger(self, key: str | None = None) -> dict[str, Any]:
         return {
             "reference": self.reference,
             "note": self.note,
             "username": self.user,
+            "idempotency_scope": self.scope if self.key else None,
             "idempotency_key": key or self.key,
             "request_hash": self.digest,
         }
 
-    def replayed(self) -> Movement | None:
-        """The movement an identical earlier request wrote, if this key was seen."""
-        found = _replay([self.key], self.digest or "") if self.key else None
-        return found[0] if found else None
+    def replayed(self, keys: Sequence[str] | None = None) -> list[Movement] | None:
+        """The movements an identical earlier request of this caller wrote, if its key was seen."""
+        if not self.key:
+            return None
+        return _replay(self.scope, keys or [self.key], self.digest or "")
 
 
 def _request(
-    operation: str, *, user: str, reference: str | None, note: str | None, idempotency_key: str | None, **facts: Any
+    operation: str,
+    *,
+    user: str,
+    caller: str | None,
+    reference: str | None,
+    note: str | None,
+    idempotency_key: str | None,
+    **facts: Any,
 ) -> _Request:
     """Check the common fields; fingerprint the request only when a key makes it replayable."""
     reference, note, user = _text(reference, "reference", 100), _text(note, "note", 500), _username(user)
-    key = _idempotency_key(idempotency_key)
-    digest = _fingerprint(operation, reference=reference, note=note, **facts) if key else None
-    return _Request(reference, note, user, key, digest)
+    key = idempotency.check_key(idempotency_key)
+    digest = idempotency.fingerprint(operation, reference=reference, note=note, **facts) if key else None
+    return _Request(reference, note, user, key, digest, idempotency.scope(user, caller))
 
 
 # ---------------------------------------------------------------- the operations
@@ -314,6 +315,7 @@ def receive_stock(
     reference: str | None = None,
     note: str | None = None,
     idempotency_key: str | None = None,
+    caller: str | None = None,
 ) -> Movement:
     """Put stock into a location. Raises UnknownItem, UnknownLocation, ArchivedItem,
     InactiveLocation, InvalidQuantity, InvalidInput or IdempotencyConflict."""
@@ -321,6 +323,7 @@ def receive_stock(
     req = _request(
         "receive",
         user=user,
+        caller=caller,
         reference=reference,
         note=note,
         idempotency_key=idempotency_key,
@@ -329,7 +332,7 @@ def receive_stock(
         quantity=qty,
     )
     if replayed := req.replayed():
-        return replayed
+        return replayed[0]
     item, loc = _resolve_pair(sku, location)
     _check_movable(item, loc)
     level = _lock(item.id, loc.id) or _Level(None, ZERO)
@@ -356,6 +359,7 @@ def issue_stock(
     reference: str | None = None,
     note: str | None = None,
     idempotency_key: str | None = None,
+    caller: str | None = None,
 ) -> Movement:
     """Take stock out of a location (a stock-out). Raises InsufficientStock with the available
     quantity, and the errors receive_stock raises."""
@@ -363,6 +367,7 @@ def issue_stock(
     req = _request(
         "issue",
         user=user,
+        caller=caller,
         reference=reference,
         note=note,
         idempotency_key=idempotency_key,
@@ -371,7 +376,7 @@ def issue_stock(
         quantity=qty,
     )
     if replayed := req.replayed():
-        return replayed
+        return replayed[0]
     item, loc = _resolve_pair(sku, location)
     _check_movable(item, loc)
     level = _lock(item.id, loc.id) or _Level(None, ZERO)
@@ -401,6 +406,7 @@ def transfer_stock(
     reference: str | None = None,
     note: str | None = None,
     idempotency_key: str | None = None,
+    caller: str | None = None,
 ) -> Movement:
     """Move stock between two locations in one ledger line. Raises SameLocation,
     InsufficientStock and the errors receive_stock raises."""
@@ -408,6 +414,7 @@ def transfer_stock(
     req = _request(
         "transfer",
         user=user,
+        caller=caller,
         reference=reference,
         note=note,
         idempotency_key=idempotency_key,
@@ -419,7 +426,7 @@ def transfer_stock(
     if from_location == to_location:
         raise SameLocation(from_location)
     if replayed := req.replayed():
-        return replayed
+        return replayed[0]
     item, source = _resolve_pair(sku, from_location)
     target = _resolve_location(to_location)
     _check_movable(item, source, target)
@@ -453,6 +460,7 @@ def adjust_stock(
     reference: str | None = None,
     note: str | None = None,
     idempotency_key: str | None = None,
+    caller: str | None = None,
 ) -> Movement:
     """Stocktake: set the level to the counted quantity and record the difference (a zero
     difference is recorded too: it says the count confirmed the balance)."""
@@ -460,6 +468,7 @@ def adjust_stock(
     req = _request(
         "adjust",
         user=user,
+        caller=caller,
         reference=reference,
         note=note,
         idempotency_key=idempotency_key,
@@ -468,7 +477,7 @@ def adjust_stock(
         counted=qty,
     )
     if replayed := req.replayed():
-        return replayed
+        return replayed[0]
     item, loc = _resolve_pair(sku, location)
     _check_movable(item, loc)
     level = _lock(item.id, loc.id) or _Level(None, ZERO)
@@ -530,6 +539,7 @@ def issue_lines(
     reference: str | None = None,
     note: str | None = None,
     idempotency_key: str | None = None,
+    caller: str | None = None,
 ) -> list[Movement]:
     """A multi-line pick: every line is issued, or none is (the first short line raises
     InsufficientStock). Returns one movement per line, in the order given."""
@@ -537,13 +547,14 @@ def issue_lines(
     req = _request(
         "issue_lines",
         user=user,
+        caller=caller,
         reference=reference,
         note=note,
         idempotency_key=idempotency_key,
         lines=[(p.sku, p.location, p.quantity) for p in picks],
     )
     keys: list[str | None] = list(_line_keys(req.key, len(picks))) if req.key else [None] * len(picks)
-    if req.key and (replayed := _replay(_line_keys(req.key, len(picks)), req.digest or "")):
+    if req.key and (replayed := req.replayed(_line_keys(req.key, len(picks)))):
         return replayed
     items, locations = _resolve_lines(picks)
     levels = _lock_in_order((items[p.sku].id, locations[p.location].id) for p in picks)
@@ -578,7 +589,7 @@ def receive_lines(
     """Bulk receipt (opening stock, seeding, imports): all lines or none, with the ledger lines
     written in batches. Returns how many movements were written."""
     picks = _pick_lines(lines)
-    req = _request("receive_lines", user=user, reference=reference, note=note, idempotency_key=None)
+    req = _request("receive_lines", user=user, caller=None, reference=reference, note=note, idempotency_key=None)
     items, locations = _resolve_lines(picks)
     pairs = sorted({(items[p.sku].id, locations[p.location].id) for p in picks})
     levels = _lock_many(pairs)
@@ -654,6 +665,7 @@ def reverse_movement(
     user: str,
     reason: str,
     idempotency_key: str | None = None,
+    caller: str | None = None,
     own_scan_only: bool = False,
 ) -> Movement:
     """Undo a movement with an opposite ledger line linked to it. Raises UnknownMovement,
@@ -667,10 +679,16 @@ def reverse_movement(
     if not (reason or "").strip():
         raise InvalidInput("reason", "a reason is required")
     req = _request(
-        "reverse", user=user, reference=None, note=reason, idempotency_key=idempotency_key, movement_id=movement_id
+        "reverse",
+        user=user,
+        caller=caller,
+        reference=None,
+        note=reason,
+        idempotency_key=idempotency_key,
+        movement_id=movement_id,
     )
     if replayed := req.replayed():
-        return replayed
+        return replayed[0]
     # Locking the original serialises two reversals of the same line; the unique reverses_id
     # index would refuse the second one anyway.
     original = db.session.execute(

@@ -42,6 +42,7 @@ _WRITE_OPTION = "inventory_write"
 # How MySQL ("Duplicate entry ... for key 'uq_...'") and SQLite ("UNIQUE constraint failed:
 # table.column") name the unique constraints a concurrent writer may have beaten us to.
 _RETRYABLE_UNIQUE = (
+    "idempotency_scope",
     "idempotency_key",
     "uq_stock_levels_item_location",
     "stock_levels.item_id, stock_levels.location_id",

@@ -363,3 +363,15 @@ def test_a_reversal_never_moves_an_archived_item(db, factory, screw, shelf):
     with pytest.raises(ArchivedItem):
         stock.reverse_movement(movement_id=issue.id, user="mgr", reason="wrong item picked")
     assert on_hand(db, screw, shelf) == 6 and movement_count(db) == 2
+
+
+def test_the_same_idempotency_key_from_two_callers_is_two_requests(db, factory, screw, shelf):
+    factory.stock(screw, shelf, 10)
+    ann = stock.issue_stock(sku="A-100", location=shelf.code, quantity=1, user="ann", idempotency_key="k-1")
+    bob = stock.issue_stock(sku="A-100", location=shelf.code, quantity=1, user="bob", idempotency_key="k-1")
+    token = stock.issue_stock(
+        sku="A-100", location=shelf.code, quantity=1, user="ann", idempotency_key="k-1", caller="token:7"
+    )
+    again = stock.issue_stock(sku="A-100", location=shelf.code, quantity=1, user="ann", idempotency_key="k-1")
+    assert len({ann.id, bob.id, token.id}) == 3 and again.id == ann.id
+    assert (bob.username, bob.from_balance, on_hand(db, screw, shelf)) == ("bob", 8, 7)

@@ -82,3 +82,15 @@ def test_settings_returns_the_config_the_app_was_built_with():
     assert settings(app) is config
     with app.app_context():
         assert settings().INVENTORY_IMPORT_BACKGROUND_ROWS == 7
+
+
+def test_every_documented_file_variable_is_read(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    documented = set()
+    for doc in ("README.md", "ops/README.md", "app/relay.py"):
+        documented |= set(re.findall(r"\b(INVENTORY_[A-Z_]+)_FILE\b", (root / doc).read_text(encoding="utf-8")))
+    assert documented == {"INVENTORY_METRICS_TOKEN", "INVENTORY_WECOM_WEBHOOK_URL"}
+    secret = tmp_path / "secret"
+    secret.write_text("from-a-file\n", encoding="utf-8")
+    for name in documented:
+        assert getattr(Config.from_env({f"{name}_FILE": str(secret)}), name) == "from-a-file"
