@@ -104,7 +104,7 @@ def wecom_relay_command(host: str, port: int) -> None:
 
     from app.relay import create_relay
 
-    relay = create_relay(settings().INVENTORY_WECOM_WEBHOOK_URL)
+    relay = create_relay(settings().INVENTORY_WECOM_WEBHOOK_URL, storage_uri=settings().RATELIMIT_STORAGE_URI)
     server = make_server(host, port, relay, threaded=True)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     log.info("wecom relay listening", extra={"host": host, "port": port})

@@ -140,14 +140,19 @@ class Relay:
             self._thread.start()
 
 
-def create_relay(robot_url: str, *, relay: Relay | None = None, start: bool = True) -> Flask:
+def create_relay(
+    robot_url: str, *, relay: Relay | None = None, start: bool = True, storage_uri: str = "memory://"
+) -> Flask:
+    """The relay app; `storage_uri` is where the robot's rate limit is counted (RATELIMIT_STORAGE_URI)."""
     if not robot_url:
-        raise ValueError("the relay needs a robot URL (INVENTORY_WECOM_WEBHOOK_URL or INVENTORY_WECOM_WEBHOOK_URL_FILE)")
+        raise ValueError(
+            "the relay needs a robot URL (INVENTORY_WECOM_WEBHOOK_URL or INVENTORY_WECOM_WEBHOOK_URL_FILE)"
+        )
     from app.observability.logging import configure_root_logger
 
     configure_root_logger(os.environ.get("INVENTORY_LOG_LEVEL", "INFO"))
     app = Flask(__name__)
-    worker = relay or Relay(robot_url)
+    worker = relay or Relay(robot_url, limiter=wecom.RateLimiter(storage_uri=storage_uri))
     app.extensions[EXTENSION_KEY] = worker
 
     @app.post("/alertmanager")
