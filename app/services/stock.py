@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, Required, TypedDict, Unpack, cast
 
 from blinker import Namespace
 from flask import current_app
@@ -285,21 +285,26 @@ class _Request:
         return _replay(self.scope, keys or [self.key], self.digest or "")
 
 
-def _request(
-    operation: str,
-    *,
-    user: str,
-    caller: str | None,
-    reference: str | None,
-    note: str | None,
-    idempotency_key: str | None,
-    **facts: Any,
-) -> _Request:
+class Acting(TypedDict, total=False):
+    """Who asks, why, and the idempotency key: the keyword arguments every operation takes
+    besides its quantities. `user` (a username) is required; `caller` is whose the key is (an API
+    token, "token:<id>"; by default the user)."""
+
+    user: Required[str]
+    reference: str | None
+    note: str | None
+    idempotency_key: str | None
+    caller: str | None
+
+
+def _request(operation: str, acting: Acting, **facts: Any) -> _Request:
     """Check the common fields; fingerprint the request only when a key makes it replayable."""
-    reference, note, user = _text(reference, "reference", 100), _text(note, "note", 500), _username(user)
-    key = idempotency.check_key(idempotency_key)
+    reference = _text(acting.get("reference"), "reference", 100)
+    note = _text(acting.get("note"), "note", 500)
+    user = _username(acting.get("user", ""))
+    key = idempotency.check_key(acting.get("idempotency_key"))
     digest = idempotency.fingerprint(operation, reference=reference, note=note, **facts) if key else None
-    return _Request(reference, note, user, key, digest, idempotency.scope(user, caller))
+    return _Request(reference, note, user, key, digest, idempotency.scope(user, acting.get("caller")))
 
 
 # ---------------------------------------------------------------- the operations
@@ -311,26 +316,12 @@ def receive_stock(
     sku: str,
     location: str,
     quantity: Decimal | str | int,
-    user: str,
-    reference: str | None = None,
-    note: str | None = None,
-    idempotency_key: str | None = None,
-    caller: str | None = None,
+    **acting: Unpack[Acting],
 ) -> Movement:
     """Put stock into a location. Raises UnknownItem, UnknownLocation, ArchivedItem,
     InactiveLocation, InvalidQuantity, InvalidInput or IdempotencyConflict."""
     qty = parse_quantity(quantity)
-    req = _request(
-        "receive",
-        user=user,
-        caller=caller,
-        reference=reference,
-        note=note,
-        idempotency_key=idempotency_key,
-        sku=sku,
-        location=location,
-        quantity=qty,
-    )
+    req = _request("receive", acting, sku=sku, location=location, quantity=qty)
     if replayed := req.replayed():
         return replayed[0]
     item, loc = _resolve_pair(sku, location)
@@ -355,26 +346,12 @@ def issue_stock(
     sku: str,
     location: str,
     quantity: Decimal | str | int,
-    user: str,
-    reference: str | None = None,
-    note: str | None = None,
-    idempotency_key: str | None = None,
-    caller: str | None = None,
+    **acting: Unpack[Acting],
 ) -> Movement:
     """Take stock out of a location (a stock-out). Raises InsufficientStock with the available
     quantity, and the errors receive_stock raises."""
     qty = parse_quantity(quantity)
-    req = _request(
-        "issue",
-        user=user,
-        caller=caller,
-        reference=reference,
-        note=note,
-        idempotency_key=idempotency_key,
-        sku=sku,
-        location=location,
-        quantity=qty,
-    )
+    req = _request("issue", acting, sku=sku, location=location, quantity=qty)
     if replayed := req.replayed():
         return replayed[0]
     item, loc = _resolve_pair(sku, location)
@@ -402,27 +379,12 @@ def transfer_stock(
     from_location: str,
     to_location: str,
     quantity: Decimal | str | int,
-    user: str,
-    reference: str | None = None,
-    note: str | None = None,
-    idempotency_key: str | None = None,
-    caller: str | None = None,
+    **acting: Unpack[Acting],
 ) -> Movement:
     """Move stock between two locations in one ledger line. Raises SameLocation,
     InsufficientStock and the errors receive_stock raises."""
     qty = parse_quantity(quantity)
-    req = _request(
-        "transfer",
-        user=user,
-        caller=caller,
-        reference=reference,
-        note=note,
-        idempotency_key=idempotency_key,
-        sku=sku,
-        source=from_location,
-        target=to_location,
-        quantity=qty,
-    )
+    req = _request("transfer", acting, sku=sku, source=from_location, target=to_location, quantity=qty)
     if from_location == to_location:
         raise SameLocation(from_location)
     if replayed := req.replayed():
@@ -456,26 +418,12 @@ def adjust_stock(
     sku: str,
     location: str,
     counted: Decimal | str | int,
-    user: str,
-    reference: str | None = None,
-    note: str | None = None,
-    idempotency_key: str | None = None,
-    caller: str | None = None,
+    **acting: Unpack[Acting],
 ) -> Movement:
     """Stocktake: set the level to the counted quantity and record the difference (a zero
     difference is recorded too: it says the count confirmed the balance)."""
     qty = parse_quantity(counted, field="counted", allow_zero=True)
-    req = _request(
-        "adjust",
-        user=user,
-        caller=caller,
-        reference=reference,
-        note=note,
-        idempotency_key=idempotency_key,
-        sku=sku,
-        location=location,
-        counted=qty,
-    )
+    req = _request("adjust", acting, sku=sku, location=location, counted=qty)
     if replayed := req.replayed():
         return replayed[0]
     item, loc = _resolve_pair(sku, location)
@@ -535,24 +483,12 @@ def _resolve_lines(lines: Sequence[PickLine]) -> tuple[dict[str, _Item], dict[st
 def issue_lines(
     *,
     lines: Sequence[PickLine | dict[str, Any]],
-    user: str,
-    reference: str | None = None,
-    note: str | None = None,
-    idempotency_key: str | None = None,
-    caller: str | None = None,
+    **acting: Unpack[Acting],
 ) -> list[Movement]:
     """A multi-line pick: every line is issued, or none is (the first short line raises
     InsufficientStock). Returns one movement per line, in the order given."""
     picks = _pick_lines(lines, limit=MAX_PICK_LINES)
-    req = _request(
-        "issue_lines",
-        user=user,
-        caller=caller,
-        reference=reference,
-        note=note,
-        idempotency_key=idempotency_key,
-        lines=[(p.sku, p.location, p.quantity) for p in picks],
-    )
+    req = _request("issue_lines", acting, lines=[(p.sku, p.location, p.quantity) for p in picks])
     keys: list[str | None] = list(_line_keys(req.key, len(picks))) if req.key else [None] * len(picks)
     if req.key and (replayed := req.replayed(_line_keys(req.key, len(picks)))):
         return replayed
@@ -589,7 +525,7 @@ def receive_lines(
     """Bulk receipt (opening stock, seeding, imports): all lines or none, with the ledger lines
     written in batches. Returns how many movements were written."""
     picks = _pick_lines(lines)
-    req = _request("receive_lines", user=user, caller=None, reference=reference, note=note, idempotency_key=None)
+    req = _request("receive_lines", Acting(user=user, reference=reference, note=note))
     items, locations = _resolve_lines(picks)
     pairs = sorted({(items[p.sku].id, locations[p.location].id) for p in picks})
     levels = _lock_many(pairs)
@@ -678,15 +614,8 @@ def reverse_movement(
     (InactiveLocation): restore them first."""
     if not (reason or "").strip():
         raise InvalidInput("reason", "a reason is required")
-    req = _request(
-        "reverse",
-        user=user,
-        caller=caller,
-        reference=None,
-        note=reason,
-        idempotency_key=idempotency_key,
-        movement_id=movement_id,
-    )
+    keyed = Acting(user=user, note=reason, idempotency_key=idempotency_key, caller=caller)
+    req = _request("reverse", keyed, movement_id=movement_id)
     if replayed := req.replayed():
         return replayed[0]
     # Locking the original serialises two reversals of the same line; the unique reverses_id
