@@ -85,9 +85,9 @@ check: lint typecheck
 
 # Prometheus config, rules and their unit tests, Alertmanager routes, and the offline delivery
 # checks (Kustomize/Helm renders, checkov, hadolint, actionlint, yamllint, trivy config, bandit,
-# xenon). The pytest side of ops (tests/ops) runs with the whole suite.
+# xenon). The pytest side of ops (tests/ops) runs with the whole suite. The Prometheus config is
+# checked --syntax-only: it names the mounted token file, which exists only in the cluster.
 ops-check: ops-deps
-	# --syntax-only: the config names the mounted token file, which exists only in the cluster.
 	promtool check config --syntax-only ops/prometheus/prometheus.yml
 	promtool check rules ops/prometheus/rules/*.yml
 	promtool test rules ops/prometheus/tests/*_test.yml
