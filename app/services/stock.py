@@ -594,6 +594,38 @@ def _store_many(levels: dict[tuple[int, int], _Level], now: Any) -> None:
 SCAN_REFERENCE = "SCAN"
 
 
+def _lock_reversible(movement_id: int, *, scanned_by: str | None) -> Movement:
+    """The movement, locked, once it is known reversible (and, with `scanned_by`, a scan of that
+    user). Locking it serialises two reversals of the same line; the unique reverses_id index
+    would refuse the second one anyway."""
+    original = db.session.execute(
+        select(Movement).where(Movement.id == movement_id).with_for_update()
+    ).scalar_one_or_none()
+    if original is None:
+        raise UnknownMovement(movement_id)
+    if scanned_by is not None and (original.reference != SCAN_REFERENCE or original.username != scanned_by):
+        raise InvalidInput("movement_id", "only your own scans can be undone here")
+    if original.kind == "reversal":
+        raise IrreversibleMovement(movement_id, "it is itself a reversal")
+    if original.quantity == 0:
+        raise IrreversibleMovement(movement_id, "it moved nothing")
+    earlier = db.session.scalar(select(Movement.id).where(Movement.reverses_id == movement_id))
+    if earlier is not None:
+        raise AlreadyReversed(movement_id, earlier)
+    return original
+
+
+def _check_reversal_target(item: _Item, target_id: int | None) -> None:
+    """A reversal, like any movement, never moves an archived item nor fills an inactive location."""
+    if item.archived:
+        raise ArchivedItem(item.sku)
+    if target_id is not None:
+        row = db.session.execute(
+            select(Location.id, Location.code, Location.active).where(Location.id == target_id)
+        ).one()
+        _check_movable(item, _Location(*row))
+
+
 @unit_of_work
 def reverse_movement(
     *,
@@ -618,33 +650,11 @@ def reverse_movement(
     req = _request("reverse", keyed, movement_id=movement_id)
     if replayed := req.replayed():
         return replayed[0]
-    # Locking the original serialises two reversals of the same line; the unique reverses_id
-    # index would refuse the second one anyway.
-    original = db.session.execute(
-        select(Movement).where(Movement.id == movement_id).with_for_update()
-    ).scalar_one_or_none()
-    if original is None:
-        raise UnknownMovement(movement_id)
-    if own_scan_only and (original.reference != SCAN_REFERENCE or original.username != user):
-        raise InvalidInput("movement_id", "only your own scans can be undone here")
-    if original.kind == "reversal":
-        raise IrreversibleMovement(movement_id, "it is itself a reversal")
-    if original.quantity == 0:
-        raise IrreversibleMovement(movement_id, "it moved nothing")
-    earlier = db.session.scalar(select(Movement.id).where(Movement.reverses_id == movement_id))
-    if earlier is not None:
-        raise AlreadyReversed(movement_id, earlier)
-    item_row = db.session.execute(_item_query().where(Item.id == original.item_id)).one()
-    item = _Item(*item_row)
+    original = _lock_reversible(movement_id, scanned_by=req.user if own_scan_only else None)
+    item = _Item(*db.session.execute(_item_query().where(Item.id == original.item_id)).one())
     # The reversal moves the same quantity the other way: out of where it went, into where it came from.
     source_id, target_id = original.to_location_id, original.from_location_id
-    if item.archived:
-        raise ArchivedItem(item.sku)
-    if target_id is not None:
-        target = db.session.execute(
-            select(Location.id, Location.code, Location.active).where(Location.id == target_id)
-        ).one()
-        _check_movable(item, _Location(*target))
+    _check_reversal_target(item, target_id)
     involved = [lid for lid in (source_id, target_id) if lid is not None]
     levels = _lock_in_order((item.id, lid) for lid in involved)
     values: dict[str, Any] = dict(
