@@ -7,11 +7,12 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-COPY requirements.txt ./
-# Wheels first (the only step that may compile), then a virtualenv from those wheels alone.
-RUN pip wheel --no-cache-dir --wheel-dir /wheels -r requirements.txt \
+COPY requirements.lock ./
+# Wheels first (the only step that may compile), then a virtualenv from those wheels alone; both
+# check every file against the hashes in the lock (`make lock` writes it).
+RUN pip wheel --no-cache-dir --require-hashes --wheel-dir /wheels -r requirements.lock \
     && python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels -r requirements.txt
+    && /opt/venv/bin/pip install --no-cache-dir --require-hashes --no-index --find-links /wheels -r requirements.lock
 # .dockerignore is an allow-list: the app, templates, static assets, translations and migrations.
 COPY . .
 # Gettext catalogues are compiled from the .po sources on every build (stale .mo files stay out).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.config import INSTANCE_DIR, Config
+from app.config import INSTANCE_DIR, SETTINGS_KEY, Config
 from app.extensions import babel, csrf, db, login_manager, migrate
 from app.observability import init_observability
 from app.services.transaction import engine_options, install_engine_hooks
@@ -22,8 +22,9 @@ def create_app(config: Config | None = None) -> Flask:
         static_folder="../static",
     )
     app.config.from_object(config)
+    app.extensions[SETTINGS_KEY] = config
     if config.INVENTORY_TRUSTED_PROXY_HOPS:
-        app.wsgi_app = ProxyFix(
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # Flask's documented way to wrap WSGI middleware
             app.wsgi_app, x_for=config.INVENTORY_TRUSTED_PROXY_HOPS, x_proto=config.INVENTORY_TRUSTED_PROXY_HOPS
         )
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
@@ -62,17 +63,47 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    """Every blueprint, in one list: the navigation links to each of them unconditionally."""
     from app import api
+    from app.auth import views as auth
     from app.observability import health
-    from app.web.notifications import bp as notifications_bp
+    from app.web import (
+        counts,
+        dashboard,
+        i18n,
+        imports,
+        items,
+        labels,
+        locations,
+        low_stock,
+        movements,
+        notifications,
+        scan,
+        security_headers,
+        settings,
+        users,
+    )
 
-    app.register_blueprint(health.bp)
-    app.register_blueprint(notifications_bp)
     api.init_app(app)
-    from app.web import register_pages
-
-    register_pages(app)
-    from app.web import counts, imports, labels, scan
-
-    for floor in (scan, counts, imports, labels):
-        app.register_blueprint(floor.bp)
+    blueprints = (
+        health.bp,
+        auth.bp,
+        api.bp,
+        api.docs_bp,
+        dashboard.bp,
+        items.bp,
+        locations.bp,
+        movements.bp,
+        low_stock.bp,
+        scan.bp,
+        counts.bp,
+        imports.bp,
+        labels.bp,
+        users.bp,
+        notifications.bp,
+        settings.bp,
+    )
+    for blueprint in blueprints:
+        app.register_blueprint(blueprint)
+    i18n.init_templates(app)
+    security_headers.init_app(app)

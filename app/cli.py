@@ -6,11 +6,12 @@ import sys
 from datetime import timedelta
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from app import demo
+from app.config import settings
 from app.extensions import db
 from app.models import ROLES, TOKEN_SCOPES, Location, Warehouse
 from app.services import items, locations, stock, users
@@ -121,7 +122,7 @@ def _seed_users(password: str) -> None:
 def seed_demo_command(count: int, demo_users: bool, password: str) -> None:
     """Demo warehouses WH1/WH2, locations WH1-A-01-01 …, items DEMO-000001 … with opening stock,
     all written through the services (so the ledger reconciles). Running it twice is safe."""
-    if demo_users and current_app.config["INVENTORY_ENV"] == "production":
+    if demo_users and settings().is_production:
         raise click.ClickException("refusing to create demo users in production")
     _seed_places()
     if demo_users:

@@ -9,9 +9,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from flask import Flask, current_app
+
 DEV_SECRET_KEY = "dev-insecure-secret-key"  # noqa: S105 - only ever used outside production
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
 DEFAULT_DATABASE_URL = f"sqlite:///{INSTANCE_DIR / 'inventory.db'}"
+SETTINGS_KEY = "inventory_settings"
 
 
 class ConfigError(ValueError):
@@ -99,6 +102,9 @@ class Config:
     # WeCom group robot URL (its key is a secret): low-stock messages and the alert relay post here.
     INVENTORY_WECOM_WEBHOOK_URL: str = ""
     INVENTORY_LOG_LEVEL: str = "INFO"
+    # Imports with more rows than this are written by a background job with a progress page; the
+    # rest within the request.
+    INVENTORY_IMPORT_BACKGROUND_ROWS: int = 5000
 
     @property
     def is_production(self) -> bool:
@@ -133,6 +139,7 @@ class Config:
             INVENTORY_METRICS_TOKEN=read_secret(env, "INVENTORY_METRICS_TOKEN"),
             INVENTORY_WECOM_WEBHOOK_URL=read_secret(env, "INVENTORY_WECOM_WEBHOOK_URL"),
             INVENTORY_LOG_LEVEL=env.get("INVENTORY_LOG_LEVEL", "INFO").strip().upper() or "INFO",
+            INVENTORY_IMPORT_BACKGROUND_ROWS=int(env.get("INVENTORY_IMPORT_BACKGROUND_ROWS", "").strip() or "5000"),
         )
 
 
@@ -141,3 +148,10 @@ def _remember_days(env: Mapping[str, str]) -> int:
     if not 1 <= days <= 365:
         raise ConfigError(f"INVENTORY_REMEMBER_DAYS must be between 1 and 365, not {days}")
     return days
+
+
+def settings(app: Flask | None = None) -> Config:
+    """The typed settings `app` (default: the current app) was created with: the one way code reads
+    configuration, so each setting and its default are written once, in Config."""
+    config: Config = (app or current_app).extensions[SETTINGS_KEY]
+    return config

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, flash, jsonify, redirect, render_template, request
+from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -30,8 +31,36 @@ def problem(status: int, title: str, detail: str, code: str, **extras: Any) -> R
     return response
 
 
-def _page(status: int, title: str, detail: str) -> tuple[str, int]:
-    return render_template("errors/error.html", status=status, title=title, detail=detail), status
+def _page(status: int, detail: str, title: str | None = None) -> tuple[str, int]:
+    """The error page: a title for the status (or `title`) and `detail`, both already translated."""
+    titles = {
+        400: _("Bad request"),
+        401: _("Sign-in required"),
+        403: _("Forbidden"),
+        404: _("Not found"),
+        405: _("Method not allowed"),
+        409: _("Conflict"),
+        413: _("Upload too large"),
+        422: _("Invalid input"),
+        429: _("Too many requests"),
+        500: _("Server error"),
+    }
+    heading = title or titles.get(status, _("Error"))
+    return render_template("errors/error.html", status=status, title=heading, detail=detail), status
+
+
+def _http_detail(status: int) -> str:
+    """What a page says about an HTTP error, in the user's language (werkzeug's text is English)."""
+    details = {
+        400: _("The request could not be understood. Go back and try again."),
+        401: _("Please sign in first."),
+        403: _("Your role does not allow this."),
+        404: _("There is no such page. Check the address, or start again from the dashboard."),
+        405: _("This page cannot be used that way."),
+        413: _("The upload is too large."),
+        429: _("Too many requests at once: wait a moment and try again."),
+    }
+    return details.get(status, _("The request could not be completed."))
 
 
 def handle_domain_error(error: DomainError) -> Any:
@@ -47,7 +76,7 @@ def handle_domain_error(error: DomainError) -> Any:
     flash(message, "error")
     if request.method == "POST" and request.referrer:
         return redirect(request.referrer, 303)
-    return _page(error.status, error.title, message)
+    return _page(error.status, message)
 
 
 def handle_http_error(error: HTTPException) -> Any:
@@ -61,20 +90,20 @@ def handle_http_error(error: HTTPException) -> Any:
             if header in headers:
                 response.headers[header] = headers[header]
         return response
-    return _page(status, title, detail)
+    return _page(status, _http_detail(status))
 
 
 def handle_csrf_error(error: CSRFError) -> Any:
     if wants_problem_json():
         return problem(400, "CSRF check failed", error.description, "csrf_failed")
-    return _page(400, "表单已过期 / Form expired", "请刷新页面后重试。Please reload the page and try again.")
+    return _page(400, _("The form has expired. Reload the page and try again."), _("Form expired"))
 
 
 def handle_unexpected(error: Exception) -> Any:
     log.exception("unhandled error", extra={"endpoint": request.endpoint})
     if wants_problem_json():
         return problem(500, "Internal Server Error", "The server could not complete the request.", "internal_error")
-    return _page(500, "服务器错误 / Server error", "请稍后重试。Please try again later.")
+    return _page(500, _("Something went wrong on our side. Please try again later."))
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -11,10 +11,11 @@ import time
 from types import FrameType
 
 import click
-from flask import Flask, current_app
+from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.config import settings
 from app.extensions import db
 from app.observability.logging import log_to_stdout
 from app.services import notifications
@@ -25,8 +26,8 @@ notify = AppGroup("notify", help="Deliver low-stock notifications and audit the 
 
 def _channel() -> notifications.Channel:
     return notifications.Channel(
-        robot_url=current_app.config.get("INVENTORY_WECOM_WEBHOOK_URL", ""),
-        base_url=current_app.config.get("INVENTORY_BASE_URL", ""),
+        robot_url=settings().INVENTORY_WECOM_WEBHOOK_URL,
+        base_url=settings().INVENTORY_BASE_URL,
     )
 
 
@@ -103,7 +104,7 @@ def wecom_relay_command(host: str, port: int) -> None:
 
     from app.relay import create_relay
 
-    relay = create_relay(current_app.config.get("INVENTORY_WECOM_WEBHOOK_URL", ""))
+    relay = create_relay(settings().INVENTORY_WECOM_WEBHOOK_URL, storage_uri=settings().RATELIMIT_STORAGE_URI)
     server = make_server(host, port, relay, threaded=True)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     log.info("wecom relay listening", extra={"host": host, "port": port})

@@ -5,7 +5,7 @@ relay (`POST /alertmanager`), which turns each notification into a markdown mess
 sends the queue to the robot no faster than 20 messages a minute, merging queued messages into one
 when they fit in 4,096 bytes. Run it as `flask wecom-relay` or `gunicorn 'app.relay:create_relay_from_env()'`
 with ONE worker (the queue and the rate limit live in the process). The robot URL comes from
-INVENTORY_WECOM_WEBHOOK_URL or the file named by INVENTORY_WECOM_WEBHOOK_FILE.
+INVENTORY_WECOM_WEBHOOK_URL or the file named by INVENTORY_WECOM_WEBHOOK_URL_FILE.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from app.config import read_secret
 from app.services import wecom
@@ -139,18 +140,23 @@ class Relay:
             self._thread.start()
 
 
-def create_relay(robot_url: str, *, relay: Relay | None = None, start: bool = True) -> Flask:
+def create_relay(
+    robot_url: str, *, relay: Relay | None = None, start: bool = True, storage_uri: str = "memory://"
+) -> Flask:
+    """The relay app; `storage_uri` is where the robot's rate limit is counted (RATELIMIT_STORAGE_URI)."""
     if not robot_url:
-        raise ValueError("the relay needs a robot URL (INVENTORY_WECOM_WEBHOOK_URL or INVENTORY_WECOM_WEBHOOK_FILE)")
+        raise ValueError(
+            "the relay needs a robot URL (INVENTORY_WECOM_WEBHOOK_URL or INVENTORY_WECOM_WEBHOOK_URL_FILE)"
+        )
     from app.observability.logging import configure_root_logger
 
     configure_root_logger(os.environ.get("INVENTORY_LOG_LEVEL", "INFO"))
     app = Flask(__name__)
-    worker = relay or Relay(robot_url)
+    worker = relay or Relay(robot_url, limiter=wecom.RateLimiter(storage_uri=storage_uri))
     app.extensions[EXTENSION_KEY] = worker
 
     @app.post("/alertmanager")
-    def receive():  # type: ignore[no-untyped-def]
+    def receive() -> ResponseReturnValue:
         payload = request.get_json(silent=True)
         if not isinstance(payload, dict) or "alerts" not in payload:
             return jsonify(error="expected an Alertmanager webhook payload"), 400
@@ -164,7 +170,7 @@ def create_relay(robot_url: str, *, relay: Relay | None = None, start: bool = Tr
         return jsonify(queued=len(worker.queue)), 202
 
     @app.get("/healthz")
-    def healthz():  # type: ignore[no-untyped-def]
+    def healthz() -> Response:
         return jsonify(status="ok", queued=len(worker.queue), sent=worker.sent, dropped=worker.dropped)
 
     if start:

@@ -8,10 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, Request, current_app, jsonify, render_template, url_for
-from flask.sessions import SecureCookieSessionInterface, SessionMixin
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_limiter import Limiter
 
 from app.api.auth import init_token_cache, rate_limit_key
+from app.config import settings
 from app.extensions import csrf
 
 SWAGGER_UI = "vendor/swagger-ui-5.35.0"
@@ -26,10 +27,13 @@ limiter = Limiter(rate_limit_key, default_limits=[])
 def limit_for(scope: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The per-token limit of `scope` operations; with RATELIMIT_ENABLED=false the view is called
     directly, skipping the limiter's per-request bookkeeping (a few percent of the hot path)."""
-    setting = "INVENTORY_API_WRITE_LIMIT" if scope == "write" else "INVENTORY_API_READ_LIMIT"
+
+    def limit() -> str:
+        config = settings()
+        return config.INVENTORY_API_WRITE_LIMIT if scope == "write" else config.INVENTORY_API_READ_LIMIT
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
-        limited = limiter.limit(lambda: current_app.config[setting], scope=f"api-{scope}")(view)
+        limited = limiter.limit(limit, scope=f"api-{scope}")(view)
 
         @functools.wraps(view)
         def dispatch(**params: Any) -> Any:
@@ -44,7 +48,7 @@ class SessionInterface(SecureCookieSessionInterface):
     """Requests to the API neither read nor write the session cookie: the API is token-only, and
     building the cookie's signer on every request was 3 % of a stock-out's CPU."""
 
-    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         if request.path.startswith(f"{bp.url_prefix}/"):
             return self.make_null_session(app)
         return super().open_session(app, request)
@@ -57,7 +61,7 @@ def openapi_document() -> Any:
 
     document = current_app.extensions.get("inventory_openapi")
     if document is None:
-        document = build_document(current_app.config.get("INVENTORY_VERSION", "dev"))
+        document = build_document(settings().INVENTORY_VERSION)
         current_app.extensions["inventory_openapi"] = document
     return jsonify(document)
 
@@ -74,12 +78,11 @@ def docs_page() -> Any:
 
 
 def init_app(app: Flask) -> None:
-    """Register the API and its docs page; the API is token-only, hence CSRF-exempt."""
+    """Set the API up before its blueprints (`bp`, `docs_bp`) are registered: token-only, hence
+    CSRF-exempt, rate-limited per token, and without session cookies."""
     from app.api import items, locations, movements, stock  # noqa: F401 - they register the operations
 
     csrf.exempt(bp)
     limiter.init_app(app)
     init_token_cache(app)
     app.session_interface = SessionInterface()
-    app.register_blueprint(bp)
-    app.register_blueprint(docs_bp)

@@ -13,26 +13,25 @@ those seconds.
 
 from __future__ import annotations
 
-import time
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cachetools import TTLCache
 from flask import Flask, current_app, g, request
 from flask_limiter.util import get_remote_address
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import bindparam, select
 from werkzeug.exceptions import Forbidden, Unauthorized
 
+from app.config import settings
 from app.extensions import db
-from app.models import ROLES, ApiToken, User
+from app.models import ApiToken, User
 from app.models.types import utcnow
+from app.models.user import role_covers
 from app.services import counts
-from app.services.users import TOKEN_PREFIX, credentials_changed, hash_token
+from app.services.users import TOKEN_PREFIX, credentials_changed, hash_token, touch_token
 
-# last_used_at is for people auditing tokens, not for the hot path: write it at most this often.
-TOUCH_INTERVAL_SECONDS = 60.0
-_touched: dict[str, float] = {}  # token digest -> monotonic time of the last write
 CACHE_KEY = "inventory_token_cache"
 
 _TOKEN = (
@@ -58,8 +57,10 @@ class Principal:
     role: str
     scopes: frozenset[str]
 
-    def has_role(self, role: str) -> bool:
-        return ROLES.index(self.role) >= ROLES.index(role)
+    @property
+    def caller(self) -> str:
+        """Whose idempotency keys this caller's are: its token's (see services.idempotency)."""
+        return f"token:{self.token_id}"
 
 
 def blind_places(principal: Principal, skus: list[str]) -> set[tuple[str, str]]:
@@ -68,33 +69,38 @@ def blind_places(principal: Principal, skus: list[str]) -> set[tuple[str, str]]:
 
 
 class TokenCache:
-    """Principals of tokens this worker checked recently, by token digest, for `ttl` seconds."""
+    """Principals of tokens this worker checked recently, by token digest, for `ttl` seconds; at
+    most MAX_ENTRIES of them (the least recently used go first)."""
 
     MAX_ENTRIES = 10_000
 
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
-        self._entries: dict[str, tuple[float, Principal, datetime | None]] = {}
+        self._lock = threading.Lock()  # TTLCache is not thread-safe; gthread workers share it
+        self._entries: TTLCache[str, tuple[Principal, datetime | None]] | None = (
+            TTLCache(maxsize=self.MAX_ENTRIES, ttl=ttl) if ttl > 0 else None
+        )
 
     def get(self, digest: str) -> tuple[Principal, datetime | None] | None:
-        entry = self._entries.get(digest)
-        if entry is None or time.monotonic() >= entry[0]:
+        if self._entries is None:
             return None
-        return entry[1], entry[2]
+        with self._lock:
+            return self._entries.get(digest)
 
     def put(self, digest: str, principal: Principal, expires_at: datetime | None) -> None:
-        if self.ttl <= 0:
+        if self._entries is None:
             return
-        if len(self._entries) >= self.MAX_ENTRIES:
-            self._entries.clear()  # many distinct tokens at once: start over rather than grow
-        self._entries[digest] = (time.monotonic() + self.ttl, principal, expires_at)
+        with self._lock:
+            self._entries[digest] = (principal, expires_at)
 
     def clear(self) -> None:
-        self._entries.clear()
+        if self._entries is not None:
+            with self._lock:
+                self._entries.clear()
 
 
 def init_token_cache(app: Flask) -> None:
-    cache = TokenCache(float(app.config.get("INVENTORY_API_TOKEN_CACHE_SECONDS", 5.0)))
+    cache = TokenCache(settings(app).INVENTORY_API_TOKEN_CACHE_SECONDS)
     app.extensions[CACHE_KEY] = cache
 
     def forget(_sender: Flask, **_: Any) -> None:
@@ -137,19 +143,6 @@ def rate_limit_key() -> str:
     return f"token:{digest[:32]}" if digest else f"addr:{get_remote_address()}"
 
 
-def _touch(token_id: int, digest: str) -> None:
-    now = time.monotonic()
-    if now - _touched.get(digest, -TOUCH_INTERVAL_SECONDS) < TOUCH_INTERVAL_SECONDS:
-        return
-    _touched[digest] = now
-    try:
-        db.session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=utcnow()))
-        db.session.commit()
-    except SQLAlchemyError:
-        # Best effort: a busy database must not fail the request over an audit timestamp.
-        db.session.rollback()
-
-
 def _look_up(digest: str) -> tuple[Principal, datetime | None]:
     # Core on the session's connection: a plain SELECT needs none of the ORM's execution layers.
     row = db.session.connection().execute(_TOKEN, {"token_hash": digest}).first()
@@ -173,9 +166,9 @@ def authenticate(*, scope: str, role: str) -> Principal:
         raise BearerChallenge("The token is unknown, revoked or expired.", "invalid_token")
     if known is None:
         cache.put(digest, principal, expires_at)
-    _touch(principal.token_id, digest)
+    touch_token(token_hash=digest)
     if scope not in principal.scopes:
         raise Forbidden(f"This token lacks the {scope!r} scope.")
-    if not principal.has_role(role):
+    if not role_covers(principal.role, role):
         raise Forbidden(f"This action needs the {role!r} role or above; {principal.username} is {principal.role!r}.")
     return principal

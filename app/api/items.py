@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
-
 from app.api import bp
 from app.api.auth import Principal, blind_places
 from app.api.openapi import operation
@@ -19,9 +17,9 @@ from app.api.schemas import (
     item_body,
     item_detail_body,
 )
+from app.api.stock import keyed
 from app.services import catalog
 from app.services import items as items_service
-from app.services.errors import Conflict
 
 
 def _detail(sku: str, principal: Principal) -> dict[str, Any]:
@@ -29,29 +27,6 @@ def _detail(sku: str, principal: Principal) -> dict[str, Any]:
     category = item.category.name if item.category else None
     hidden = frozenset(code for _, code in blind_places(principal, [item.sku]))
     return item_detail_body(item, category, catalog.list_stock(sku=item.sku), hidden)
-
-
-def _same_item(fields: dict[str, Any]) -> bool:
-    """Does the existing item with this SKU already look exactly like this creation request?"""
-    wanted = items_service.check_item(**fields)
-    item = items_service.get_item(wanted.sku)
-    return (
-        item.name,
-        item.barcode,
-        item.unit,
-        item.category.name if item.category else None,
-        item.reorder_point,
-        item.reorder_quantity,
-        item.description,
-    ) == (
-        wanted.name,
-        wanted.barcode,
-        wanted.unit,
-        wanted.category,
-        wanted.reorder_point,
-        wanted.reorder_quantity,
-        wanted.description,
-    )
 
 
 @operation(bp, "GET", "/items", query=ItemQuery, response=ItemList)
@@ -92,15 +67,9 @@ def show(principal: Principal, *, sku: str) -> dict[str, Any]:
 )
 def create(principal: Principal, *, body: CreateItem) -> dict[str, Any]:
     """Create an item
-    With an Idempotency-Key, repeating the same creation returns the item again instead of a 409."""
-    fields = body.model_dump()
-    try:
-        items_service.create_item(**fields)
-    except Conflict as conflict:
-        if not (
-            request.headers.get("Idempotency-Key") and conflict.extras.get("field") == "sku" and _same_item(fields)
-        ):
-            raise
+    With an Idempotency-Key, repeating the same creation returns the item it made; the same key with
+    a different body is a 409 `idempotency_conflict`. Keys belong to the calling token."""
+    items_service.create_item(**body.model_dump(), **keyed(principal))
     return _detail(body.sku, principal)
 
 

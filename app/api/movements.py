@@ -16,7 +16,7 @@ from app.api.schemas import (
     ReverseMovement,
     row_body,
 )
-from app.api.stock import idempotency_key
+from app.api.stock import keyed
 from app.services import catalog
 from app.services import stock as stock_service
 from app.services.errors import UnknownMovement
@@ -68,7 +68,7 @@ def reverse(principal: Principal, *, movement_id: int, body: ReverseMovement) ->
     if movement_id > _BIGINT:
         raise UnknownMovement(movement_id)
     reversal = stock_service.reverse_movement(
-        movement_id=movement_id, user=principal.username, reason=body.reason, idempotency_key=idempotency_key()
+        movement_id=movement_id, user=principal.username, reason=body.reason, **keyed(principal)
     )
     row, _ = catalog.get_movement(reversal.id)
     return {"movement": row_body(row)}

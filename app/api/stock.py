@@ -8,9 +8,11 @@ from that row and is the same as the first response.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import request
+from pydantic import BaseModel
 
 from app.api import bp
 from app.api.auth import Principal, blind_places
@@ -38,22 +40,35 @@ from app.services import stock as stock_service
 _CONFLICTS = {409: ConflictProblem}
 
 
-def idempotency_key() -> str | None:
-    return request.headers.get("Idempotency-Key")
+def keyed(principal: Principal) -> dict[str, Any]:
+    """The request's Idempotency-Key, which belongs to the calling token."""
+    return {"idempotency_key": request.headers.get("Idempotency-Key"), "caller": principal.caller}
 
 
-@operation(
-    bp,
-    "POST",
-    "/stock/issue",
-    body=IssueStock,
-    response=MovementResult,
-    scope="write",
-    role="clerk",
-    status=201,
-    errors=(404, 409),
-    problems=_CONFLICTS,
-)
+def _movement(
+    path: str, body: type[BaseModel], response: type[BaseModel] = MovementResult, role: str = "clerk"
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A POST that moves stock: write scope, 201, and 404/409 (unknown names, short stock, key reuse)."""
+    return operation(
+        bp,
+        "POST",
+        path,
+        body=body,
+        response=response,
+        scope="write",
+        role=role,
+        status=201,
+        errors=(404, 409),
+        problems=_CONFLICTS,
+    )
+
+
+def acting(principal: Principal, body: Any) -> dict[str, Any]:
+    """What every stock request passes besides its quantities: who, why, and the caller's key."""
+    return {"user": principal.username, "reference": body.reference, "note": body.note, **keyed(principal)}
+
+
+@_movement("/stock/issue", IssueStock)
 def issue(principal: Principal, *, body: IssueStock) -> dict[str, Any]:
     """Take stock out of a location (a stock-out)
     Fails with 409 `insufficient-stock` (with `available`) rather than going below zero."""
@@ -61,10 +76,7 @@ def issue(principal: Principal, *, body: IssueStock) -> dict[str, Any]:
         sku=body.sku,
         location=body.location,
         quantity=body.quantity,
-        user=principal.username,
-        reference=body.reference,
-        note=body.note,
-        idempotency_key=idempotency_key(),
+        **acting(principal, body),
     )
     return {
         "movement": movement_body(m, sku=body.sku, from_location=body.location, to_location=None),
@@ -72,28 +84,14 @@ def issue(principal: Principal, *, body: IssueStock) -> dict[str, Any]:
     }
 
 
-@operation(
-    bp,
-    "POST",
-    "/stock/receive",
-    body=ReceiveStock,
-    response=MovementResult,
-    scope="write",
-    role="clerk",
-    status=201,
-    errors=(404, 409),
-    problems=_CONFLICTS,
-)
+@_movement("/stock/receive", ReceiveStock)
 def receive(principal: Principal, *, body: ReceiveStock) -> dict[str, Any]:
     """Put stock into a location (a receipt)"""
     m = stock_service.receive_stock(
         sku=body.sku,
         location=body.location,
         quantity=body.quantity,
-        user=principal.username,
-        reference=body.reference,
-        note=body.note,
-        idempotency_key=idempotency_key(),
+        **acting(principal, body),
     )
     return {
         "movement": movement_body(m, sku=body.sku, from_location=None, to_location=body.location),
@@ -101,18 +99,7 @@ def receive(principal: Principal, *, body: ReceiveStock) -> dict[str, Any]:
     }
 
 
-@operation(
-    bp,
-    "POST",
-    "/stock/transfer",
-    body=TransferStock,
-    response=MovementResult,
-    scope="write",
-    role="clerk",
-    status=201,
-    errors=(404, 409),
-    problems=_CONFLICTS,
-)
+@_movement("/stock/transfer", TransferStock)
 def transfer(principal: Principal, *, body: TransferStock) -> dict[str, Any]:
     """Move stock between two locations
     `balance` is what remains at `from_location`; the movement carries both balances."""
@@ -121,10 +108,7 @@ def transfer(principal: Principal, *, body: TransferStock) -> dict[str, Any]:
         from_location=body.from_location,
         to_location=body.to_location,
         quantity=body.quantity,
-        user=principal.username,
-        reference=body.reference,
-        note=body.note,
-        idempotency_key=idempotency_key(),
+        **acting(principal, body),
     )
     return {
         "movement": movement_body(m, sku=body.sku, from_location=body.from_location, to_location=body.to_location),
@@ -132,18 +116,7 @@ def transfer(principal: Principal, *, body: TransferStock) -> dict[str, Any]:
     }
 
 
-@operation(
-    bp,
-    "POST",
-    "/stock/adjust",
-    body=AdjustStock,
-    response=MovementResult,
-    scope="write",
-    role="manager",
-    status=201,
-    errors=(404, 409),
-    problems=_CONFLICTS,
-)
+@_movement("/stock/adjust", AdjustStock, role="manager")
 def adjust(principal: Principal, *, body: AdjustStock) -> dict[str, Any]:
     """Stocktake: set a level to the counted quantity
     The difference is recorded as an `adjust` movement (out of the location when the count is lower)."""
@@ -151,10 +124,7 @@ def adjust(principal: Principal, *, body: AdjustStock) -> dict[str, Any]:
         sku=body.sku,
         location=body.location,
         counted=body.counted,
-        user=principal.username,
-        reference=body.reference,
-        note=body.note,
-        idempotency_key=idempotency_key(),
+        **acting(principal, body),
     )
     went_out = m.from_location_id is not None
     return {
@@ -168,27 +138,13 @@ def adjust(principal: Principal, *, body: AdjustStock) -> dict[str, Any]:
     }
 
 
-@operation(
-    bp,
-    "POST",
-    "/stock/issue-lines",
-    body=IssueLines,
-    response=MovementsResult,
-    scope="write",
-    role="clerk",
-    status=201,
-    errors=(404, 409),
-    problems=_CONFLICTS,
-)
+@_movement("/stock/issue-lines", IssueLines, response=MovementsResult)
 def issue_lines(principal: Principal, *, body: IssueLines) -> dict[str, Any]:
     """Issue several lines at once, all or nothing (a multi-line pick)
     The first short line fails the whole pick with 409 `insufficient-stock`; movements come back in line order."""
     movements = stock_service.issue_lines(
         lines=[stock_service.PickLine(line.sku, line.location, line.quantity) for line in body.lines],
-        user=principal.username,
-        reference=body.reference,
-        note=body.note,
-        idempotency_key=idempotency_key(),
+        **acting(principal, body),
     )
     return {
         "movements": [

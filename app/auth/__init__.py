@@ -3,11 +3,11 @@ and the role check every page uses (app.auth.roles)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from flask import current_app
 from flask_babel import lazy_gettext as _l
 
+from app.config import settings
 from app.extensions import db, login_manager
 from app.models import User
 from app.models.types import utcnow
@@ -41,5 +41,5 @@ def sign_in_id(user: User) -> str:
 
 
 def _too_old(signed_in_at: int) -> bool:
-    lifetime: timedelta = current_app.config["REMEMBER_COOKIE_DURATION"]
+    lifetime = settings().REMEMBER_COOKIE_DURATION
     return utcnow() - datetime.fromtimestamp(signed_in_at, UTC) > lifetime

@@ -15,7 +15,7 @@ from flask_login import current_user, login_user, logout_user
 
 from app.auth import sign_in_id
 from app.auth.forms import SignInForm
-from app.config import DEV_SECRET_KEY
+from app.config import DEV_SECRET_KEY, settings
 from app.models.types import utcnow
 from app.services import signins, users
 from app.web.i18n import LOCALES
@@ -29,7 +29,7 @@ def refuse_the_development_key_off_loopback() -> Any:
     """Without SECRET_KEY (INVENTORY_ENV unset) cookies are signed with a key published in this
     repository, so anyone could forge a session. That is fine on 127.0.0.1 (`make run`); a client
     from anywhere else means the app is reachable beyond this machine, and gets nothing."""
-    if current_app.config["SECRET_KEY"] != DEV_SECRET_KEY or current_app.testing:
+    if settings().SECRET_KEY != DEV_SECRET_KEY or current_app.testing:
         return None
     address = request.remote_addr or ""
     try:

@@ -1,7 +1,7 @@
 """Every model, re-exported so that Alembic autogenerate sees the whole schema."""
 
 from app.models.count import COUNT_STATUSES, Count, CountLine, ImportBatch
-from app.models.item import Category, Item, SearchGram
+from app.models.item import Category, Item, ItemRequest, SearchGram
 from app.models.location import Location, Warehouse
 from app.models.notification import LedgerAudit, NotificationDelivery, NotificationSubscription, NotificationTarget  # noqa: F401
 from app.models.signin import SignInFailure
@@ -19,6 +19,7 @@ __all__ = [
     "CountLine",
     "ImportBatch",
     "Item",
+    "ItemRequest",
     "Location",
     "LowStockEvent",
     "Movement",

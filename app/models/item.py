@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, Computed, ForeignKey, Index, String, Text, text
+from sqlalchemy import CheckConstraint, Computed, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import Model
@@ -83,3 +83,18 @@ class SearchGram(Model):
     __tablename__ = "search_grams"
 
     gram: Mapped[str] = mapped_column(binary_string(3), primary_key=True)
+
+
+class ItemRequest(Model):
+    """An item creation made with an Idempotency-Key, so that repeating it returns the same item
+    and reusing the key for another item is refused."""
+
+    __tablename__ = "item_requests"
+    __table_args__ = (UniqueConstraint("idempotency_scope", "idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    idempotency_scope: Mapped[str] = mapped_column(String(80))
+    idempotency_key: Mapped[str] = mapped_column(String(160))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

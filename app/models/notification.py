@@ -8,13 +8,13 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import BigId, UtcDateTime, utcnow
 
 TARGET_KINDS = ("wecom", "webhook")
 
 
-class NotificationTarget(db.Model):
+class NotificationTarget(Model):
     """A WeCom group robot or a generic webhook.
 
     A WeCom target with no URL uses the robot from INVENTORY_WECOM_WEBHOOK_URL(_FILE), so the robot
@@ -32,7 +32,7 @@ class NotificationTarget(db.Model):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
-class NotificationSubscription(db.Model):
+class NotificationSubscription(Model):
     """A target receives the low-stock events of the warehouses it is subscribed to."""
 
     __tablename__ = "notification_subscriptions"
@@ -45,7 +45,7 @@ class NotificationSubscription(db.Model):
     warehouse_id: Mapped[int] = mapped_column(ForeignKey("warehouses.id"), index=True)
 
 
-class NotificationDelivery(db.Model):
+class NotificationDelivery(Model):
     """One event delivered to one target: a retry never sends it to that target again."""
 
     __tablename__ = "notification_deliveries"
@@ -57,7 +57,7 @@ class NotificationDelivery(db.Model):
     delivered_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
-class LedgerAudit(db.Model):
+class LedgerAudit(Model):
     """The outcome of one reconciliation of stock levels against the ledger (exported as a metric)."""
 
     __tablename__ = "ledger_audits"

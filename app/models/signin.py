@@ -7,11 +7,11 @@ from datetime import datetime
 from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import BigId, UtcDateTime, utcnow
 
 
-class SignInFailure(db.Model):
+class SignInFailure(Model):
     __tablename__ = "sign_in_failures"
     __table_args__ = (
         Index("ix_sign_in_failures_username_client_created_at", "username", "client", "created_at"),

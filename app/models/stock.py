@@ -52,6 +52,8 @@ class Movement(Model):
         Index("ix_movements_from_location_id_id", "from_location_id", "id"),
         Index("ix_movements_to_location_id_id", "to_location_id", "id"),
         Index("ix_movements_kind_id", "kind", "id"),
+        # A key is the caller's own: the same key from two callers is two requests (issue 14).
+        UniqueConstraint("idempotency_scope", "idempotency_key"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -66,7 +68,9 @@ class Movement(Model):
     note: Mapped[str | None] = mapped_column(String(500))
     username: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
-    idempotency_key: Mapped[str | None] = mapped_column(String(160), unique=True)
+    # Who the key belongs to: "user:<username>" for pages, "token:<id>" for the API.
+    idempotency_scope: Mapped[str | None] = mapped_column(String(80))
+    idempotency_key: Mapped[str | None] = mapped_column(String(160))
     # SHA-256 of the canonical request, so a reused key with a different request is a conflict.
     request_hash: Mapped[str | None] = mapped_column(String(64))
     # A reversal points at what it reverses; unique, so the database refuses a second reversal.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask_login import UserMixin
 from sqlalchemy import CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -16,7 +15,15 @@ ROLES = ("viewer", "clerk", "manager", "admin")
 TOKEN_SCOPES = ("read", "write")
 
 
-class User(UserMixin, Model):
+def role_covers(role: str, needed: str) -> bool:
+    """True when `role` is `needed` or above it: the one rule for users and API tokens alike."""
+    return ROLES.index(role) >= ROLES.index(needed)
+
+
+class User(Model):
+    """Flask-Login's user protocol is written out here rather than inherited from its untyped
+    UserMixin, so the model stays fully typed."""
+
     __tablename__ = "users"
     __table_args__ = (CheckConstraint("role IN ('viewer', 'clerk', 'manager', 'admin')", name="role_known"),)
 
@@ -38,13 +45,21 @@ class User(UserMixin, Model):
     def is_active(self) -> bool:
         return self.active
 
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def is_anonymous(self) -> bool:
+        return False
+
     def get_id(self) -> str:
         """Flask-Login's alternative id: "<id>:<credential version>"."""
         return f"{self.id}:{self.credential_version}"
 
     def has_role(self, role: str) -> bool:
         """True when this user's role is `role` or above it."""
-        return ROLES.index(self.role) >= ROLES.index(role)
+        return role_covers(self.role, role)
 
     def __repr__(self) -> str:
         return f"<User {self.username}>"
@@ -68,6 +83,3 @@ class ApiToken(Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     user: Mapped[User] = relationship(lazy="raise_on_sql")
-
-    def has_scope(self, scope: str) -> bool:
-        return scope in self.scopes.split()

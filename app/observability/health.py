@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from alembic.script import ScriptDirectory
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.config import settings
 from app.extensions import db
 
 bp = Blueprint("health", __name__)
@@ -26,13 +27,13 @@ def migration_head() -> str | None:
 
 
 @bp.get("/healthz")
-def healthz():  # type: ignore[no-untyped-def]
+def healthz() -> Response:
     return jsonify(status="ok")
 
 
 def readiness() -> tuple[bool, dict[str, object]]:
     """Whether the database answers and its schema is at head, with the body /readyz returns."""
-    version = current_app.config.get("INVENTORY_VERSION", "dev")
+    version = settings().INVENTORY_VERSION
     try:
         current = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
         db.session.rollback()
@@ -46,6 +47,6 @@ def readiness() -> tuple[bool, dict[str, object]]:
 
 
 @bp.get("/readyz")
-def readyz():  # type: ignore[no-untyped-def]
+def readyz() -> tuple[Response, int]:
     ready, body = readiness()
     return jsonify(body), 200 if ready else 503

@@ -15,12 +15,14 @@ import sys
 import time
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 import click
 from flask import Flask, g, has_request_context, request
 from flask.wrappers import Response
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
+
+from app.config import settings
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -102,7 +104,7 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
-class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+class StdoutHandler(logging.StreamHandler[TextIO]):
     """Writes to whatever sys.stdout is now (so pytest's capture and gunicorn's redirection work).
 
     Inside a one-shot `flask` command stdout is the command's output (a new API token, a report)
@@ -206,7 +208,7 @@ def configure_root_logger(level: str = "INFO") -> None:
 
 
 def init_logging(app: Flask) -> None:
-    configure_root_logger(app.config.get("INVENTORY_LOG_LEVEL", "INFO"))
+    configure_root_logger(settings(app).INVENTORY_LOG_LEVEL)
     # Flask's own handler would print a second, plain-text copy of app.logger lines.
     app.logger.handlers.clear()
     app.logger.propagate = True

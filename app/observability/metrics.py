@@ -24,6 +24,7 @@ from prometheus_flask_exporter import PrometheusMetrics
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.config import settings
 from app.extensions import db
 from app.services import stock, transaction
 
@@ -111,7 +112,7 @@ class BusinessMetrics:
 def _require_token(view: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(view)
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        expected = current_app.config.get("INVENTORY_METRICS_TOKEN", "")
+        expected = settings().INVENTORY_METRICS_TOKEN
         if not expected:
             abort(404)
         supplied = request.headers.get("Authorization", "")
@@ -125,7 +126,7 @@ def _require_token(view: Callable[..., Any]) -> Callable[..., Any]:
 
 def init_metrics(app: Flask) -> PrometheusMetrics:
     # `_created` series double the series count and classic PromQL has no use for them.
-    disable_created_metrics()  # type: ignore[no-untyped-call]
+    disable_created_metrics()
     registry = CollectorRegistry(auto_describe=True)
     exporter = PrometheusMetrics(
         app=None,
@@ -138,7 +139,7 @@ def init_metrics(app: Flask) -> PrometheusMetrics:
         metrics_decorator=_require_token,
     )
     exporter.init_app(app)
-    exporter.info("inventory_app_info", "The running release.", version=app.config.get("INVENTORY_VERSION", "dev"))
+    exporter.info("inventory_app_info", "The running release.", version=settings(app).INVENTORY_VERSION)
     business = BusinessMetrics.create(registry)
     app.extensions[EXTENSION_KEY] = business
     app.extensions["inventory_metrics_exporter"] = exporter

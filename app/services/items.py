@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any, cast
 
@@ -11,9 +11,10 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import selectinload
 
 from app.extensions import db
-from app.models import Category, Item, SearchGram
+from app.models import Category, Item, ItemRequest, SearchGram
 from app.models.types import utcnow
-from app.services.errors import Conflict, InvalidInput, UnknownItem
+from app.services import idempotency
+from app.services.errors import Conflict, IdempotencyConflict, InvalidInput, UnknownItem
 from app.services.quantities import parse_quantity
 from app.services.search_keys import grams, pinyin_keys, search_text
 from app.services.transaction import unit_of_work
@@ -101,10 +102,26 @@ def _remember_grams(texts: Iterable[str]) -> None:
 
 
 @unit_of_work
-def create_item(**fields: Any) -> Item:
+def create_item(*, idempotency_key: str | None = None, caller: str | None = None, **fields: Any) -> Item:
     """Create an item (categories are created by name on first use). Raises InvalidInput and
-    Conflict for a duplicate SKU or barcode."""
+    Conflict for a duplicate SKU or barcode. With an idempotency key (and its `caller`), repeating
+    the same creation returns the item it made, and the key with another item is
+    IdempotencyConflict."""
     data = check_item(**fields)
+    key = idempotency.check_key(idempotency_key)
+    digest = idempotency.fingerprint("create_item", **asdict(data)) if key else ""
+    if key:
+        if not caller:
+            raise InvalidInput("caller", "a keyed creation needs its caller")
+        earlier = db.session.execute(
+            select(ItemRequest.request_hash, ItemRequest.item_id).where(
+                ItemRequest.idempotency_scope == caller, ItemRequest.idempotency_key == key
+            )
+        ).first()
+        if earlier is not None:
+            if earlier.request_hash != digest:
+                raise IdempotencyConflict(key)
+            return db.session.get_one(Item, earlier.item_id)
     _check_unique(data.sku, data.barcode)
     pinyin, initials = pinyin_keys(data.name)
     item = Item(
@@ -123,6 +140,9 @@ def create_item(**fields: Any) -> Item:
     db.session.add(item)
     _remember_grams([item.search_text])
     db.session.flush()
+    if key and caller:
+        db.session.add(ItemRequest(idempotency_scope=caller, idempotency_key=key, request_hash=digest, item_id=item.id))
+        db.session.flush()
     return item
 
 

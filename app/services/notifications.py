@@ -31,6 +31,7 @@ from urllib.parse import quote, urlsplit
 
 from sqlalchemy import delete, insert, select, update
 
+from app.config import settings
 from app.extensions import db
 from app.models import Item, Location, LowStockEvent, Warehouse
 from app.models.notification import (
@@ -232,7 +233,10 @@ def _delivered(ids: list[int]) -> set[tuple[int, int]]:
 
 
 def _limiter(url: str) -> wecom.RateLimiter:
-    return _limiters.setdefault(hashlib.sha256(url.encode()).hexdigest(), wecom.RateLimiter())
+    key = hashlib.sha256(url.encode()).hexdigest()
+    if key not in _limiters:
+        _limiters[key] = wecom.RateLimiter(key=key, storage_uri=settings().RATELIMIT_STORAGE_URI)
+    return _limiters[key]
 
 
 class _Round:

@@ -5,16 +5,17 @@ rows it changes with SELECT ... FOR UPDATE, in (item id, location id) order so t
 multi-line operations can never wait on each other in a cycle, checks the facts on the locked rows,
 updates them and appends the ledger lines. The hot path (issue_stock) uses Core statements: one
 read to resolve SKU and location, one locking read, one UPDATE, one INSERT.
+
+An idempotency key belongs to its caller (`caller`, an API token, or else `user`): a repeated
+request of the same caller returns what the first one wrote; another caller's is its own request.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, Required, TypedDict, Unpack, cast
 
 from blinker import Namespace
 from flask import current_app
@@ -23,7 +24,7 @@ from sqlalchemy import Table, bindparam, insert, select, true, update
 from app.extensions import db
 from app.models import Item, Location, LowStockEvent, Movement, StockLevel
 from app.models.types import utcnow
-from app.services import transaction
+from app.services import idempotency, transaction
 from app.services.errors import (
     AlreadyReversed,
     ArchivedItem,
@@ -238,23 +239,13 @@ def _announce(movements: list[Movement]) -> None:
 # ---------------------------------------------------------------- idempotency
 
 
-def _fingerprint(operation: str, **fields: Any) -> str:
-    canonical = json.dumps([operation, fields], sort_keys=True, default=str, ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _idempotency_key(key: str | None) -> str | None:
-    if key is None:
-        return None
-    key = key.strip()
-    if not key or len(key) > 128:
-        raise InvalidInput("idempotency_key", "must be 1 to 128 characters")
-    return key
-
-
-def _replay(keys: Sequence[str], request_hash: str) -> list[Movement] | None:
-    """The movements an earlier identical request wrote under `keys`, or None if there are none."""
-    found = db.session.scalars(select(Movement).where(Movement.idempotency_key.in_(keys)).order_by(Movement.id)).all()
+def _replay(scope: str, keys: Sequence[str], request_hash: str) -> list[Movement] | None:
+    """The movements an earlier identical request of this caller wrote under `keys`, if any."""
+    found = db.session.scalars(
+        select(Movement)
+        .where(Movement.idempotency_scope == scope, Movement.idempotency_key.in_(keys))
+        .order_by(Movement.id)
+    ).all()
     if not found:
         return None
     if any(m.request_hash != request_hash for m in found) or len(found) != len(keys):
@@ -275,30 +266,45 @@ class _Request:
     user: str
     key: str | None
     digest: str | None
+    scope: str
 
     def ledger(self, key: str | None = None) -> dict[str, Any]:
         return {
             "reference": self.reference,
             "note": self.note,
             "username": self.user,
+            "idempotency_scope": self.scope if self.key else None,
             "idempotency_key": key or self.key,
             "request_hash": self.digest,
         }
 
-    def replayed(self) -> Movement | None:
-        """The movement an identical earlier request wrote, if this key was seen."""
-        found = _replay([self.key], self.digest or "") if self.key else None
-        return found[0] if found else None
+    def replayed(self, keys: Sequence[str] | None = None) -> list[Movement] | None:
+        """The movements an identical earlier request of this caller wrote, if its key was seen."""
+        if not self.key:
+            return None
+        return _replay(self.scope, keys or [self.key], self.digest or "")
 
 
-def _request(
-    operation: str, *, user: str, reference: str | None, note: str | None, idempotency_key: str | None, **facts: Any
-) -> _Request:
+class Acting(TypedDict, total=False):
+    """Who asks, why, and the idempotency key: the keyword arguments every operation takes
+    besides its quantities. `user` (a username) is required; `caller` is whose the key is (an API
+    token, "token:<id>"; by default the user)."""
+
+    user: Required[str]
+    reference: str | None
+    note: str | None
+    idempotency_key: str | None
+    caller: str | None
+
+
+def _request(operation: str, acting: Acting, **facts: Any) -> _Request:
     """Check the common fields; fingerprint the request only when a key makes it replayable."""
-    reference, note, user = _text(reference, "reference", 100), _text(note, "note", 500), _username(user)
-    key = _idempotency_key(idempotency_key)
-    digest = _fingerprint(operation, reference=reference, note=note, **facts) if key else None
-    return _Request(reference, note, user, key, digest)
+    reference = _text(acting.get("reference"), "reference", 100)
+    note = _text(acting.get("note"), "note", 500)
+    user = _username(acting.get("user", ""))
+    key = idempotency.check_key(acting.get("idempotency_key"))
+    digest = idempotency.fingerprint(operation, reference=reference, note=note, **facts) if key else None
+    return _Request(reference, note, user, key, digest, idempotency.scope(user, acting.get("caller")))
 
 
 # ---------------------------------------------------------------- the operations
@@ -310,26 +316,14 @@ def receive_stock(
     sku: str,
     location: str,
     quantity: Decimal | str | int,
-    user: str,
-    reference: str | None = None,
-    note: str | None = None,
-    idempotency_key: str | None = None,
+    **acting: Unpack[Acting],
 ) -> Movement:
     """Put stock into a location. Raises UnknownItem, UnknownLocation, ArchivedItem,
     InactiveLocation, InvalidQuantity, InvalidInput or IdempotencyConflict."""
     qty = parse_quantity(quantity)
-    req = _request(
-        "receive",
-        user=user,
-        reference=reference,
-        note=note,
-        idempotency_key=idempotency_key,
-        sku=sku,
-        location=location,
-        quantity=qty,
-    )
+    req = _request("receive", acting, sku=sku, location=location, quantity=qty)
     if replayed := req.replayed():
-        return replayed
+        return replayed[0]
     item, loc = _resolve_pair(sku, location)
     _check_movable(item, loc)
     level = _lock(item.id, loc.id) or _Level(None, ZERO)
@@ -352,26 +346,14 @@ def issue_stock(
     sku: str,
     location: str,
     quantity: Decimal | str | int,
-    user: str,
-    reference: str | None = None,
-    note: str | None = None,
-    idempotency_key: str | None = None,
+    **acting: Unpack[Acting],
 ) -> Movement:
     """Take stock out of a location (a stock-out). Raises InsufficientStock with the available
     quantity, and the errors receive_stock raises."""
     qty = parse_quantity(quantity)
-    req = _request(
-        "issue",
-        user=user,
-        reference=reference,
-        note=note,
-        idempotency_key=idempotency_key,
-        sku=sku,
-        location=location,
-        quantity=qty,
-    )
+    req = _request("issue", acting, sku=sku, location=location, quantity=qty)
     if replayed := req.replayed():
-        return replayed
+        return replayed[0]
     item, loc = _resolve_pair(sku, location)
     _check_movable(item, loc)
     level = _lock(item.id, loc.id) or _Level(None, ZERO)
@@ -397,29 +379,16 @@ def transfer_stock(
     from_location: str,
     to_location: str,
     quantity: Decimal | str | int,
-    user: str,
-    reference: str | None = None,
-    note: str | None = None,
-    idempotency_key: str | None = None,
+    **acting: Unpack[Acting],
 ) -> Movement:
     """Move stock between two locations in one ledger line. Raises SameLocation,
     InsufficientStock and the errors receive_stock raises."""
     qty = parse_quantity(quantity)
-    req = _request(
-        "transfer",
-        user=user,
-        reference=reference,
-        note=note,
-        idempotency_key=idempotency_key,
-        sku=sku,
-        source=from_location,
-        target=to_location,
-        quantity=qty,
-    )
+    req = _request("transfer", acting, sku=sku, source=from_location, target=to_location, quantity=qty)
     if from_location == to_location:
         raise SameLocation(from_location)
     if replayed := req.replayed():
-        return replayed
+        return replayed[0]
     item, source = _resolve_pair(sku, from_location)
     target = _resolve_location(to_location)
     _check_movable(item, source, target)
@@ -449,26 +418,14 @@ def adjust_stock(
     sku: str,
     location: str,
     counted: Decimal | str | int,
-    user: str,
-    reference: str | None = None,
-    note: str | None = None,
-    idempotency_key: str | None = None,
+    **acting: Unpack[Acting],
 ) -> Movement:
     """Stocktake: set the level to the counted quantity and record the difference (a zero
     difference is recorded too: it says the count confirmed the balance)."""
     qty = parse_quantity(counted, field="counted", allow_zero=True)
-    req = _request(
-        "adjust",
-        user=user,
-        reference=reference,
-        note=note,
-        idempotency_key=idempotency_key,
-        sku=sku,
-        location=location,
-        counted=qty,
-    )
+    req = _request("adjust", acting, sku=sku, location=location, counted=qty)
     if replayed := req.replayed():
-        return replayed
+        return replayed[0]
     item, loc = _resolve_pair(sku, location)
     _check_movable(item, loc)
     level = _lock(item.id, loc.id) or _Level(None, ZERO)
@@ -489,16 +446,20 @@ def adjust_stock(
     return movement
 
 
-def _pick_lines(lines: Sequence[PickLine | dict[str, Any]]) -> list[PickLine]:
+# A pick is typed or scanned by a person; bulk receipts (imports, seeding) have no such bound.
+MAX_PICK_LINES = 500
+
+
+def _pick_lines(lines: Sequence[PickLine | dict[str, Any]], *, limit: int | None = None) -> list[PickLine]:
+    """The lines with their quantities parsed; refuses none, or more than `limit`."""
     if not lines:
         raise InvalidInput("lines", "at least one line is required")
-    if len(lines) > 500:
-        raise InvalidInput("lines", "at most 500 lines")
-    parsed = []
-    for n, line in enumerate(lines, start=1):
-        raw = line if isinstance(line, PickLine) else PickLine(**line)
-        parsed.append(PickLine(raw.sku, raw.location, parse_quantity(raw.quantity, field=f"lines[{n}].quantity")))
-    return parsed
+    if limit is not None and len(lines) > limit:
+        raise InvalidInput("lines", f"at most {limit} lines")
+    return [
+        PickLine(raw.sku, raw.location, parse_quantity(raw.quantity, field=f"lines[{n}].quantity"))
+        for n, raw in enumerate((line if isinstance(line, PickLine) else PickLine(**line) for line in lines), start=1)
+    ]
 
 
 def _resolve_lines(lines: Sequence[PickLine]) -> tuple[dict[str, _Item], dict[str, _Location]]:
@@ -522,24 +483,14 @@ def _resolve_lines(lines: Sequence[PickLine]) -> tuple[dict[str, _Item], dict[st
 def issue_lines(
     *,
     lines: Sequence[PickLine | dict[str, Any]],
-    user: str,
-    reference: str | None = None,
-    note: str | None = None,
-    idempotency_key: str | None = None,
+    **acting: Unpack[Acting],
 ) -> list[Movement]:
     """A multi-line pick: every line is issued, or none is (the first short line raises
     InsufficientStock). Returns one movement per line, in the order given."""
-    picks = _pick_lines(lines)
-    req = _request(
-        "issue_lines",
-        user=user,
-        reference=reference,
-        note=note,
-        idempotency_key=idempotency_key,
-        lines=[(p.sku, p.location, p.quantity) for p in picks],
-    )
+    picks = _pick_lines(lines, limit=MAX_PICK_LINES)
+    req = _request("issue_lines", acting, lines=[(p.sku, p.location, p.quantity) for p in picks])
     keys: list[str | None] = list(_line_keys(req.key, len(picks))) if req.key else [None] * len(picks)
-    if req.key and (replayed := _replay(_line_keys(req.key, len(picks)), req.digest or "")):
+    if req.key and (replayed := req.replayed(_line_keys(req.key, len(picks)))):
         return replayed
     items, locations = _resolve_lines(picks)
     levels = _lock_in_order((items[p.sku].id, locations[p.location].id) for p in picks)
@@ -573,8 +524,8 @@ def receive_lines(
 ) -> int:
     """Bulk receipt (opening stock, seeding, imports): all lines or none, with the ledger lines
     written in batches. Returns how many movements were written."""
-    picks = _pick_lines_bulk(lines)
-    req = _request("receive_lines", user=user, reference=reference, note=note, idempotency_key=None)
+    picks = _pick_lines(lines)
+    req = _request("receive_lines", Acting(user=user, reference=reference, note=note))
     items, locations = _resolve_lines(picks)
     pairs = sorted({(items[p.sku].id, locations[p.location].id) for p in picks})
     levels = _lock_many(pairs)
@@ -604,15 +555,6 @@ def receive_lines(
 
     after_commit(send)
     return count
-
-
-def _pick_lines_bulk(lines: Sequence[PickLine | dict[str, Any]]) -> list[PickLine]:
-    if not lines:
-        raise InvalidInput("lines", "at least one line is required")
-    return [
-        PickLine(raw.sku, raw.location, parse_quantity(raw.quantity, field=f"lines[{n}].quantity"))
-        for n, raw in enumerate((line if isinstance(line, PickLine) else PickLine(**line) for line in lines), start=1)
-    ]
 
 
 def _lock_many(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], _Level]:
@@ -648,31 +590,21 @@ def _store_many(levels: dict[tuple[int, int], _Level], now: Any) -> None:
         db.session.execute(update(_levels).where(_levels.c.id == bindparam("level_id")), old)
 
 
-@unit_of_work
-def reverse_movement(
-    *,
-    movement_id: int,
-    user: str,
-    reason: str,
-    idempotency_key: str | None = None,
-) -> Movement:
-    """Undo a movement with an opposite ledger line linked to it. Raises UnknownMovement,
-    IrreversibleMovement (a reversal, or a zero stocktake line), AlreadyReversed, and
-    InsufficientStock when the stock it would take back has already left."""
-    if not (reason or "").strip():
-        raise InvalidInput("reason", "a reason is required")
-    req = _request(
-        "reverse", user=user, reference=None, note=reason, idempotency_key=idempotency_key, movement_id=movement_id
-    )
-    if replayed := req.replayed():
-        return replayed
-    # Locking the original serialises two reversals of the same line; the unique reverses_id
-    # index would refuse the second one anyway.
+#: The reference a scan writes on its movement; a clerk may undo exactly these, and only their own.
+SCAN_REFERENCE = "SCAN"
+
+
+def _lock_reversible(movement_id: int, *, scanned_by: str | None) -> Movement:
+    """The movement, locked, once it is known reversible (and, with `scanned_by`, a scan of that
+    user). Locking it serialises two reversals of the same line; the unique reverses_id index
+    would refuse the second one anyway."""
     original = db.session.execute(
         select(Movement).where(Movement.id == movement_id).with_for_update()
     ).scalar_one_or_none()
     if original is None:
         raise UnknownMovement(movement_id)
+    if scanned_by is not None and (original.reference != SCAN_REFERENCE or original.username != scanned_by):
+        raise InvalidInput("movement_id", "only your own scans can be undone here")
     if original.kind == "reversal":
         raise IrreversibleMovement(movement_id, "it is itself a reversal")
     if original.quantity == 0:
@@ -680,10 +612,49 @@ def reverse_movement(
     earlier = db.session.scalar(select(Movement.id).where(Movement.reverses_id == movement_id))
     if earlier is not None:
         raise AlreadyReversed(movement_id, earlier)
-    item_row = db.session.execute(_item_query().where(Item.id == original.item_id)).one()
-    item = _Item(*item_row)
+    return original
+
+
+def _check_reversal_target(item: _Item, target_id: int | None) -> None:
+    """A reversal, like any movement, never moves an archived item nor fills an inactive location."""
+    if item.archived:
+        raise ArchivedItem(item.sku)
+    if target_id is not None:
+        row = db.session.execute(
+            select(Location.id, Location.code, Location.active).where(Location.id == target_id)
+        ).one()
+        _check_movable(item, _Location(*row))
+
+
+@unit_of_work
+def reverse_movement(
+    *,
+    movement_id: int,
+    user: str,
+    reason: str,
+    idempotency_key: str | None = None,
+    caller: str | None = None,
+    own_scan_only: bool = False,
+) -> Movement:
+    """Undo a movement with an opposite ledger line linked to it. Raises UnknownMovement,
+    IrreversibleMovement (a reversal, or a zero stocktake line), AlreadyReversed, and
+    InsufficientStock when the stock it would take back has already left.
+
+    `own_scan_only` (a clerk's undo on the scan page) also refuses, with InvalidInput on
+    `movement_id`, anything but a scan `user` made. Like every other movement, a reversal never
+    moves an archived item (ArchivedItem) nor puts stock into an inactive location
+    (InactiveLocation): restore them first."""
+    if not (reason or "").strip():
+        raise InvalidInput("reason", "a reason is required")
+    keyed = Acting(user=user, note=reason, idempotency_key=idempotency_key, caller=caller)
+    req = _request("reverse", keyed, movement_id=movement_id)
+    if replayed := req.replayed():
+        return replayed[0]
+    original = _lock_reversible(movement_id, scanned_by=req.user if own_scan_only else None)
+    item = _Item(*db.session.execute(_item_query().where(Item.id == original.item_id)).one())
     # The reversal moves the same quantity the other way: out of where it went, into where it came from.
     source_id, target_id = original.to_location_id, original.from_location_id
+    _check_reversal_target(item, target_id)
     involved = [lid for lid in (source_id, target_id) if lid is not None]
     levels = _lock_in_order((item.id, lid) for lid in involved)
     values: dict[str, Any] = dict(

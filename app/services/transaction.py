@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from app.config import settings
 from app.extensions import db
 
 P = ParamSpec("P")
@@ -41,6 +42,7 @@ _WRITE_OPTION = "inventory_write"
 # How MySQL ("Duplicate entry ... for key 'uq_...'") and SQLite ("UNIQUE constraint failed:
 # table.column") name the unique constraints a concurrent writer may have beaten us to.
 _RETRYABLE_UNIQUE = (
+    "idempotency_scope",
     "idempotency_key",
     "uq_stock_levels_item_location",
     "stock_levels.item_id, stock_levels.location_id",
@@ -202,7 +204,7 @@ def run_in_transaction(fn: Callable[[], R]) -> R:
     """
     if db.session.info.get(_ACTIVE):
         return fn()
-    retries = current_app.config.get("INVENTORY_TX_RETRIES", 5)
+    retries = settings().INVENTORY_TX_RETRIES
     attempt = 0
     while True:
         try:

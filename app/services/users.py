@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import secrets
+import threading
 from datetime import datetime, timedelta
 
 from blinker import Namespace
+from cachetools import TTLCache
 from flask import current_app
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.extensions import db
@@ -20,6 +24,15 @@ from app.services.transaction import after_commit, unit_of_work
 
 TOKEN_PREFIX = "inv_"  # noqa: S105 - a marker, not a secret
 MIN_PASSWORD_LENGTH = 8
+# last_used_at is for people auditing tokens, not for the hot path: each process writes it at most
+# once a minute per token, and remembers at most this many tokens (the least recently written is
+# forgotten first, and written again on its next use).
+TOUCH_INTERVAL_SECONDS = 60.0
+TOUCH_MEMORY = 10_000
+
+log = logging.getLogger(__name__)
+_touched: TTLCache[str, bool] = TTLCache(maxsize=TOUCH_MEMORY, ttl=TOUCH_INTERVAL_SECONDS)
+_touched_lock = threading.Lock()
 
 signals = Namespace()
 #: Sent after commit when a token is revoked or a user's role or active flag changes: whoever
@@ -162,3 +175,24 @@ def revoke_token(*, token_id: int) -> ApiToken:
     token.revoked_at = token.revoked_at or utcnow()
     announce_credentials_changed()
     return token
+
+
+def touch_token(*, token_hash: str) -> bool:
+    """Record that a token was just used, throttled (see TOUCH_INTERVAL_SECONDS). Best effort: a
+    busy database never fails the caller's request over an audit timestamp. Returns whether it
+    wrote."""
+    with _touched_lock:
+        if token_hash in _touched:
+            return False
+        _touched[token_hash] = True
+    try:
+        _write_last_used(token_hash=token_hash)
+    except SQLAlchemyError as exc:
+        log.warning("token last-used time not recorded", extra={"error": type(exc).__name__})
+        return False
+    return True
+
+
+@unit_of_work
+def _write_last_used(*, token_hash: str) -> None:
+    db.session.execute(update(ApiToken).where(ApiToken.token_hash == token_hash).values(last_used_at=utcnow()))

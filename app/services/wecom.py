@@ -7,12 +7,13 @@ robot URL carries its key (`...webhook/send?key=...`): it is a secret, never log
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.error
 import urllib.request
-from collections import deque
-from collections.abc import Callable, Iterable
+
+from limits import RateLimitItemPerMinute
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 
 MARKDOWN_LIMIT_BYTES = 4096
 MESSAGES_PER_MINUTE = 20
@@ -37,56 +38,23 @@ def truncate_utf8(text: str, limit: int = MARKDOWN_LIMIT_BYTES, mark: str = TRUN
     return cut.rstrip() + mark
 
 
-def pack(blocks: Iterable[str], *, header: str = "", limit: int = MARKDOWN_LIMIT_BYTES) -> list[str]:
-    """Join markdown blocks into as few messages as fit in `limit` bytes each (each with `header`).
-
-    A single block too big for one message is truncated rather than split mid-line.
-    """
-    messages: list[str] = []
-    current = header
-    for block in blocks:
-        candidate = f"{current}\n\n{block}" if current else block
-        if len(candidate.encode("utf-8")) <= limit:
-            current = candidate
-            continue
-        if current and current != header:
-            messages.append(current)
-        current = truncate_utf8(f"{header}\n\n{block}" if header else block, limit)
-    if current and current != header:
-        messages.append(current)
-    return messages
-
-
 class RateLimiter:
-    """A sliding one-minute window: at most `per_minute` sends; thread-safe."""
+    """At most `per_minute` sends to one robot (`key`) in any sliding minute, counted by the
+    `limits` library in `storage_uri` (the app's RATELIMIT_STORAGE_URI): shared by every process
+    and pod when that is Redis, per process with memory://. Thread-safe."""
 
-    def __init__(self, per_minute: int = MESSAGES_PER_MINUTE, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_minute = per_minute
-        self.clock = clock
-        self._sent: deque[float] = deque()
-        self._lock = threading.Lock()
-
-    def _expire(self, now: float) -> None:
-        while self._sent and now - self._sent[0] >= 60:
-            self._sent.popleft()
+    def __init__(self, per_minute: int = MESSAGES_PER_MINUTE, *, key: str = "robot", storage_uri: str = "memory://"):
+        self._item = RateLimitItemPerMinute(per_minute)
+        self._limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+        self._identifiers = ("wecom", key)
 
     def try_acquire(self) -> bool:
-        with self._lock:
-            now = self.clock()
-            self._expire(now)
-            if len(self._sent) >= self.per_minute:
-                return False
-            self._sent.append(now)
-            return True
+        return self._limiter.hit(self._item, *self._identifiers)
 
     def wait_seconds(self) -> float:
         """How long until the next send is allowed (0 if now)."""
-        with self._lock:
-            now = self.clock()
-            self._expire(now)
-            if len(self._sent) < self.per_minute:
-                return 0.0
-            return max(0.0, 60 - (now - self._sent[0]))
+        stats = self._limiter.get_window_stats(self._item, *self._identifiers)
+        return 0.0 if stats.remaining > 0 else max(0.0, stats.reset_time - time.time())
 
 
 def post_json(url: str, body: bytes, headers: dict[str, str] | None = None) -> bytes:

@@ -34,7 +34,7 @@ def stacked_bars(days: Sequence[str], series: dict[str, list[int]], labels: dict
     ]
     for i, day in enumerate(days):
         x = PAD_LEFT + i * step + step * 0.15
-        y = PAD_TOP + plot_h
+        y: float = PAD_TOP + plot_h
         for kind, values in series.items():
             if not values[i]:
                 continue

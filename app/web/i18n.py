@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from flask import Flask, current_app, session
+from flask import Flask, session
 from flask_babel import format_datetime, get_locale, get_timezone
 from flask_babel import gettext as _
 from flask_login import current_user
+
+from app.config import settings
 
 LOCALES = ("zh_CN", "en")
 DEFAULT_LOCALE = "zh_CN"
@@ -119,7 +121,6 @@ def init_templates(app: Flask) -> None:
     def _layout() -> dict[str, Any]:
         return {
             "html_lang": html_lang(),
-            "app_version": current_app.config.get("INVENTORY_VERSION", "dev"),
-            "has_endpoint": lambda name: name in current_app.view_functions,
+            "app_version": settings().INVENTORY_VERSION,
             "current_locale": current_locale(),
         }

@@ -4,7 +4,9 @@ other sites, and HSTS once the cookies are HTTPS-only."""
 
 from __future__ import annotations
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, request
+
+from app.config import settings
 
 # Styles may be inline (the label sheet's print CSS, chart legend colours): a style cannot run code,
 # and scripts are what an injection would need.
@@ -38,7 +40,7 @@ def _add_headers(response: Response) -> Response:
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
-    if current_app.config["SESSION_COOKIE_SECURE"]:
+    if settings().SESSION_COOKIE_SECURE:
         headers.setdefault("Strict-Transport-Security", f"max-age={HSTS_SECONDS}")
     return response
 

@@ -7,15 +7,19 @@ Create Date: 2026-11-25 10:38:38.227645
 """
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 from alembic import op
 
-import app.models.types
 
 # revision identifiers, used by Alembic.
 revision = "6bc0df423a63"
 down_revision = "37ee859da1d0"
 branch_labels = None
 depends_on = None
+
+# The DDL of app.models.types.UtcDateTime (naive UTC; microseconds on MariaDB/MySQL), written out
+# so that this revision never imports application code.
+UTC_DATETIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
 def upgrade():
@@ -29,7 +33,7 @@ def upgrade():
         sa.Column("items_updated", sa.Integer(), nullable=False),
         sa.Column("stock_lines", sa.Integer(), nullable=False),
         sa.Column("username", sa.String(length=64), nullable=False),
-        sa.Column("created_at", app.models.types.UtcDateTime(), nullable=False),
+        sa.Column("created_at", UTC_DATETIME, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_import_batches")),
         sa.UniqueConstraint("digest", name=op.f("uq_import_batches_digest")),
     )
@@ -41,9 +45,9 @@ def upgrade():
         sa.Column("threshold", sa.Numeric(precision=18, scale=3), nullable=False),
         sa.Column("note", sa.String(length=500), nullable=True),
         sa.Column("opened_by", sa.String(length=64), nullable=False),
-        sa.Column("opened_at", app.models.types.UtcDateTime(), nullable=False),
+        sa.Column("opened_at", UTC_DATETIME, nullable=False),
         sa.Column("closed_by", sa.String(length=64), nullable=True),
-        sa.Column("closed_at", app.models.types.UtcDateTime(), nullable=True),
+        sa.Column("closed_at", UTC_DATETIME, nullable=True),
         sa.ForeignKeyConstraint(["location_id"], ["locations.id"], name=op.f("fk_counts_location_id_locations")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_counts")),
     )
@@ -63,7 +67,7 @@ def upgrade():
         sa.Column("second_by", sa.String(length=64), nullable=True),
         sa.Column("recount_requested", sa.Boolean(), nullable=False),
         sa.Column("system_quantity", sa.Numeric(precision=18, scale=3), nullable=True),
-        sa.Column("counted_at", app.models.types.UtcDateTime(), nullable=True),
+        sa.Column("counted_at", UTC_DATETIME, nullable=True),
         sa.Column("movement_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.ForeignKeyConstraint(["count_id"], ["counts.id"], name=op.f("fk_count_lines_count_id_counts")),
         sa.ForeignKeyConstraint(["item_id"], ["items.id"], name=op.f("fk_count_lines_item_id_items")),

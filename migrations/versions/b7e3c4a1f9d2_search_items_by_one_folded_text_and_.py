@@ -10,11 +10,11 @@ instead of the raw columns. search_grams holds every three-character piece of an
 text: a term with a piece missing there is contained in no item, and the search skips its scan.
 """
 
+import unicodedata
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
-
-from app.services.search_keys import grams, search_text
 
 # revision identifiers, used by Alembic.
 revision = "b7e3c4a1f9d2"
@@ -25,6 +25,23 @@ depends_on = None
 OLD_COLUMNS = ["archived", "sku", "id", "barcode", "name_pinyin", "name_initials", "name"]
 NEW_COLUMNS = ["archived", "sku", "id", "search_text", "name_pinyin", "name_initials"]
 BATCH = 5000
+SEARCH_TEXT_LENGTH = 330
+
+
+# fold, search_text and grams as app/services/search_keys.py had them when this revision was
+# written: copied, so that the revision computes the same keys whatever the app later becomes.
+def fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return unicodedata.normalize("NFKC", bare).casefold()
+
+
+def search_text(sku: str, name: str, barcode: str | None) -> str:
+    return "\x1f".join(fold(field) for field in (sku, name, barcode or ""))[:SEARCH_TEXT_LENGTH]
+
+
+def grams(text: str) -> set[str]:
+    return {text[i : i + 3] for i in range(len(text) - 3 + 1)}
 
 
 def _binary(length: int) -> sa.types.TypeEngine:

@@ -7,8 +7,8 @@ Create Date: 2026-11-25 10:17:31.545187
 """
 from alembic import op
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 
-import app.models.types
 
 
 # revision identifiers, used by Alembic.
@@ -16,6 +16,10 @@ revision = 'dac93f3e3cb1'
 down_revision = None
 branch_labels = None
 depends_on = None
+
+# The DDL of app.models.types.UtcDateTime (naive UTC; microseconds on MariaDB/MySQL), written out
+# so that this revision never imports application code.
+UTC_DATETIME = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
 def upgrade():
@@ -36,8 +40,8 @@ def upgrade():
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('locale', sa.String(length=10), nullable=False),
     sa.Column('timezone', sa.String(length=64), nullable=False),
-    sa.Column('last_login_at', app.models.types.UtcDateTime(), nullable=True),
-    sa.Column('created_at', app.models.types.UtcDateTime(), nullable=False),
+    sa.Column('last_login_at', UTC_DATETIME, nullable=True),
+    sa.Column('created_at', UTC_DATETIME, nullable=False),
     sa.CheckConstraint("role IN ('viewer', 'clerk', 'manager', 'admin')", name=op.f('ck_users_role_known')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('username', name=op.f('uq_users_username'))
@@ -57,10 +61,10 @@ def upgrade():
     sa.Column('prefix', sa.String(length=16), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('scopes', sa.String(length=64), nullable=False),
-    sa.Column('expires_at', app.models.types.UtcDateTime(), nullable=True),
-    sa.Column('last_used_at', app.models.types.UtcDateTime(), nullable=True),
-    sa.Column('created_at', app.models.types.UtcDateTime(), nullable=False),
-    sa.Column('revoked_at', app.models.types.UtcDateTime(), nullable=True),
+    sa.Column('expires_at', UTC_DATETIME, nullable=True),
+    sa.Column('last_used_at', UTC_DATETIME, nullable=True),
+    sa.Column('created_at', UTC_DATETIME, nullable=False),
+    sa.Column('revoked_at', UTC_DATETIME, nullable=True),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_api_tokens_user_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_api_tokens_token_hash'))
@@ -82,8 +86,8 @@ def upgrade():
     sa.Column('reorder_quantity', sa.Numeric(precision=18, scale=3), nullable=False),
     sa.Column('description', sa.Text(), nullable=False),
     sa.Column('archived', sa.Boolean(), nullable=False),
-    sa.Column('created_at', app.models.types.UtcDateTime(), nullable=False),
-    sa.Column('updated_at', app.models.types.UtcDateTime(), nullable=False),
+    sa.Column('created_at', UTC_DATETIME, nullable=False),
+    sa.Column('updated_at', UTC_DATETIME, nullable=False),
     sa.CheckConstraint('reorder_point >= 0', name=op.f('ck_items_reorder_point_not_negative')),
     sa.CheckConstraint('reorder_quantity >= 0', name=op.f('ck_items_reorder_quantity_not_negative')),
     sa.ForeignKeyConstraint(['category_id'], ['categories.id'], name=op.f('fk_items_category_id_categories')),
@@ -124,7 +128,7 @@ def upgrade():
     sa.Column('reference', sa.String(length=100), nullable=True),
     sa.Column('note', sa.String(length=500), nullable=True),
     sa.Column('username', sa.String(length=64), nullable=False),
-    sa.Column('created_at', app.models.types.UtcDateTime(), nullable=False),
+    sa.Column('created_at', UTC_DATETIME, nullable=False),
     sa.Column('idempotency_key', sa.String(length=160), nullable=True),
     sa.Column('request_hash', sa.String(length=64), nullable=True),
     sa.Column('reverses_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
@@ -153,7 +157,7 @@ def upgrade():
     sa.Column('item_id', sa.Integer(), nullable=False),
     sa.Column('location_id', sa.Integer(), nullable=False),
     sa.Column('quantity', sa.Numeric(precision=18, scale=3), nullable=False),
-    sa.Column('updated_at', app.models.types.UtcDateTime(), nullable=False),
+    sa.Column('updated_at', UTC_DATETIME, nullable=False),
     sa.CheckConstraint('quantity >= 0', name=op.f('ck_stock_levels_quantity_not_negative')),
     sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_stock_levels_item_id_items')),
     sa.ForeignKeyConstraint(['location_id'], ['locations.id'], name=op.f('fk_stock_levels_location_id_locations')),
@@ -170,11 +174,11 @@ def upgrade():
     sa.Column('movement_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('quantity', sa.Numeric(precision=18, scale=3), nullable=False),
     sa.Column('reorder_point', sa.Numeric(precision=18, scale=3), nullable=False),
-    sa.Column('created_at', app.models.types.UtcDateTime(), nullable=False),
+    sa.Column('created_at', UTC_DATETIME, nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', app.models.types.UtcDateTime(), nullable=False),
-    sa.Column('delivered_at', app.models.types.UtcDateTime(), nullable=True),
+    sa.Column('next_attempt_at', UTC_DATETIME, nullable=False),
+    sa.Column('delivered_at', UTC_DATETIME, nullable=True),
     sa.Column('last_error', sa.String(length=500), nullable=True),
     sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_low_stock_events_item_id_items')),
     sa.ForeignKeyConstraint(['location_id'], ['locations.id'], name=op.f('fk_low_stock_events_location_id_locations')),

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.models import LowStockEvent, Movement, StockLevel
-from app.services import stock
+from app.services import items, locations, stock
 from app.services.errors import (
     AlreadyReversed,
     ArchivedItem,
@@ -330,3 +330,48 @@ def test_committed_movements_are_announced_and_rolled_back_ones_are_not(app_ctx,
     finally:
         stock.stock_moved.disconnect(listener)
     assert seen == [["receive"]]
+
+
+def test_a_clerk_undoing_on_the_scan_page_may_take_back_only_their_own_scans(db, factory, screw, shelf):
+    factory.stock(screw, shelf, 10)
+    scan = stock.issue_stock(sku="A-100", location=shelf.code, quantity=1, user="ann", reference=stock.SCAN_REFERENCE)
+    typed = stock.issue_stock(sku="A-100", location=shelf.code, quantity=1, user="ann", reference="SO-1")
+    with pytest.raises(InvalidInput) as not_hers:
+        stock.reverse_movement(movement_id=scan.id, user="bob", reason="undo", own_scan_only=True)
+    with pytest.raises(InvalidInput):
+        stock.reverse_movement(movement_id=typed.id, user="ann", reason="undo", own_scan_only=True)
+    assert not_hers.value.field == "movement_id" and on_hand(db, screw, shelf) == 8
+    undone = stock.reverse_movement(movement_id=scan.id, user="ann", reason="undo", own_scan_only=True)
+    assert undone.reverses_id == scan.id and on_hand(db, screw, shelf) == 9
+
+
+def test_a_reversal_never_puts_stock_back_into_an_inactive_location(db, factory, screw, shelf):
+    factory.stock(screw, shelf, 4)
+    issue = stock.issue_stock(sku="A-100", location=shelf.code, quantity=4, user="bob")
+    locations.set_location_active(code=shelf.code, active=False)
+    with pytest.raises(InactiveLocation):
+        stock.reverse_movement(movement_id=issue.id, user="mgr", reason="wrong item picked")
+    assert on_hand(db, screw, shelf) == 0 and movement_count(db) == 2
+    locations.set_location_active(code=shelf.code, active=True)
+    assert stock.reverse_movement(movement_id=issue.id, user="mgr", reason="wrong item picked").to_balance == 4
+
+
+def test_a_reversal_never_moves_an_archived_item(db, factory, screw, shelf):
+    factory.stock(screw, shelf, 10)
+    issue = stock.issue_stock(sku="A-100", location=shelf.code, quantity=4, user="bob")
+    items.archive_item(sku="A-100")
+    with pytest.raises(ArchivedItem):
+        stock.reverse_movement(movement_id=issue.id, user="mgr", reason="wrong item picked")
+    assert on_hand(db, screw, shelf) == 6 and movement_count(db) == 2
+
+
+def test_the_same_idempotency_key_from_two_callers_is_two_requests(db, factory, screw, shelf):
+    factory.stock(screw, shelf, 10)
+    ann = stock.issue_stock(sku="A-100", location=shelf.code, quantity=1, user="ann", idempotency_key="k-1")
+    bob = stock.issue_stock(sku="A-100", location=shelf.code, quantity=1, user="bob", idempotency_key="k-1")
+    token = stock.issue_stock(
+        sku="A-100", location=shelf.code, quantity=1, user="ann", idempotency_key="k-1", caller="token:7"
+    )
+    again = stock.issue_stock(sku="A-100", location=shelf.code, quantity=1, user="ann", idempotency_key="k-1")
+    assert len({ann.id, bob.id, token.id}) == 3 and again.id == ann.id
+    assert (bob.username, bob.from_balance, on_hand(db, screw, shelf)) == ("bob", 8, 7)

@@ -1,4 +1,4 @@
-"""Helpers for the ops tests: the Prometheus/Alertmanager tools (installed by .ci/install-ops-tools)."""
+"""Helpers for the ops tests: the Prometheus/Alertmanager tools (installed by `make deps`, i.e. .ci/deps)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ OPS = REPO / "ops"
 def tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        pytest.fail(f"{name} is not installed: run `bash .ci/install-ops-tools`")
+        pytest.fail(f"{name} is not installed: run `make deps`")
     return path
 
 

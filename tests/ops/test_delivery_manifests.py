@@ -35,7 +35,7 @@ Doc = dict[str, Any]
 def tools() -> Path:
     if not (TOOLS / "bin" / "kubectl").exists():
         if os.environ.get("CI") == "true":
-            pytest.fail(f"delivery checkers missing in {TOOLS}: .ci/run must call .ci/delivery-checks before pytest")
+            pytest.fail(f"delivery checkers missing in {TOOLS}: `make deps` installs them before pytest")
         done = subprocess.run([str(ROOT / ".ci" / "delivery-checks"), "--install-only"], check=False)
         if done.returncode != 0:
             pytest.fail("could not install the delivery checkers: run .ci/delivery-checks --install-only")

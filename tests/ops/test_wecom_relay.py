@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import subprocess
+import time
+
+import redis
+
 from app.relay import Relay, create_relay, format_alerts
 from app.services import wecom
 from tests.ops.fake_receiver import fake_receiver
@@ -69,10 +76,11 @@ def test_truncation_never_leaves_half_a_link():
     assert len(cut.encode()) <= 4096 and "[" not in cut and cut.endswith("…(truncated)")
 
 
-def test_queued_messages_are_merged_while_they_fit_and_sent_within_the_rate_limit():
+def test_queued_messages_are_merged_while_they_fit_and_sent_within_the_rate_limit(monkeypatch):
     sent = []
     clock = FakeClock()
-    relay = Relay("http://robot", send=lambda url, text: sent.append(text), limiter=wecom.RateLimiter(2, clock))
+    monkeypatch.setattr(time, "time", clock)
+    relay = Relay("http://robot", send=lambda url, text: sent.append(text), limiter=wecom.RateLimiter(2))
     for n in range(5):
         relay.enqueue(f"message {n} " + "x" * 1500)
 
@@ -83,18 +91,20 @@ def test_queued_messages_are_merged_while_they_fit_and_sent_within_the_rate_limi
     assert "message 0" in sent[0] and "message 1" in sent[0] and "message 2" in sent[1]
     assert len(relay.queue) == 1
 
-    clock.now += 60
+    clock.now += 61  # a minute after the first sends (a send exactly 60 s ago still counts)
     assert relay.drain_once() and "message 4" in sent[2] and not relay.queue
 
 
-def test_twenty_messages_a_minute_at_most():
+def test_twenty_messages_a_minute_at_most(monkeypatch):
     clock = FakeClock()
-    limiter = wecom.RateLimiter(clock=clock)
+    # The limits library's memory storage reads time.time().
+    monkeypatch.setattr(time, "time", clock)
+    limiter = wecom.RateLimiter()
     assert sum(limiter.try_acquire() for _ in range(25)) == 20
     assert limiter.wait_seconds() == 60
     clock.now += 30
     assert not limiter.try_acquire() and limiter.wait_seconds() == 30
-    clock.now += 30
+    clock.now += 31
     assert limiter.try_acquire()
 
 
@@ -112,3 +122,43 @@ def test_the_relay_accepts_alertmanager_webhooks_and_posts_markdown_to_the_robot
         assert "InstanceDown" in text and "FIRING" in text
         assert robot.received[0].path == "/cgi-bin/webhook/send?key=RELAY-KEY"
         assert client.get("/healthz").json == {"status": "ok", "queued": 0, "sent": 1, "dropped": 0}
+
+
+def test_the_robot_limit_is_shared_through_a_redis_storage(tmp_path):
+    """Two processes (here two limiters) on RATELIMIT_STORAGE_URI=redis:// share one budget."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    pidfile = tmp_path / "redis.pid"
+    subprocess.run(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(pidfile),
+            "--dir",
+            str(tmp_path),
+        ],
+        check=True,
+    )
+    try:
+        uri = f"redis://127.0.0.1:{port}"
+        client = redis.Redis(host="127.0.0.1", port=port)
+        for _ in range(200):
+            with contextlib.suppress(redis.ConnectionError):
+                if client.ping():
+                    break
+            time.sleep(0.05)
+        one, other = (wecom.RateLimiter(3, key="robot-a", storage_uri=uri) for _ in range(2))
+        assert [one.try_acquire(), other.try_acquire(), one.try_acquire()] == [True, True, True]
+        assert not other.try_acquire() and 0 < one.wait_seconds() <= 60
+        assert wecom.RateLimiter(3, key="robot-b", storage_uri=uri).try_acquire()
+    finally:
+        client.shutdown(nosave=True)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
-from app.config import DEFAULT_DATABASE_URL, Config, ConfigError, parse_bool
+from app import create_app
+from app.config import DEFAULT_DATABASE_URL, Config, ConfigError, parse_bool, settings
 
 
 def test_defaults_are_development_on_sqlite():
@@ -51,3 +55,42 @@ def test_parse_bool(text, value):
 def test_parse_bool_refuses_nonsense():
     with pytest.raises(ConfigError):
         parse_bool("maybe")
+
+
+def test_import_background_threshold_is_a_typed_setting():
+    assert Config().INVENTORY_IMPORT_BACKGROUND_ROWS == 5000
+    assert Config.from_env({"INVENTORY_IMPORT_BACKGROUND_ROWS": "120"}).INVENTORY_IMPORT_BACKGROUND_ROWS == 120
+
+
+def test_code_reads_settings_through_the_typed_accessor_only():
+    """`current_app.config.get("X", default)` repeats a default that Config already declares."""
+    root = Path(__file__).resolve().parents[2] / "app"
+    untyped = re.compile(r"\bconfig\.get\(|\bconfig\[\"(?!SQLALCHEMY_ENGINE_OPTIONS)")
+    offenders = [
+        f"{path.relative_to(root.parent)}:{number}"
+        for path in root.rglob("*.py")
+        if path.name != "config.py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if untyped.search(line)
+    ]
+    assert offenders == []
+
+
+def test_settings_returns_the_config_the_app_was_built_with():
+    config = Config(TESTING=True, SQLALCHEMY_DATABASE_URI="sqlite://", INVENTORY_IMPORT_BACKGROUND_ROWS=7)
+    app = create_app(config)
+    assert settings(app) is config
+    with app.app_context():
+        assert settings().INVENTORY_IMPORT_BACKGROUND_ROWS == 7
+
+
+def test_every_documented_file_variable_is_read(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    documented = set()
+    for doc in ("README.md", "ops/README.md", "app/relay.py"):
+        documented |= set(re.findall(r"\b(INVENTORY_[A-Z_]+)_FILE\b", (root / doc).read_text(encoding="utf-8")))
+    assert documented == {"INVENTORY_METRICS_TOKEN", "INVENTORY_WECOM_WEBHOOK_URL"}
+    secret = tmp_path / "secret"
+    secret.write_text("from-a-file\n", encoding="utf-8")
+    for name in documented:
+        assert getattr(Config.from_env({f"{name}_FILE": str(secret)}), name) == "from-a-file"

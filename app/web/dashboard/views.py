@@ -7,10 +7,11 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from flask import current_app, render_template
+from flask import render_template
 from flask_babel import gettext as _
 
 from app.auth.roles import role_required
+from app.config import settings
 from app.models import MOVEMENT_KINDS
 from app.services import catalog, dashboard
 from app.web.charts import KIND_COLOURS, stacked_bars
@@ -27,7 +28,7 @@ _cache_lock = threading.Lock()
 
 def _figures(today: datetime, since: datetime, offset: int) -> tuple[Any, Any, Any, float | None]:
     """Totals, movements per day and most-moved items, and when they were computed if cached."""
-    key = (current_app.config["SQLALCHEMY_DATABASE_URI"], today, offset)
+    key = (settings().SQLALCHEMY_DATABASE_URI, today, offset)
     with _cache_lock:
         hit = _cache.get(key)
     if hit and time.time() - hit[0] < CACHE_SECONDS:

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from app.auth.roles import role_required
+from app.config import settings
 from app.services import exports, imports
 from app.services.errors import DomainError
 from app.web.common import export_response
@@ -49,10 +50,6 @@ def _rejected(error: imports.ImportRejected) -> str:
         ),
     }
     return reasons[error.reason]()
-
-
-def _background_rows() -> int:
-    return int(current_app.config.get("INVENTORY_IMPORT_BACKGROUND_ROWS", 5000))
 
 
 def _index(form: UploadImportForm, status: int = 200) -> Any:
@@ -99,7 +96,9 @@ def commit() -> Any:
         abort(404)
     data = path.read_bytes()
     rows = data.count(b"\n")
-    if rows > _background_rows() or (filename.lower().endswith(".xlsx") and len(data) > 2_000_000):
+    if rows > settings().INVENTORY_IMPORT_BACKGROUND_ROWS or (
+        filename.lower().endswith(".xlsx") and len(data) > 2_000_000
+    ):
         jobs.start(digest, filename, current_user.username, rows)
         return redirect(url_for(".job", digest=digest), 303)
     try:

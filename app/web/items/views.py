@@ -46,7 +46,7 @@ def index() -> Any:
         page = catalog.list_items(**filters, after=request.args.get("after") or None)
     except InvalidInput:
         abort(400)
-    args = {k: v for k in LIST_ARGS if (v := request.args.get(k, "").strip())}
+    args: dict[str, Any] = {k: v for k in LIST_ARGS if (v := request.args.get(k, "").strip())}
     return render_template(
         "items/index.html",
         page=page,

@@ -23,7 +23,7 @@ def index() -> Any:
         page = catalog.list_low_stock(warehouse=warehouse, after=request.args.get("after") or None, limit=100)
     except InvalidInput:
         abort(400)
-    args = {"warehouse": warehouse} if warehouse else {}
+    args: dict[str, Any] = {"warehouse": warehouse} if warehouse else {}
     return render_template(
         "low_stock/index.html",
         page=page,

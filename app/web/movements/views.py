@@ -106,7 +106,7 @@ def _filters() -> tuple[LedgerFilterForm, dict[str, Any]]:
 def index() -> Any:
     form, filters = _filters()
     page = catalog.list_movements(**filters, after=request.args.get("after") or None)
-    args = {k: v for k in FILTERS if (v := request.args.get(k, "").strip())}
+    args: dict[str, Any] = {k: v for k in FILTERS if (v := request.args.get(k, "").strip())}
     next_url = url_for(".index", **args, after=page.next_cursor) if page.next_cursor else None
     first_url = url_for(".index", **args) if request.args.get("after") else None
     return render_template(

@@ -33,9 +33,6 @@ class ScannedByAnotherUser(Conflict):
         super().__init__(f"this scan was made by {scanned_by!r}, not the signed-in user", scanned_by=scanned_by)
 
 
-SCAN_REFERENCE = "SCAN"
-
-
 @bp.get("")
 @role_required("clerk")
 def index() -> Any:
@@ -126,7 +123,7 @@ def _apply(data: dict[str, Any]) -> dict[str, Any]:
         sku=resolved.code,
         quantity=quantity,
         user=current_user.username,
-        reference=SCAN_REFERENCE,
+        reference=stock.SCAN_REFERENCE,
         idempotency_key=_text(data, "idempotency_key") or None,
     )
     if mode == "transfer":
@@ -160,15 +157,14 @@ def _undo(data: dict[str, Any]) -> dict[str, Any]:
         movement_id = int(data.get("movement_id") or 0)
     except (TypeError, ValueError):
         raise InvalidInput("movement_id", "must be a number") from None
-    original, _reversed_by = catalog.get_movement(movement_id)
-    # A clerk may take back their own scans; anything else is a manager's reversal on the ledger.
-    if original.reference != SCAN_REFERENCE or original.username != current_user.username:
-        raise InvalidInput("movement_id", "only your own scans can be undone here")
+    # A clerk may take back their own scans (the service checks, under the row lock); anything
+    # else is a manager's reversal on the ledger.
     reversal = stock.reverse_movement(
         movement_id=movement_id,
         user=current_user.username,
         reason=_("Undone on the scan page"),
         idempotency_key=_text(data, "idempotency_key") or None,
+        own_scan_only=True,
     )
     return {"status": "ok", "kind": "undo", "movement_id": movement_id, "reversal_id": reversal.id}
 

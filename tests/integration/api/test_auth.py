@@ -210,3 +210,25 @@ def test_a_cached_token_still_expires_on_time(make_app, factory, monkeypatch):
     later = utcnow() + timedelta(minutes=6)
     monkeypatch.setattr(auth, "utcnow", lambda: later)
     assert client.get("/api/v1/warehouses", headers=headers).status_code == 401
+
+
+def test_last_used_is_written_by_the_service_at_most_once_a_minute(app, client, factory, monkeypatch):
+    user = factory.user(role="viewer")
+    with app.app_context():
+        _token, text = users.create_token(username=user.username, scope="read")
+    writes = []
+    monkeypatch.setattr(users, "_write_last_used", lambda **kw: writes.append(kw))
+    for _ in range(3):
+        assert client.get("/api/v1/warehouses", headers={"Authorization": f"Bearer {text}"}).status_code == 200
+    assert writes == [{"token_hash": users.hash_token(text)}]
+
+
+def test_the_touch_throttle_has_bounded_memory(app, factory):
+    user = factory.user(role="viewer")
+    with app.app_context():
+        tokens = [users.create_token(username=user.username, scope="read")[1] for _ in range(3)]
+        for text in tokens:
+            assert users.touch_token(token_hash=users.hash_token(text)) is True
+        assert users.touch_token(token_hash=users.hash_token(tokens[0])) is False
+    assert users._touched.maxsize == users.TOUCH_MEMORY
+    assert len(users._touched) <= users.TOUCH_MEMORY

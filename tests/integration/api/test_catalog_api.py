@@ -5,6 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Item, ItemRequest
 
 
 def test_items_list_shape_and_filters(client, bearer, factory, stocked):
@@ -75,7 +79,7 @@ def test_unknown_item_is_404(client, bearer):
     assert response.get_json()["sku"] == "NO-SUCH"
 
 
-def test_create_item_then_conflict_then_idempotent_repeat(client, bearer):
+def test_create_item_then_conflict(client, bearer):
     headers = bearer("manager")
     body = {"sku": "CABLE-2", "name": "铜芯电缆 2.5mm²", "unit": "m", "category": "电气", "reorder_point": "50"}
     created = client.post("/api/v1/items", json=body, headers=headers)
@@ -88,11 +92,35 @@ def test_create_item_then_conflict_then_idempotent_repeat(client, bearer):
     duplicate = client.post("/api/v1/items", json=body, headers=headers)
     assert duplicate.status_code == 409
     assert duplicate.get_json()["field"] == "sku"
-    repeated = client.post("/api/v1/items", json=body, headers={**headers, "Idempotency-Key": "create-cable"})
-    assert repeated.status_code == 201
+    # A key the creation did not store names no earlier request: the SKU conflict stands.
+    late = client.post("/api/v1/items", json=body, headers={**headers, "Idempotency-Key": "create-cable"})
+    assert late.status_code == 409 and late.get_json()["field"] == "sku"
+
+
+def test_create_item_stores_its_idempotency_key(app, client, bearer):
+    headers = {**bearer("manager"), "Idempotency-Key": "create-bolt"}
+    body = {"sku": "BOLT-9", "name": "螺栓 M9", "unit": "pcs"}
+    created = client.post("/api/v1/items", json=body, headers=headers)
+    repeated = client.post("/api/v1/items", json=body, headers=headers)
+    assert (created.status_code, repeated.status_code) == (201, 201)
     assert repeated.get_json() == created.get_json()
-    changed = client.post("/api/v1/items", json={**body, "name": "别的"}, headers={**headers, "Idempotency-Key": "x"})
-    assert changed.status_code == 409
+    changed = client.post("/api/v1/items", json={**body, "sku": "BOLT-10"}, headers=headers)
+    assert changed.status_code == 409 and changed.get_json()["code"] == "idempotency_conflict"
+    with app.app_context():
+        bolt = db.session.scalar(select(Item.id).where(Item.sku == "BOLT-9"))
+        stored = db.session.scalars(select(ItemRequest)).all()
+        assert [(r.idempotency_key, r.item_id) for r in stored] == [("create-bolt", bolt)]
+        assert db.session.scalar(select(Item.id).where(Item.sku == "BOLT-10")) is None
+
+
+def test_the_same_item_key_from_another_token_is_another_request(client, bearer):
+    body = {"sku": "NUT-1", "name": "螺母", "unit": "pcs"}
+    first = client.post("/api/v1/items", json=body, headers={**bearer("manager"), "Idempotency-Key": "k1"})
+    other = client.post(
+        "/api/v1/items", json={**body, "sku": "NUT-2"}, headers={**bearer("manager"), "Idempotency-Key": "k1"}
+    )
+    assert (first.status_code, other.status_code) == (201, 201)
+    assert other.get_json()["sku"] == "NUT-2"
 
 
 def test_patch_item_changes_only_what_is_sent(client, bearer, stocked):

@@ -146,6 +146,15 @@ def test_idempotency_key_reused_with_another_body_is_409(app, client, bearer, st
     assert _level(app, stocked) == Decimal(7)
 
 
+def test_another_tokens_request_with_the_same_key_is_its_own(app, client, bearer, stocked):
+    first = client.post("/api/v1/stock/issue", json=_body(stocked, "3"), headers={**bearer(), "Idempotency-Key": "k"})
+    other = client.post("/api/v1/stock/issue", json=_body(stocked, "2"), headers={**bearer(), "Idempotency-Key": "k"})
+    assert first.status_code == other.status_code == 201
+    assert other.get_json()["movement"]["id"] != first.get_json()["movement"]["id"]
+    assert len(_issues(app)) == 2
+    assert _level(app, stocked) == Decimal(5)
+
+
 def test_receive_adds_stock(app, client, bearer, stocked):
     body = {"sku": stocked.item.sku, "location": stocked.other.code, "quantity": "5"}
     response = client.post("/api/v1/stock/receive", json=body, headers=bearer())

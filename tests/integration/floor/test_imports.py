@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from flask.testing import FlaskClient
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
+from app.config import SETTINGS_KEY, settings
 from app.extensions import db
 from app.models import ImportBatch, Item, Movement, StockLevel
 from app.services import imports, ledger
@@ -206,11 +208,12 @@ def test_large_files_run_as_a_job_with_progress(
     content = ("sku,name,location,quantity\n" + lines).encode()
     login_as("manager")
     _upload(client, content)
-    app.config["INVENTORY_IMPORT_BACKGROUND_ROWS"] = 10
+    configured = settings(app)
+    app.extensions[SETTINGS_KEY] = dataclasses.replace(configured, INVENTORY_IMPORT_BACKGROUND_ROWS=10)
     try:
         started = client.post("/imports/commit", data={"digest": imports.digest_of(content), "filename": "big.csv"})
     finally:
-        app.config.pop("INVENTORY_IMPORT_BACKGROUND_ROWS")
+        app.extensions[SETTINGS_KEY] = configured
     assert started.status_code == 303 and "/imports/jobs/" in started.headers["Location"]
     assert "导入进行中" in text_of(client.get(started.headers["Location"]))
     state: dict[str, Any] = {}

@@ -123,11 +123,9 @@ def test_navigation_hides_what_the_role_cannot_do(app: Any, client: Any, login_a
     page = client.get("/").get_data(as_text=True)
     assert "/movements/adjust" in page
     assert "/users/tokens" in page
-    # Other areas (notifications, the floor) appear in the menus once their blueprints exist.
-    for endpoint in ("notifications.index", "scan.index", "labels.index", "counts.index"):
-        if endpoint in app.view_functions:
-            with app.test_request_context():
-                assert url_for(endpoint) in page, endpoint
+    for endpoint in ("notifications.index", "scan.index", "labels.index", "counts.index", "imports.index"):
+        with app.test_request_context():
+            assert url_for(endpoint) in page, endpoint
 
 
 def test_footer_shows_the_version_and_html_is_chinese_by_default(client: Any, login_as: Any, make_app: Any) -> None:
@@ -135,3 +133,14 @@ def test_footer_shows_the_version_and_html_is_chinese_by_default(client: Any, lo
     page = client.get("/").get_data(as_text=True)
     assert '<html lang="zh-CN">' in page
     assert "库存管理 dev" in text_of(client.get("/"))
+
+
+def test_error_pages_speak_the_users_language(client: Any, login_as: Any) -> None:
+    login_as("viewer")
+    missing = client.get("/no-such-page")
+    assert missing.status_code == 404
+    page = text_of(missing)
+    assert "没有这个页面" in page
+    assert "requested URL was not found" not in page
+    forbidden = client.get("/users")
+    assert forbidden.status_code == 403 and "您的角色无权执行此操作" in text_of(forbidden)
