@@ -368,22 +368,28 @@ def dispatch_once(channel: Channel, *, limit: int = CLAIM_BATCH) -> DispatchRepo
 # ---------------------------------------------------------------- the ledger audit
 
 
-@unit_of_work
 def run_ledger_audit() -> LedgerAudit:
-    """Reconcile every stock level with the ledger and record how many do not match."""
+    """Reconcile every stock level with the ledger and record how many do not match.
+
+    The reading runs outside any write transaction (see app.services.ledger: one snapshot, no
+    lock); only the one-row record of the outcome is a unit of work."""
     started = time.perf_counter()
     mismatches = find_ledger_mismatches()
-    audit = LedgerAudit(
-        finished_at=utcnow(), mismatches=len(mismatches), duration_ms=int((time.perf_counter() - started) * 1000)
-    )
-    db.session.add(audit)
-    db.session.execute(delete(LedgerAudit).where(LedgerAudit.finished_at < utcnow() - AUDIT_HISTORY))
+    audit = _record_audit(len(mismatches), int((time.perf_counter() - started) * 1000))
     log.info("ledger audit finished", extra={"mismatches": audit.mismatches, "duration_ms": audit.duration_ms})
     for m in mismatches[:20]:
         log.error(
             "ledger mismatch",
             extra={"sku": m.sku, "location": m.location, "on_hand": str(m.on_hand), "from_ledger": str(m.from_ledger)},
         )
+    return audit
+
+
+@unit_of_work
+def _record_audit(mismatches: int, duration_ms: int) -> LedgerAudit:
+    audit = LedgerAudit(finished_at=utcnow(), mismatches=mismatches, duration_ms=duration_ms)
+    db.session.add(audit)
+    db.session.execute(delete(LedgerAudit).where(LedgerAudit.finished_at < utcnow() - AUDIT_HISTORY))
     return audit
 
 
