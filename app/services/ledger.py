@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, func, literal, null, or_, select, union_all
 from sqlalchemy.engine import Connection
@@ -84,11 +85,11 @@ def _number(value: object) -> Decimal:
 def _suspects_query(pair: tuple[int, int] | None = None) -> Select[tuple[int, int, object, object, object]]:
     """One row per (item, location) whose level, ledger sum and last recorded balance disagree."""
 
-    def only(item: ColumnElement[int], location: ColumnElement[int | None]) -> list[ColumnElement[bool]]:
+    def only(item: Any, location: Any) -> list[ColumnElement[bool]]:
         return [] if pair is None else [item == pair[0], location == pair[1]]
 
     zero = literal(0, Movement.quantity.type)
-    flows = union_all(
+    branches: list[Select[Any]] = [
         select(
             Movement.item_id.label("item_id"),
             Movement.to_location_id.label("location_id"),
@@ -102,7 +103,8 @@ def _suspects_query(pair: tuple[int, int] | None = None) -> Select[tuple[int, in
         select(StockLevel.item_id, StockLevel.location_id, zero, StockLevel.quantity, null()).where(
             *only(StockLevel.item_id, StockLevel.location_id)
         ),
-    ).subquery()
+    ]
+    flows = union_all(*branches).subquery()
     pairs = (
         select(
             flows.c.item_id,
