@@ -22,6 +22,7 @@ from sqlalchemy import Table, bindparam, insert, select, true, update
 
 from app.extensions import db
 from app.models import Item, Location, LowStockEvent, Movement, StockLevel
+from app.models.stock import REASON_CODES
 from app.models.types import utcnow
 from app.services import transaction
 from app.services.errors import (
@@ -653,16 +654,26 @@ def reverse_movement(
     *,
     movement_id: int,
     user: str,
-    reason: str,
+    reason: str | None = None,
+    reason_code: str | None = None,
     idempotency_key: str | None = None,
 ) -> Movement:
-    """Undo a movement with an opposite ledger line linked to it. Raises UnknownMovement,
-    IrreversibleMovement (a reversal, or a zero stocktake line), AlreadyReversed, and
-    InsufficientStock when the stock it would take back has already left."""
-    if not (reason or "").strip():
+    """Undo a movement with an opposite ledger line linked to it, giving a person's `reason` or a
+    `reason_code` from REASON_CODES. Raises InvalidInput, UnknownMovement, IrreversibleMovement (a
+    reversal, or a zero stocktake line), AlreadyReversed, and InsufficientStock when the stock it
+    would take back has already left."""
+    if reason_code is not None and reason_code not in REASON_CODES:
+        raise InvalidInput("reason_code", f"one of {', '.join(REASON_CODES)}")
+    if reason_code is None and not (reason or "").strip():
         raise InvalidInput("reason", "a reason is required")
     req = _request(
-        "reverse", user=user, reference=None, note=reason, idempotency_key=idempotency_key, movement_id=movement_id
+        "reverse",
+        user=user,
+        reference=None,
+        note=reason,
+        idempotency_key=idempotency_key,
+        movement_id=movement_id,
+        reason_code=reason_code,
     )
     if replayed := req.replayed():
         return replayed
@@ -691,6 +702,7 @@ def reverse_movement(
         item_id=item.id,
         quantity=original.quantity,
         **{**req.ledger(), "reference": original.reference},
+        reason_code=reason_code,
         reverses_id=original.id,
     )
     before = None

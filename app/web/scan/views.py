@@ -126,7 +126,7 @@ def _undo(data: dict[str, Any]) -> dict[str, Any]:
     reversal = stock.reverse_movement(
         movement_id=movement_id,
         user=current_user.username,
-        reason=_("Undone on the scan page"),
+        reason_code="scan_undo",
         idempotency_key=_text(data, "idempotency_key") or None,
     )
     return {"status": "ok", "kind": "undo", "movement_id": movement_id, "reversal_id": reversal.id}
