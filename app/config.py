@@ -17,6 +17,16 @@ class ConfigError(ValueError):
     """The environment describes a configuration the app refuses to run with."""
 
 
+def otel_traces_exported(env: Mapping[str, str]) -> bool:
+    """Whether the standard OTEL_* variables ask for exported traces: an OTLP endpoint is set and
+    neither OTEL_SDK_DISABLED nor OTEL_TRACES_EXPORTER=none turns them off."""
+    if parse_bool(env.get("OTEL_SDK_DISABLED")) or env.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
+        return False
+    return any(
+        env.get(name, "").strip() for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+
+
 def parse_bool(value: str | None, *, default: bool = False) -> bool:
     if value is None or value.strip() == "":
         return default
@@ -81,6 +91,9 @@ class Config:
     # WeCom group robot URL (its key is a secret): low-stock messages and the alert relay post here.
     INVENTORY_WECOM_WEBHOOK_URL: str = ""
     INVENTORY_LOG_LEVEL: str = "INFO"
+    # Spans exported over OTLP (app/observability/tracing.py); set from the standard OTEL_*
+    # variables, never from one of ours. Off: log lines still carry trace and span ids.
+    TRACING_ENABLED: bool = False
 
     @property
     def is_production(self) -> bool:
@@ -113,4 +126,5 @@ class Config:
             INVENTORY_METRICS_TOKEN=read_secret(env, "INVENTORY_METRICS_TOKEN"),
             INVENTORY_WECOM_WEBHOOK_URL=read_secret(env, "INVENTORY_WECOM_WEBHOOK_URL"),
             INVENTORY_LOG_LEVEL=env.get("INVENTORY_LOG_LEVEL", "INFO").strip().upper() or "INFO",
+            TRACING_ENABLED=otel_traces_exported(env),
         )

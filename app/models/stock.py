@@ -102,3 +102,5 @@ class LowStockEvent(Model):
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_error: Mapped[str | None] = mapped_column(String(500))
+    # W3C traceparent of the transaction that wrote the event (00-<trace>-<span>-<flags>).
+    traceparent: Mapped[str | None] = mapped_column(String(55))

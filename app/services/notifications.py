@@ -45,6 +45,7 @@ from app.models.notification import (
     NotificationTarget,
 )
 from app.models.types import utcnow
+from app.observability import tracing
 from app.services import wecom
 from app.services.errors import InvalidInput
 from app.services.ledger import find_ledger_mismatches
@@ -82,6 +83,7 @@ class PendingEvent:
     reorder_point: Decimal
     created_at: datetime
     attempts: int
+    traceparent: str | None
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,7 @@ def _load(ids: list[int]) -> list[PendingEvent]:
             LowStockEvent.reorder_point,
             LowStockEvent.created_at,
             LowStockEvent.attempts,
+            LowStockEvent.traceparent,
         )
         .join(Item, Item.id == LowStockEvent.item_id)
         .join(Location, Location.id == LowStockEvent.location_id)
@@ -339,10 +342,18 @@ def _send(channel: Channel, claim: _Claim) -> _Round:
             if (event.id, target.id) not in claim.delivered:
                 by_target.setdefault(target.id, (target, []))[1].append(event)
     for target, pending in by_target.values():
-        if target.kind == "wecom":
-            work.send_wecom(target, pending)
-        else:
-            work.send_webhook(target, pending)
+        # Linked to the requests whose transactions wrote these events.
+        with tracing.span(
+            "outbox.send",
+            **{"inventory.target_kind": target.kind, "inventory.events": len(pending)},
+        ) as span:
+            if span is not None:
+                for link in tracing.links(e.traceparent for e in pending):
+                    span.add_link(link.context)
+            if target.kind == "wecom":
+                work.send_wecom(target, pending)
+            else:
+                work.send_webhook(target, pending)
     return work
 
 
@@ -390,12 +401,37 @@ def _record(claim: _Claim, work: _Round) -> DispatchReport:
 
 
 def dispatch_once(channel: Channel, *, limit: int = CLAIM_BATCH) -> DispatchReport:
-    """Deliver up to `limit` due low-stock events: claim, send, record (see the module docstring)."""
-    claim = run_in_transaction(lambda: _claim(limit))
-    if not claim.events:
+    """Deliver up to `limit` due low-stock events: claim, send, record (see the module docstring).
+    A round that delivers anything is a trace of its own, linked to the requests that wrote the
+    events."""
+    if not _due():
         return DispatchReport()
-    work = _send(channel, claim)
-    report = run_in_transaction(lambda: _record(claim, work))
+    with tracing.job("outbox.delivery") as root:
+        with tracing.span("outbox.claim"):
+            claim = run_in_transaction(lambda: _claim(limit), name="outbox_claim")
+        if root is not None:
+            for link in tracing.links(e.traceparent for e in claim.events):
+                root.add_link(link.context)
+        if not claim.events:
+            return DispatchReport()
+        work = _send(channel, claim)
+        report = run_in_transaction(lambda: _record(claim, work), name="outbox_record")
+        _log_round(report)
+    return report
+
+
+def _due() -> bool:
+    """Whether any event is due, read without a lock: an idle worker's rounds leave no trace."""
+    found = db.session.scalar(
+        select(LowStockEvent.id)
+        .where(LowStockEvent.status == "pending", LowStockEvent.next_attempt_at <= utcnow())
+        .limit(1)
+    )
+    db.session.rollback()
+    return found is not None
+
+
+def _log_round(report: DispatchReport) -> None:
     log.info(
         "low-stock events dispatched",
         extra={
@@ -407,7 +443,6 @@ def dispatch_once(channel: Channel, *, limit: int = CLAIM_BATCH) -> DispatchRepo
             "messages_sent": report.messages,
         },
     )
-    return report
 
 
 # ---------------------------------------------------------------- the ledger audit

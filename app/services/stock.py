@@ -24,6 +24,7 @@ from app.extensions import db
 from app.models import Item, Location, LowStockEvent, Movement, StockLevel
 from app.models.stock import REASON_CODES
 from app.models.types import utcnow
+from app.observability import tracing
 from app.services import transaction
 from app.services.errors import (
     AlreadyReversed,
@@ -167,7 +168,9 @@ def _username(user: str) -> str:
 
 
 def _lock(item_id: int, location_id: int) -> _Level | None:
-    row = _execute(_LOCK_LEVEL, {"item_id": item_id, "location_id": location_id}).first()
+    # Under contention a stock-out waits here: in a trace, this span's length is the lock wait.
+    with tracing.span("stock.lock", **{"inventory.item_id": item_id, "inventory.location_id": location_id}):
+        row = _execute(_LOCK_LEVEL, {"item_id": item_id, "location_id": location_id}).first()
     return None if row is None else _Level(row[0], row[1])
 
 
@@ -214,6 +217,8 @@ def _note_low_stock(item: _Item, location_id: int, before: Decimal, after: Decim
                 next_attempt_at=utcnow(),
                 status="pending",
                 attempts=0,
+                # The delivery, later and in another process, links its trace to this one.
+                traceparent=tracing.current_traceparent(),
             )
         )
 
@@ -620,6 +625,12 @@ def _lock_many(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], _Level]:
     """Lock many stock levels with few statements, in index (item, location) order."""
     levels = {pair: _Level(None, ZERO) for pair in pairs}
     item_ids = sorted({item_id for item_id, _ in pairs})
+    with tracing.span("stock.lock", **{"inventory.levels": len(pairs)}):
+        _lock_chunks(item_ids, levels)
+    return levels
+
+
+def _lock_chunks(item_ids: list[int], levels: dict[tuple[int, int], _Level]) -> None:
     for start in range(0, len(item_ids), 1000):
         chunk = item_ids[start : start + 1000]
         rows = db.session.execute(
@@ -631,7 +642,6 @@ def _lock_many(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], _Level]:
         for level_id, item_id, location_id, quantity in rows:
             if (item_id, location_id) in levels:
                 levels[(item_id, location_id)] = _Level(level_id, quantity)
-    return levels
 
 
 def _store_many(levels: dict[tuple[int, int], _Level], now: Any) -> None:
