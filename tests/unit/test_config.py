@@ -51,3 +51,19 @@ def test_parse_bool(text, value):
 def test_parse_bool_refuses_nonsense():
     with pytest.raises(ConfigError):
         parse_bool("maybe")
+
+
+@pytest.mark.parametrize(
+    ("environ", "traced"),
+    [
+        ({}, False),
+        ({"OTEL_SERVICE_NAME": "inventory"}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://alloy:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://alloy:4318/v1/traces"}, True),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "  "}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://alloy:4318", "OTEL_SDK_DISABLED": "true"}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://alloy:4318", "OTEL_TRACES_EXPORTER": "none"}, False),
+    ],
+)
+def test_tracing_is_on_only_when_the_standard_otel_variables_name_an_endpoint(environ, traced):
+    assert Config.from_env(environ).TRACING_ENABLED is traced
