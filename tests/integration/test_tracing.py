@@ -10,6 +10,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -26,11 +27,13 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from sqlalchemy.exc import OperationalError
 
 from app.extensions import db
 from app.models import Item, Location
 from app.observability.logging import configure_root_logger
 from app.services import notifications
+from app.services.transaction import run_in_transaction
 from tests.ops.fake_receiver import fake_receiver
 from tests.ops.otlp_receiver import otlp_receiver
 
@@ -304,3 +307,22 @@ def _gunicorn(env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
         process.terminate()
         process.wait(timeout=30)
         reader.join(10)
+
+
+def test_a_retried_unit_of_work_records_each_retry_as_an_event_with_its_reason(make_app, spans):
+    traced = make_app(TRACING_ENABLED=True)
+    attempts: list[int] = []
+
+    def locked_once() -> int:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise OperationalError("UPDATE stock_levels ...", {}, sqlite3.OperationalError("database is locked"))
+        return len(attempts)
+
+    with traced.app_context():
+        assert run_in_transaction(locked_once, name="probe") == 2
+
+    [work] = by_name(spans.get_finished_spans())["unit_of_work probe"]
+    assert [(e.name, dict(e.attributes)) for e in work.events] == [
+        ("retry", {"reason": "database_locked", "attempt": 1})
+    ]
