@@ -16,7 +16,7 @@ from app.extensions import db
 from app.models import ROLES, TOKEN_SCOPES, Location, Warehouse
 from app.services import items, locations, stock, users
 from app.services.errors import DomainError
-from app.services.ledger import find_ledger_mismatches, find_total_mismatches
+from app.services.ledger import audit_ledger
 
 BATCH = 2000
 DEMO_USERS = (
@@ -75,14 +75,14 @@ def create_token_command(username: str, scope: str, name: str, expires_days: int
 @with_appcontext
 def check_ledger_command() -> None:
     """Recompute every stock level from the ledger and every item's on-hand total from its stock
-    levels; exit 1 when any does not match."""
-    mismatches = find_ledger_mismatches()
+    levels, from one consistent snapshot that blocks no writer; exit 1 when any does not match."""
+    report = audit_ledger()
+    mismatches, totals = report.mismatches, report.totals
     for m in mismatches:
         click.echo(
             f"MISMATCH {m.sku} @ {m.location}: on hand {m.on_hand}, ledger {m.from_ledger}, "
             f"last recorded balance {m.last_balance}"
         )
-    totals = find_total_mismatches()
     for t in totals:
         click.echo(f"MISMATCH {t.sku} total: on hand {t.on_hand}, sum of stock levels {t.from_levels}")
     if mismatches:

@@ -21,6 +21,16 @@ class ConfigError(ValueError):
     """The environment describes a configuration the app refuses to run with."""
 
 
+def otel_traces_exported(env: Mapping[str, str]) -> bool:
+    """Whether the standard OTEL_* variables ask for exported traces: an OTLP endpoint is set and
+    neither OTEL_SDK_DISABLED nor OTEL_TRACES_EXPORTER=none turns them off."""
+    if parse_bool(env.get("OTEL_SDK_DISABLED")) or env.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
+        return False
+    return any(
+        env.get(name, "").strip() for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+
+
 def parse_bool(value: str | None, *, default: bool = False) -> bool:
     if value is None or value.strip() == "":
         return default
@@ -105,6 +115,9 @@ class Config:
     # Imports with more rows than this are written by a background job with a progress page; the
     # rest within the request.
     INVENTORY_IMPORT_BACKGROUND_ROWS: int = 5000
+    # Spans exported over OTLP (app/observability/tracing.py); set from the standard OTEL_*
+    # variables, never from one of ours. Off: log lines still carry trace and span ids.
+    TRACING_ENABLED: bool = False
 
     @property
     def is_production(self) -> bool:
@@ -140,6 +153,7 @@ class Config:
             INVENTORY_WECOM_WEBHOOK_URL=read_secret(env, "INVENTORY_WECOM_WEBHOOK_URL"),
             INVENTORY_LOG_LEVEL=env.get("INVENTORY_LOG_LEVEL", "INFO").strip().upper() or "INFO",
             INVENTORY_IMPORT_BACKGROUND_ROWS=int(env.get("INVENTORY_IMPORT_BACKGROUND_ROWS", "").strip() or "5000"),
+            TRACING_ENABLED=otel_traces_exported(env),
         )
 
 

@@ -180,6 +180,9 @@ class MovementOut(BaseModel):
     to_balance: QuantityText | None
     reference: str | None
     note: str | None
+    reason_code: str | None = Field(
+        description="Why the system wrote this line, as a stable code (scan_undo: undone on the scan page)."
+    )
     user: str
     created_at: datetime
     reverses: int | None = Field(description="The movement this one reverses.")
@@ -216,6 +219,7 @@ def movement_body(m: Any, *, sku: str, from_location: str | None, to_location: s
         "to_balance": text(m.to_balance),
         "reference": m.reference,
         "note": m.note,
+        "reason_code": m.reason_code,
         "user": m.username,
         "created_at": m.created_at.isoformat(),
         "reverses": m.reverses_id,

@@ -14,6 +14,9 @@ from app.models.location import Location
 from app.models.types import BigId, Quantity, UtcDateTime, utcnow
 
 MOVEMENT_KINDS = ("receive", "issue", "transfer", "adjust", "reversal")
+# Why the system itself wrote a line, as a code: the ledger never changes, so a sentence in the
+# writer's language would stay in that language forever. Pages translate the code when shown.
+REASON_CODES = ("scan_undo",)
 
 
 class StockLevel(Model):
@@ -66,6 +69,7 @@ class Movement(Model):
     to_balance: Mapped[Decimal | None] = mapped_column(Quantity)
     reference: Mapped[str | None] = mapped_column(String(100), index=True)
     note: Mapped[str | None] = mapped_column(String(500))
+    reason_code: Mapped[str | None] = mapped_column(String(32))
     username: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
     # Who the key belongs to: "user:<username>" for pages, "token:<id>" for the API.
@@ -102,3 +106,5 @@ class LowStockEvent(Model):
     next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_error: Mapped[str | None] = mapped_column(String(500))
+    # W3C traceparent of the transaction that wrote the event (00-<trace>-<span>-<flags>).
+    traceparent: Mapped[str | None] = mapped_column(String(55))

@@ -58,7 +58,8 @@ class GunicornAccessFilter(logging.Filter):
     """Turns gunicorn's access record into our JSON fields; no headers, no query string.
 
     Gunicorn passes its "atoms" as the record's args: m method, U path without query, s status,
-    D duration in microseconds, and `{x-request-id}o` the response header the app echoed.
+    D duration in microseconds, and `{x-request-id}o` / `{x-trace-id}o` the response headers the app
+    set (the line is written after the request's span ended: it has the trace id, not a span id).
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -75,6 +76,8 @@ class GunicornAccessFilter(logging.Filter):
         record.duration_ms = round(int(micros) / 1000, 2) if micros.isdigit() else None
         request_id = atoms.get("{x-request-id}o", "-")
         record.request_id = None if request_id in ("-", "") else request_id
+        trace_id = atoms.get("{x-trace-id}o", "-")
+        record.trace_id = None if trace_id in ("-", "") else trace_id
         # Gunicorn knows neither the URL rule nor the user: the app's own line has them.
         record.route = None
         record.user_id = None

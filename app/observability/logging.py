@@ -1,8 +1,8 @@
 """Structured JSON logs on stdout, one object per line, with a request id on every request.
 
 The field names are a contract: Promtail/Alloy pipelines and Grafana's LogQL panels (ops/loki,
-ops/grafana) read `timestamp`, `level`, `logger`, `message`, `request_id`, `user_id`, `method`,
-`route`, `status` and `duration_ms`; tests/ops checks them against lines the app really writes.
+ops/grafana) read `timestamp`, `level`, `logger`, `message`, `request_id`, `trace_id`, `span_id`,
+`user_id`, `method`, `route`, `status` and `duration_ms`; tests/ops checks them against lines the app really writes.
 Nothing here ever logs request headers, cookies, form bodies or URLs with query strings, and a
 last-line filter masks anything shaped like a secret that a library might still emit.
 """
@@ -20,6 +20,7 @@ from typing import Any, TextIO
 import click
 from flask import Flask, g, has_request_context, request
 from flask.wrappers import Response
+from opentelemetry import trace
 from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
 from app.config import settings
@@ -94,9 +95,14 @@ def _clean(key: str, value: Any) -> Any:
 
 
 class RequestContextFilter(logging.Filter):
-    """Adds the request id, user id, method and route of the request being served (if any)."""
+    """Adds the trace and span ids of the request, job or delivery in progress (32 and 16 hex
+    characters), and the request id, user id, method and route of the request being served."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        ids = trace.get_current_span().get_span_context()
+        if ids.is_valid and not hasattr(record, "trace_id"):
+            record.trace_id = format(ids.trace_id, "032x")
+            record.span_id = format(ids.span_id, "016x")
         if has_request_context():
             for name, value in request_fields().items():
                 if not hasattr(record, name):

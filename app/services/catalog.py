@@ -88,6 +88,7 @@ class MovementRow:
     to_balance: Decimal | None
     reference: str | None
     note: str | None
+    reason_code: str | None
     username: str
     created_at: datetime
     reverses_id: int | None
@@ -405,6 +406,7 @@ def _movement_query() -> Select[Any]:
             Movement.to_balance,
             Movement.reference,
             Movement.note,
+            Movement.reason_code,
             Movement.username,
             Movement.created_at,
             Movement.reverses_id,

@@ -1,16 +1,33 @@
 """Reconciliation: every stock level must equal what the ledger says went in minus what went out,
 and the balance recorded on its latest ledger line; every item's kept on-hand total must equal
-the sum of its stock levels."""
+the sum of its stock levels.
+
+The audit is exact and harmless. It reads one consistent snapshot on its own connection (InnoDB:
+a consistent-snapshot, read-only REPEATABLE READ transaction; SQLite in WAL mode: a deferred read
+transaction), so a movement committing while it runs is either wholly seen or wholly unseen, and
+it takes no lock a writer could wait for. The database computes the sums and last balances and
+returns only the pairs that disagree; each of those is checked again in a fresh snapshot before
+it is reported.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import func, select, union_all
+from sqlalchemy import ColumnElement, Select, and_, case, func, literal, null, or_, select, union_all
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import aliased
 
 from app.extensions import db
 from app.models import Item, Location, Movement, StockLevel
+
+# Quantities have three decimals; SQLite sums NUMERIC columns as floats, so compare rounded.
+_PLACES = 3
+_EXACT = Decimal("0.001")
 
 
 @dataclass(frozen=True)
@@ -29,90 +46,150 @@ class TotalMismatch:
     from_levels: Decimal
 
 
-def _ledger_sums() -> dict[tuple[int, int], Decimal]:
-    inflow = select(
-        Movement.item_id.label("item_id"),
-        Movement.to_location_id.label("location_id"),
-        Movement.quantity.label("delta"),
-    ).where(Movement.to_location_id.is_not(None))
-    outflow = select(Movement.item_id, Movement.from_location_id, (-Movement.quantity).label("delta")).where(
-        Movement.from_location_id.is_not(None)
-    )
-    flows = union_all(inflow, outflow).subquery()
-    rows = db.session.execute(
-        select(flows.c.item_id, flows.c.location_id, func.sum(flows.c.delta)).group_by(
-            flows.c.item_id, flows.c.location_id
-        )
-    )
-    return {(item_id, location_id): Decimal(total) for item_id, location_id, total in rows}
+@dataclass(frozen=True)
+class LedgerReport:
+    mismatches: list[Mismatch]
+    totals: list[TotalMismatch]
 
 
-def _last_balances() -> dict[tuple[int, int], Decimal]:
-    """The balance written on the newest ledger line of each (item, location)."""
-    balances: dict[tuple[int, int], Decimal] = {}
-    rows = db.session.execute(
+@dataclass(frozen=True)
+class _Suspect:
+    item_id: int
+    location_id: int
+    on_hand: Decimal
+    from_ledger: Decimal
+    last_balance: Decimal | None
+
+
+@contextmanager
+def snapshot() -> Iterator[Connection]:
+    """A read-only connection that sees one consistent state of the database and blocks no writer."""
+    with db.engine.connect() as conn:
+        if conn.dialect.name != "sqlite":
+            # The engine runs READ COMMITTED, where every statement gets its own read view; the
+            # snapshot needs REPEATABLE READ for this one transaction.
+            conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+        # SQLite: the engine's "begin" hook opens a deferred BEGIN (no write option is set), and
+        # under WAL the first SELECT fixes the snapshot while writers go on committing.
+        try:
+            yield conn
+        finally:
+            conn.rollback()
+
+
+def _number(value: object) -> Decimal:
+    return Decimal(str(value)).quantize(_EXACT)
+
+
+def _suspects_query(pair: tuple[int, int] | None = None) -> Select[tuple[int, int, object, object, object]]:
+    """One row per (item, location) whose level, ledger sum and last recorded balance disagree."""
+
+    def only(item: Any, location: Any) -> list[ColumnElement[bool]]:
+        return [] if pair is None else [item == pair[0], location == pair[1]]
+
+    zero = literal(0, Movement.quantity.type)
+    branches: list[Select[Any]] = [
         select(
-            Movement.item_id,
-            Movement.from_location_id,
-            Movement.from_balance,
-            Movement.to_location_id,
-            Movement.to_balance,
+            Movement.item_id.label("item_id"),
+            Movement.to_location_id.label("location_id"),
+            Movement.quantity.label("delta"),
+            zero.label("level"),
+            Movement.id.label("movement_id"),
+        ).where(Movement.to_location_id.is_not(None), *only(Movement.item_id, Movement.to_location_id)),
+        select(Movement.item_id, Movement.from_location_id, -Movement.quantity, zero, Movement.id).where(
+            Movement.from_location_id.is_not(None), *only(Movement.item_id, Movement.from_location_id)
+        ),
+        select(StockLevel.item_id, StockLevel.location_id, zero, StockLevel.quantity, null()).where(
+            *only(StockLevel.item_id, StockLevel.location_id)
+        ),
+    ]
+    flows = union_all(*branches).subquery()
+    pairs = (
+        select(
+            flows.c.item_id,
+            flows.c.location_id,
+            func.sum(flows.c.level).label("on_hand"),
+            func.sum(flows.c.delta).label("from_ledger"),
+            func.max(flows.c.movement_id).label("last_id"),
         )
-        .order_by(Movement.id)
-        .execution_options(yield_per=10_000)
+        .group_by(flows.c.item_id, flows.c.location_id)
+        .subquery()
     )
-    for item_id, from_id, from_balance, to_id, to_balance in rows:
-        if from_id is not None:
-            balances[(item_id, from_id)] = from_balance
-        if to_id is not None:
-            balances[(item_id, to_id)] = to_balance
-    return balances
+    last = aliased(Movement)
+    balance = case((last.to_location_id == pairs.c.location_id, last.to_balance), else_=last.from_balance)
+    return (
+        select(pairs.c.item_id, pairs.c.location_id, pairs.c.on_hand, pairs.c.from_ledger, balance)
+        .outerjoin(last, last.id == pairs.c.last_id)
+        .where(
+            or_(
+                func.round(pairs.c.on_hand - pairs.c.from_ledger, _PLACES) != 0,
+                and_(last.id.is_not(None), func.round(balance - pairs.c.on_hand, _PLACES) != 0),
+            )
+        )
+        .order_by(pairs.c.item_id, pairs.c.location_id)
+    )
+
+
+def _suspects(conn: Connection, pair: tuple[int, int] | None = None) -> list[_Suspect]:
+    return [
+        _Suspect(item_id, location_id, _number(on_hand), _number(ledger), None if last is None else _number(last))
+        for item_id, location_id, on_hand, ledger, last in conn.execute(_suspects_query(pair))
+    ]
+
+
+def _totals(conn: Connection) -> list[TotalMismatch]:
+    levels = (
+        select(StockLevel.item_id, func.sum(StockLevel.quantity).label("units")).group_by(StockLevel.item_id).subquery()
+    )
+    units = func.coalesce(levels.c.units, 0)
+    rows = conn.execute(
+        select(Item.sku, Item.on_hand, units)
+        .outerjoin(levels, levels.c.item_id == Item.id)
+        .where(func.round(Item.on_hand - units, _PLACES) != 0)
+        .order_by(Item.sku)
+    )
+    return [TotalMismatch(sku, _number(on_hand), _number(total)) for sku, on_hand, total in rows]
+
+
+def _named(conn: Connection, suspects: list[_Suspect]) -> list[Mismatch]:
+    if not suspects:
+        return []
+    item_ids, location_ids = {s.item_id for s in suspects}, {s.location_id for s in suspects}
+    skus = dict(conn.execute(select(Item.id, Item.sku).where(Item.id.in_(item_ids))).tuples().all())
+    codes = dict(conn.execute(select(Location.id, Location.code).where(Location.id.in_(location_ids))).tuples().all())
+    return sorted(
+        (Mismatch(skus[s.item_id], codes[s.location_id], s.on_hand, s.from_ledger, s.last_balance) for s in suspects),
+        key=lambda m: (m.sku, m.location),
+    )
+
+
+def _confirmed(suspects: list[_Suspect]) -> list[Mismatch]:
+    """The suspects that still disagree, read again pair by pair in a fresh snapshot: what one
+    audit reports, a second look has seen too."""
+    if not suspects:
+        return []
+    with snapshot() as conn:
+        return _named(conn, [again for s in suspects for again in _suspects(conn, (s.item_id, s.location_id))])
 
 
 def find_ledger_mismatches() -> list[Mismatch]:
     """Every stock level that the ledger does not explain (an empty list when all reconcile)."""
-    ledger = _ledger_sums()
-    balances = _last_balances()
-    levels = {
-        (item_id, location_id): quantity
-        for item_id, location_id, quantity in db.session.execute(
-            select(StockLevel.item_id, StockLevel.location_id, StockLevel.quantity)
-        )
-    }
-    wrong = []
-    for pair in levels.keys() | ledger.keys():
-        on_hand = levels.get(pair, Decimal(0))
-        expected = ledger.get(pair, Decimal(0))
-        last = balances.get(pair)
-        if on_hand != expected or (last is not None and last != on_hand):
-            wrong.append((pair, on_hand, expected, last))
-    if not wrong:
-        return []
-    item_ids, location_ids = {pair[0] for pair, *_ in wrong}, {pair[1] for pair, *_ in wrong}
-    skus: dict[int, str] = dict(
-        db.session.execute(select(Item.id, Item.sku).where(Item.id.in_(item_ids))).tuples().all()
-    )
-    codes: dict[int, str] = dict(
-        db.session.execute(select(Location.id, Location.code).where(Location.id.in_(location_ids))).tuples().all()
-    )
-    return sorted(
-        (Mismatch(skus[i], codes[loc], on_hand, expected, last) for (i, loc), on_hand, expected, last in wrong),
-        key=lambda m: (m.sku, m.location),
-    )
+    with snapshot() as conn:
+        suspects = _suspects(conn)
+    return _confirmed(suspects)
 
 
 def find_total_mismatches() -> list[TotalMismatch]:
     """Items whose on-hand total (items.on_hand, kept by triggers) is not the sum of their stock
     levels, by SKU (an empty list when all agree)."""
-    levels = (
-        select(StockLevel.item_id, func.sum(StockLevel.quantity).label("units")).group_by(StockLevel.item_id).subquery()
-    )
-    units = func.coalesce(levels.c.units, 0)
-    rows = db.session.execute(
-        select(Item.sku, Item.on_hand, units)
-        .outerjoin(levels, levels.c.item_id == Item.id)
-        # Rounded: SQLite sums fractional quantities as floats.
-        .where(func.round(Item.on_hand - units, 3) != 0)
-        .order_by(Item.sku)
-    )
-    return [TotalMismatch(sku, on_hand, Decimal(total)) for sku, on_hand, total in rows]
+    with snapshot() as conn:
+        return _totals(conn)
+
+
+def audit_ledger() -> LedgerReport:
+    """Both checks from one snapshot, suspects confirmed in a second one."""
+    with snapshot() as conn:
+        suspects = _suspects(conn)
+        totals = _totals(conn)
+    return LedgerReport(mismatches=_confirmed(suspects), totals=totals)

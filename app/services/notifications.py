@@ -1,11 +1,15 @@
 """Low-stock notifications: deliver the outbox the stock service writes, and manage where it goes.
 
-Delivery is at-least-once. One dispatch round is one transaction: it claims due pending events
-(`SELECT ... FOR UPDATE SKIP LOCKED` on MySQL/MariaDB, so parallel dispatchers never take the same
-rows; SQLite serialises writers anyway), sends them, and marks them delivered, retried later with
-exponential backoff, or dead, before it commits. A crash before the commit releases the claim and
-nothing is marked, so the events go out again; nothing is ever lost. Each (event, target) success
-is recorded, so a retry only re-sends to the targets that failed.
+Delivery is at-least-once, and no network call is ever made while a row lock is held. A dispatch
+round has three steps: a short transaction claims due pending events (`SELECT ... FOR UPDATE SKIP
+LOCKED` on MySQL/MariaDB, so parallel dispatchers never take the same rows; SQLite serialises
+writers anyway), moves them out of the queue for a lease (`CLAIM_LEASE`) and commits; the
+messages go out with no transaction open; a second short transaction records each (event, target)
+success and marks the events delivered, retried later with exponential backoff, or dead. A crash
+after the claim leaves the events pending: they come back when the lease runs out and go again
+to every target whose success was not recorded. So a receiver may see an event twice, never zero
+times; each webhook body carries `event_id`, also sent as `X-Inventory-Event-Id`, the same on every
+redelivery, for the receiver to de-duplicate on.
 
 WeCom robots get several events batched into one markdown message (at most 4,096 bytes), and at
 most 20 messages a minute per robot; generic webhooks get one JSON body per event, signed with
@@ -42,6 +46,7 @@ from app.models.notification import (
     NotificationTarget,
 )
 from app.models.types import utcnow
+from app.observability import tracing
 from app.services import wecom
 from app.services.errors import InvalidInput
 from app.services.ledger import find_ledger_mismatches
@@ -53,6 +58,10 @@ MAX_ATTEMPTS = 8
 BACKOFF_BASE_SECONDS = 30
 BACKOFF_CAP_SECONDS = 3600
 CLAIM_BATCH = 200
+# Longer than a round can take (a webhook times out after 5 s and fails the rest of its batch;
+# a robot sends at most 20 messages a minute), so a live dispatcher is never overtaken.
+CLAIM_LEASE = timedelta(minutes=5)
+EVENT_ID_HEADER = "X-Inventory-Event-Id"
 SIGNATURE_HEADER = "X-Inventory-Signature"
 TIMESTAMP_HEADER = "X-Inventory-Timestamp"
 HEADER = "### 库存预警 Low stock"
@@ -75,6 +84,26 @@ class PendingEvent:
     reorder_point: Decimal
     created_at: datetime
     attempts: int
+    traceparent: str | None
+
+
+@dataclass(frozen=True)
+class Target:
+    """A notification target as read at claim time, usable once that transaction has ended."""
+
+    id: int
+    name: str
+    kind: str
+    url: str | None
+    secret: str | None
+
+
+@dataclass(frozen=True)
+class _Claim:
+    now: datetime
+    events: list[PendingEvent]
+    targets: dict[int, list[Target]]
+    delivered: set[tuple[int, int]]
 
 
 @dataclass
@@ -155,6 +184,7 @@ def markdown_batches(events: Sequence[PendingEvent], base_url: str) -> list[tupl
 
 
 def webhook_payload(event: PendingEvent, base_url: str) -> bytes:
+    """The JSON body; `event_id` is stable across redeliveries (see the module docstring)."""
     body = {
         "type": "inventory.low_stock",
         "event_id": event.id,
@@ -174,7 +204,8 @@ def webhook_payload(event: PendingEvent, base_url: str) -> bytes:
 # ---------------------------------------------------------------- one dispatch round
 
 
-def _claim(now: datetime, limit: int) -> list[int]:
+def _claim(limit: int) -> _Claim:
+    now = utcnow()
     statement = (
         select(LowStockEvent.id)
         .where(LowStockEvent.status == "pending", LowStockEvent.next_attempt_at <= now)
@@ -182,7 +213,11 @@ def _claim(now: datetime, limit: int) -> list[int]:
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    return list(db.session.scalars(statement))
+    ids = list(db.session.scalars(statement))
+    if not ids:
+        return _Claim(now, [], {}, set())
+    db.session.execute(update(LowStockEvent).where(LowStockEvent.id.in_(ids)).values(next_attempt_at=now + CLAIM_LEASE))
+    return _Claim(now, _load(ids), _subscribers(), _delivered(ids))
 
 
 def _load(ids: list[int]) -> list[PendingEvent]:
@@ -199,6 +234,7 @@ def _load(ids: list[int]) -> list[PendingEvent]:
             LowStockEvent.reorder_point,
             LowStockEvent.created_at,
             LowStockEvent.attempts,
+            LowStockEvent.traceparent,
         )
         .join(Item, Item.id == LowStockEvent.item_id)
         .join(Location, Location.id == LowStockEvent.location_id)
@@ -209,7 +245,7 @@ def _load(ids: list[int]) -> list[PendingEvent]:
     return [PendingEvent(*row) for row in rows]
 
 
-def _subscribers() -> dict[int, list[NotificationTarget]]:
+def _subscribers() -> dict[int, list[Target]]:
     """Active targets by warehouse id."""
     rows = db.session.execute(
         select(NotificationSubscription.warehouse_id, NotificationTarget)
@@ -217,9 +253,9 @@ def _subscribers() -> dict[int, list[NotificationTarget]]:
         .where(NotificationTarget.active.is_(True))
         .order_by(NotificationTarget.id)
     )
-    by_warehouse: dict[int, list[NotificationTarget]] = defaultdict(list)
-    for warehouse_id, target in rows:
-        by_warehouse[warehouse_id].append(target)
+    by_warehouse: dict[int, list[Target]] = defaultdict(list)
+    for warehouse_id, t in rows:
+        by_warehouse[warehouse_id].append(Target(t.id, t.name, t.kind, t.url, t.secret))
     return by_warehouse
 
 
@@ -240,24 +276,21 @@ def _limiter(url: str) -> wecom.RateLimiter:
 
 
 class _Round:
-    """The bookkeeping of one dispatch round: what each target got, what failed, what waits."""
+    """What one dispatch round sent, failed to send, or left for later: kept in memory while the
+    messages go out, written in one transaction afterwards."""
 
-    def __init__(self, channel: Channel, now: datetime) -> None:
+    def __init__(self, channel: Channel, claim: _Claim) -> None:
         self.channel = channel
-        self.now = now
-        self.done: set[tuple[int, int]] = set()
+        self.now = claim.now
+        self.sent: set[tuple[int, int]] = set()
         self.errors: dict[int, str] = {}
         self.deferred: set[int] = set()
         self.messages = 0
 
-    def _succeeded(self, target: NotificationTarget, ids: list[int]) -> None:
-        for event_id in ids:
-            self.done.add((event_id, target.id))
-            db.session.execute(
-                insert(NotificationDelivery).values(event_id=event_id, target_id=target.id, delivered_at=self.now)
-            )
+    def _succeeded(self, target: Target, ids: list[int]) -> None:
+        self.sent.update((event_id, target.id) for event_id in ids)
 
-    def _failed(self, target: NotificationTarget, ids: list[int], error: str) -> None:
+    def _failed(self, target: Target, ids: list[int], error: str) -> None:
         log.warning(
             "notification delivery failed",
             extra={"target": target.name, "target_kind": target.kind, "events": len(ids), "error": error},
@@ -265,7 +298,7 @@ class _Round:
         for event_id in ids:
             self.errors.setdefault(event_id, f"{target.name}: {error}")
 
-    def send_wecom(self, target: NotificationTarget, events: list[PendingEvent]) -> None:
+    def send_wecom(self, target: Target, events: list[PendingEvent]) -> None:
         url = target.url or self.channel.robot_url
         if not url:
             self._failed(target, [e.id for e in events], "no robot URL (INVENTORY_WECOM_WEBHOOK_URL) configured")
@@ -284,13 +317,13 @@ class _Round:
             self.messages += 1
             self._succeeded(target, ids)
 
-    def send_webhook(self, target: NotificationTarget, events: list[PendingEvent]) -> None:
+    def send_webhook(self, target: Target, events: list[PendingEvent]) -> None:
         for n, event in enumerate(events):
             body = webhook_payload(event, self.channel.base_url)
             stamp = str(int(time.time()))
             headers = {
                 "X-Inventory-Event": "low_stock",
-                "X-Inventory-Delivery": str(event.id),
+                EVENT_ID_HEADER: str(event.id),
                 TIMESTAMP_HEADER: stamp,
                 SIGNATURE_HEADER: sign(target.secret or "", stamp, body),
             }
@@ -304,11 +337,48 @@ class _Round:
             self._succeeded(target, [event.id])
 
 
-def _settle(events: list[PendingEvent], targets: dict[int, list[NotificationTarget]], work: _Round) -> DispatchReport:
-    report = DispatchReport(claimed=len(events), messages=work.messages, errors=work.errors)
-    for event in events:
-        wanted = {t.id for t in targets.get(event.warehouse_id, [])}
-        if all((event.id, target_id) in work.done for target_id in wanted):
+def _send(channel: Channel, claim: _Claim) -> _Round:
+    """Every message of the round, with no transaction open (nothing here touches the database)."""
+    work = _Round(channel, claim)
+    by_target: dict[int, tuple[Target, list[PendingEvent]]] = {}
+    for event in claim.events:
+        for target in claim.targets.get(event.warehouse_id, []):
+            if (event.id, target.id) not in claim.delivered:
+                by_target.setdefault(target.id, (target, []))[1].append(event)
+    for target, pending in by_target.values():
+        # Linked to the requests whose transactions wrote these events.
+        with tracing.span(
+            "outbox.send",
+            **{"inventory.target_kind": target.kind, "inventory.events": len(pending)},
+        ) as span:
+            if span is not None:
+                for link in tracing.links(e.traceparent for e in pending):
+                    span.add_link(link.context)
+            if target.kind == "wecom":
+                work.send_wecom(target, pending)
+            else:
+                work.send_webhook(target, pending)
+    return work
+
+
+def _record(claim: _Claim, work: _Round) -> DispatchReport:
+    """The round's outcome, in one transaction after the sends."""
+    ids = [event.id for event in claim.events]
+    # Lock the claimed events, then re-read what is recorded: a dispatcher that took them over
+    # after an expired lease may have recorded some deliveries already.
+    db.session.execute(select(LowStockEvent.id).where(LowStockEvent.id.in_(ids)).with_for_update())
+    done = _delivered(ids)
+    new = sorted(work.sent - done)
+    if new:
+        db.session.execute(
+            insert(NotificationDelivery),
+            [dict(event_id=e, target_id=t, delivered_at=work.now) for e, t in new],
+        )
+    done |= work.sent
+    report = DispatchReport(claimed=len(claim.events), messages=work.messages, errors=work.errors)
+    for event in claim.events:
+        wanted = {t.id for t in claim.targets.get(event.warehouse_id, [])}
+        if all((event.id, target_id) in done for target_id in wanted):
             values: dict[str, Any] = dict(status="delivered", delivered_at=work.now, last_error=None)
             report.delivered += 1
         elif event.id in work.errors:
@@ -323,71 +393,87 @@ def _settle(events: list[PendingEvent], targets: dict[int, list[NotificationTarg
             report.dead += dead
             report.retrying += not dead
         else:
+            # Held back by the robot's rate limit: due again at once, not after the lease.
+            values = dict(next_attempt_at=work.now)
             report.deferred += 1
-            continue
-        db.session.execute(update(LowStockEvent).where(LowStockEvent.id == event.id).values(**values))
+        db.session.execute(
+            update(LowStockEvent)
+            .where(LowStockEvent.id == event.id, LowStockEvent.status == "pending")
+            .values(**values)
+        )
     return report
-
-
-def _dispatch(channel: Channel, limit: int) -> DispatchReport:
-    now = utcnow()
-    ids = _claim(now, limit)
-    if not ids:
-        return DispatchReport()
-    events = _load(ids)
-    targets = _subscribers()
-    work = _Round(channel, now)
-    work.done = _delivered(ids)
-    by_target: dict[int, tuple[NotificationTarget, list[PendingEvent]]] = {}
-    for event in events:
-        for target in targets.get(event.warehouse_id, []):
-            if (event.id, target.id) not in work.done:
-                by_target.setdefault(target.id, (target, []))[1].append(event)
-    for target, pending in by_target.values():
-        if target.kind == "wecom":
-            work.send_wecom(target, pending)
-        else:
-            work.send_webhook(target, pending)
-    return _settle(events, targets, work)
 
 
 def dispatch_once(channel: Channel, *, limit: int = CLAIM_BATCH) -> DispatchReport:
-    """Deliver up to `limit` due low-stock events in one transaction (see the module docstring)."""
-    report = run_in_transaction(lambda: _dispatch(channel, limit))
-    if report.claimed:
-        log.info(
-            "low-stock events dispatched",
-            extra={
-                "claimed": report.claimed,
-                "delivered": report.delivered,
-                "retrying": report.retrying,
-                "dead": report.dead,
-                "deferred": report.deferred,
-                "messages_sent": report.messages,
-            },
-        )
+    """Deliver up to `limit` due low-stock events: claim, send, record (see the module docstring).
+    A round that delivers anything is a trace of its own, linked to the requests that wrote the
+    events."""
+    if not _due():
+        return DispatchReport()
+    with tracing.job("outbox.delivery") as root:
+        with tracing.span("outbox.claim"):
+            claim = run_in_transaction(lambda: _claim(limit), name="outbox_claim")
+        if root is not None:
+            for link in tracing.links(e.traceparent for e in claim.events):
+                root.add_link(link.context)
+        if not claim.events:
+            return DispatchReport()
+        work = _send(channel, claim)
+        report = run_in_transaction(lambda: _record(claim, work), name="outbox_record")
+        _log_round(report)
     return report
+
+
+def _due() -> bool:
+    """Whether any event is due, read without a lock: an idle worker's rounds leave no trace."""
+    found = db.session.scalar(
+        select(LowStockEvent.id)
+        .where(LowStockEvent.status == "pending", LowStockEvent.next_attempt_at <= utcnow())
+        .limit(1)
+    )
+    db.session.rollback()
+    return found is not None
+
+
+def _log_round(report: DispatchReport) -> None:
+    log.info(
+        "low-stock events dispatched",
+        extra={
+            "claimed": report.claimed,
+            "delivered": report.delivered,
+            "retrying": report.retrying,
+            "dead": report.dead,
+            "deferred": report.deferred,
+            "messages_sent": report.messages,
+        },
+    )
 
 
 # ---------------------------------------------------------------- the ledger audit
 
 
-@unit_of_work
 def run_ledger_audit() -> LedgerAudit:
-    """Reconcile every stock level with the ledger and record how many do not match."""
+    """Reconcile every stock level with the ledger and record how many do not match.
+
+    The reading runs outside any write transaction (see app.services.ledger: one snapshot, no
+    lock); only the one-row record of the outcome is a unit of work."""
     started = time.perf_counter()
     mismatches = find_ledger_mismatches()
-    audit = LedgerAudit(
-        finished_at=utcnow(), mismatches=len(mismatches), duration_ms=int((time.perf_counter() - started) * 1000)
-    )
-    db.session.add(audit)
-    db.session.execute(delete(LedgerAudit).where(LedgerAudit.finished_at < utcnow() - AUDIT_HISTORY))
+    audit = _record_audit(len(mismatches), int((time.perf_counter() - started) * 1000))
     log.info("ledger audit finished", extra={"mismatches": audit.mismatches, "duration_ms": audit.duration_ms})
     for m in mismatches[:20]:
         log.error(
             "ledger mismatch",
             extra={"sku": m.sku, "location": m.location, "on_hand": str(m.on_hand), "from_ledger": str(m.from_ledger)},
         )
+    return audit
+
+
+@unit_of_work
+def _record_audit(mismatches: int, duration_ms: int) -> LedgerAudit:
+    audit = LedgerAudit(finished_at=utcnow(), mismatches=mismatches, duration_ms=duration_ms)
+    db.session.add(audit)
+    db.session.execute(delete(LedgerAudit).where(LedgerAudit.finished_at < utcnow() - AUDIT_HISTORY))
     return audit
 
 

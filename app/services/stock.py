@@ -23,7 +23,9 @@ from sqlalchemy import Table, bindparam, insert, select, true, update
 
 from app.extensions import db
 from app.models import Item, Location, LowStockEvent, Movement, StockLevel
+from app.models.stock import REASON_CODES
 from app.models.types import utcnow
+from app.observability import tracing
 from app.services import idempotency, transaction
 from app.services.errors import (
     AlreadyReversed,
@@ -167,7 +169,9 @@ def _username(user: str) -> str:
 
 
 def _lock(item_id: int, location_id: int) -> _Level | None:
-    row = _execute(_LOCK_LEVEL, {"item_id": item_id, "location_id": location_id}).first()
+    # Under contention a stock-out waits here: in a trace, this span's length is the lock wait.
+    with tracing.span("stock.lock", **{"inventory.item_id": item_id, "inventory.location_id": location_id}):
+        row = _execute(_LOCK_LEVEL, {"item_id": item_id, "location_id": location_id}).first()
     return None if row is None else _Level(row[0], row[1])
 
 
@@ -214,6 +218,8 @@ def _note_low_stock(item: _Item, location_id: int, before: Decimal, after: Decim
                 next_attempt_at=utcnow(),
                 status="pending",
                 attempts=0,
+                # The delivery, later and in another process, links its trace to this one.
+                traceparent=tracing.current_traceparent(),
             )
         )
 
@@ -561,6 +567,12 @@ def _lock_many(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], _Level]:
     """Lock many stock levels with few statements, in index (item, location) order."""
     levels = {pair: _Level(None, ZERO) for pair in pairs}
     item_ids = sorted({item_id for item_id, _ in pairs})
+    with tracing.span("stock.lock", **{"inventory.levels": len(pairs)}):
+        _lock_chunks(item_ids, levels)
+    return levels
+
+
+def _lock_chunks(item_ids: list[int], levels: dict[tuple[int, int], _Level]) -> None:
     for start in range(0, len(item_ids), 1000):
         chunk = item_ids[start : start + 1000]
         rows = db.session.execute(
@@ -572,7 +584,6 @@ def _lock_many(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], _Level]:
         for level_id, item_id, location_id, quantity in rows:
             if (item_id, location_id) in levels:
                 levels[(item_id, location_id)] = _Level(level_id, quantity)
-    return levels
 
 
 def _store_many(levels: dict[tuple[int, int], _Level], now: Any) -> None:
@@ -631,23 +642,27 @@ def reverse_movement(
     *,
     movement_id: int,
     user: str,
-    reason: str,
+    reason: str | None = None,
+    reason_code: str | None = None,
     idempotency_key: str | None = None,
     caller: str | None = None,
     own_scan_only: bool = False,
 ) -> Movement:
-    """Undo a movement with an opposite ledger line linked to it. Raises UnknownMovement,
-    IrreversibleMovement (a reversal, or a zero stocktake line), AlreadyReversed, and
-    InsufficientStock when the stock it would take back has already left.
+    """Undo a movement with an opposite ledger line linked to it, giving a person's `reason` or a
+    `reason_code` from REASON_CODES. Raises InvalidInput, UnknownMovement, IrreversibleMovement (a
+    reversal, or a zero stocktake line), AlreadyReversed, and InsufficientStock when the stock it
+    would take back has already left.
 
     `own_scan_only` (a clerk's undo on the scan page) also refuses, with InvalidInput on
     `movement_id`, anything but a scan `user` made. Like every other movement, a reversal never
     moves an archived item (ArchivedItem) nor puts stock into an inactive location
     (InactiveLocation): restore them first."""
-    if not (reason or "").strip():
+    if reason_code is not None and reason_code not in REASON_CODES:
+        raise InvalidInput("reason_code", f"one of {', '.join(REASON_CODES)}")
+    if reason_code is None and not (reason or "").strip():
         raise InvalidInput("reason", "a reason is required")
     keyed = Acting(user=user, note=reason, idempotency_key=idempotency_key, caller=caller)
-    req = _request("reverse", keyed, movement_id=movement_id)
+    req = _request("reverse", keyed, movement_id=movement_id, reason_code=reason_code)
     if replayed := req.replayed():
         return replayed[0]
     original = _lock_reversible(movement_id, scanned_by=req.user if own_scan_only else None)
@@ -662,6 +677,7 @@ def reverse_movement(
         item_id=item.id,
         quantity=original.quantity,
         **{**req.ledger(), "reference": original.reference},
+        reason_code=reason_code,
         reverses_id=original.id,
     )
     before = None

@@ -15,6 +15,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from blinker import Namespace
 from flask import current_app
+from opentelemetry.trace import Span
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from app.config import settings
 from app.extensions import db
+from app.observability import tracing
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -195,15 +197,21 @@ def _run_once(fn: Callable[[], R]) -> R:
     return result
 
 
-def run_in_transaction(fn: Callable[[], R]) -> R:
+def run_in_transaction(fn: Callable[[], R], *, name: str = "transaction") -> R:
     """Run `fn` as one write transaction; re-run it on lock conflicts, a bounded number of times.
 
     Called inside another unit of work (an import posting opening stock, a count approval posting
     adjustments), `fn` joins that transaction: everything commits together or not at all, and a
-    retry re-runs the outer unit of work as a whole.
+    retry re-runs the outer unit of work as a whole. Traced as one span named `name`, each retry an
+    event on it with its reason.
     """
     if db.session.info.get(_ACTIVE):
         return fn()
+    with tracing.span(f"unit_of_work {name}") as span:
+        return _run_with_retries(fn, span)
+
+
+def _run_with_retries(fn: Callable[[], R], span: Span | None) -> R:
     retries = settings().INVENTORY_TX_RETRIES
     attempt = 0
     while True:
@@ -215,6 +223,8 @@ def run_in_transaction(fn: Callable[[], R]) -> R:
             if reason is None or attempt >= retries:
                 raise exc from None
             attempt += 1
+            if span is not None:
+                span.add_event("retry", {"reason": reason, "attempt": attempt})
             app = current_app._get_current_object()  # type: ignore[attr-defined]
             transaction_retried.send(app, reason=reason)
             # Full jitter: concurrent losers of the same deadlock must not collide again in step.
@@ -226,6 +236,6 @@ def unit_of_work(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        return run_in_transaction(lambda: fn(*args, **kwargs))
+        return run_in_transaction(lambda: fn(*args, **kwargs), name=fn.__name__)
 
     return wrapper

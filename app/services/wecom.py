@@ -14,6 +14,7 @@ import urllib.request
 from limits import RateLimitItemPerMinute
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+from opentelemetry import propagate
 
 MARKDOWN_LIMIT_BYTES = 4096
 MESSAGES_PER_MINUTE = 20
@@ -61,9 +62,10 @@ def post_json(url: str, body: bytes, headers: dict[str, str] | None = None) -> b
     """POST `body`; return the response body. Raises DeliveryFailed (without the URL) on failure."""
     if not url.startswith(("http://", "https://")):
         raise DeliveryFailed("the target URL must be http(s)")
-    request = urllib.request.Request(  # noqa: S310 - scheme checked above
-        url, data=body, method="POST", headers={"Content-Type": "application/json", **(headers or {})}
-    )
+    sent = {"Content-Type": "application/json", **(headers or {})}
+    # W3C traceparent of the delivery, so the receiver can continue its trace.
+    propagate.inject(sent)
+    request = urllib.request.Request(url, data=body, method="POST", headers=sent)  # noqa: S310 - scheme checked above
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
             return bytes(response.read(65536))

@@ -110,12 +110,18 @@ def kind_label(kind: str) -> str:
     return labels.get(kind, kind)
 
 
+def reason_label(code: str | None) -> str:
+    """A ledger line's reason code (REASON_CODES) in the reader's language."""
+    labels = {"scan_undo": _("Undone on the scan page")}
+    return labels.get(code, code) if code else ""
+
+
 def init_templates(app: Flask) -> None:
     from app.auth.roles import can
 
     app.jinja_env.filters["qty"] = format_quantity
     app.jinja_env.filters["when"] = format_when
-    app.jinja_env.globals.update(can=can, role_label=role_label, kind_label=kind_label)
+    app.jinja_env.globals.update(can=can, role_label=role_label, kind_label=kind_label, reason_label=reason_label)
 
     @app.context_processor
     def _layout() -> dict[str, Any]:

@@ -3,6 +3,7 @@ physical limit (the same locked transaction sent straight through PyMySQL) measu
 
     .venv/bin/python tests/benchmarks/api_stock_out.py [--duration 10] [--connections 16,64]
         [--workers N] [--threads N] [--worker-class sync|gthread] [--profile] [--items 10000]
+        [--tracing 0.1]
 
 What it does, in order:
 1. creates a fresh MariaDB database (root@127.0.0.1:3306), `flask db upgrade`, `flask seed-demo`,
@@ -16,6 +17,10 @@ What it does, in order:
    raw limit, and runs `flask check-ledger`; with --profile, a py-spy profile of one worker;
 5. stops gunicorn and drops the database.
 
+--tracing RATIO turns OpenTelemetry on in the workers (parent-based trace-id ratio sampling at
+RATIO, OTLP/HTTP export to a receiver this script runs on 127.0.0.1), to measure what tracing
+costs per request; without it no OTEL_* variable reaches gunicorn and tracing is off.
+
 Needs wrk (`apt-get install -y wrk`) and, for --profile, py-spy (requirements-dev.txt).
 The machine's other load shows in the figures: compare ratios within one run, not across runs.
 """
@@ -23,6 +28,7 @@ The machine's other load shows in the figures: compare ratios within one run, no
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import os
@@ -424,14 +430,20 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="py-spy one worker during the first app run")
     parser.add_argument("--no-raw", action="store_true", help="skip the raw PyMySQL limit")
     parser.add_argument("--server-log", default=str(Path(tempfile.gettempdir()) / "inventory-bench-gunicorn.log"))
+    parser.add_argument("--tracing", type=float, help="sampling ratio; traces go to a local OTLP receiver")
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        run(args, stack)
+
+
+def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install -y wrk")
 
     database = create_database()
     metrics_dir = tempfile.mkdtemp(prefix="inventory-bench-metrics-")
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("OTEL_")},
         "DATABASE_URL": f"mysql+pymysql://root@127.0.0.1:3306/{database}?charset=utf8mb4",
         "INVENTORY_ENV": "production",
         "SECRET_KEY": secrets.token_hex(32),
@@ -441,6 +453,18 @@ def main() -> None:
         "INVENTORY_LOG_LEVEL": "INFO",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
+    receiver = None
+    if args.tracing is not None:
+        sys.path.insert(0, str(ROOT))
+        from tests.ops.otlp_receiver import otlp_receiver
+
+        receiver = stack.enter_context(otlp_receiver())
+        env |= {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_SERVICE_NAME": "inventory-bench",
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": str(args.tracing),
+        }
     server = None
     try:
         token, pairs, hot_sku = prepare_data(env, args.items)
@@ -489,6 +513,9 @@ def main() -> None:
                 results.append((median_result(app_runs), raw))
         report(results)
         print()
+        if receiver is not None:
+            traces = {span.trace_id for span in receiver.spans}
+            print(f"tracing at {args.tracing:g}: {len(receiver.spans)} spans in {len(traces)} traces received")
         print(flask(env, "check-ledger").strip())
     finally:
         if server is not None:

@@ -163,6 +163,7 @@ def test_generic_webhook_gets_json_signed_with_hmac_sha256(app, factory, robot):
     stamp = call.headers["X-Inventory-Timestamp"]
     assert call.headers["X-Inventory-Signature"] == notifications.sign("s3cret-signing", stamp, body)
     assert call.headers["X-Inventory-Signature"] != notifications.sign("wrong", stamp, body)
+    assert call.headers["X-Inventory-Event-Id"] == str(payload["event_id"]) == str(events(app)[0].id)
 
 
 def test_failures_back_off_then_become_dead_letters_that_an_admin_can_requeue(app, factory, robot):
@@ -226,7 +227,14 @@ def test_a_retry_only_resends_to_the_targets_that_failed(app, factory, robot):
     assert event.status == "pending" and event.attempts == 2 and event.last_error.startswith("down: connection failed")
 
 
-def test_a_crash_before_commit_leaves_the_event_pending_and_unmarked(app, factory, robot):
+def lease_runs_out(app):
+    """Move the clock past the claim lease: bring claimed events due again."""
+    with app.app_context():
+        db.session.execute(update(LowStockEvent).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+
+
+def test_a_crash_while_sending_leaves_the_event_pending_until_the_lease_runs_out(app, factory, robot):
     warehouse = factory.warehouse(code="WHC")
     subscribe_wecom(app, warehouse)
     low_stock(app, factory, warehouse=warehouse)
@@ -239,9 +247,74 @@ def test_a_crash_before_commit_leaves_the_event_pending_and_unmarked(app, factor
 
     [event] = events(app)
     assert event.status == "pending" and event.attempts == 0
+    assert event.next_attempt_at > utcnow() + notifications.CLAIM_LEASE - timedelta(minutes=1)
     with app.app_context():
         assert db.session.scalars(select(NotificationDelivery)).all() == []
+    assert dispatch(app, channel(robot)).claimed == 0  # claimed: no other round takes it meanwhile
+    lease_runs_out(app)
     assert dispatch(app, channel(robot)).delivered == 1 and len(robot.markdown()) == 1
+
+
+def test_a_crash_between_send_and_record_redelivers_with_the_same_event_id(app, factory, robot, monkeypatch):
+    warehouse = factory.warehouse(code="WHD")
+    with app.app_context():
+        notifications.create_target(
+            name="ERP", kind="webhook", url=f"{robot.url}/hooks/erp", secret="s3cret", warehouses=["WHD"]
+        )
+    low_stock(app, factory, sku="TWICE-1", warehouse=warehouse)
+    record = notifications._record
+
+    def die_before_recording(claim, work):
+        raise KeyboardInterrupt  # sent, then the process dies before the outcome is written
+
+    monkeypatch.setattr(notifications, "_record", die_before_recording)
+    with pytest.raises(KeyboardInterrupt):
+        dispatch(app, channel(robot))
+    monkeypatch.setattr(notifications, "_record", record)
+
+    [event] = events(app)
+    assert event.status == "pending" and len(robot.received) == 1
+    lease_runs_out(app)
+    assert dispatch(app, channel(robot)).delivered == 1
+
+    first, second = robot.received
+    assert first.body == second.body and first.json()["event_id"] == event.id
+    assert first.headers["X-Inventory-Event-Id"] == second.headers["X-Inventory-Event-Id"] == str(event.id)
+    [event] = events(app)
+    assert event.status == "delivered"
+    with app.app_context():
+        assert len(db.session.scalars(select(NotificationDelivery)).all()) == 1
+
+
+def test_no_row_lock_or_transaction_is_held_while_a_message_is_sent(app, factory, robot):
+    warehouse = factory.warehouse(code="WHN")
+    subscribe_wecom(app, warehouse)
+    item, location = low_stock(app, factory, sku="FREE-1", warehouse=warehouse, issue=6)
+    seen: list[tuple[bool, int]] = []
+
+    def send_while_others_write(url, text):
+        in_transaction = db.session().in_transaction()
+        writes: list[int] = []
+
+        def write() -> None:
+            # The claimed event row and the stock it is about: both must be free for others.
+            with app.app_context():
+                db.session.execute(update(LowStockEvent).values(last_error=None))
+                db.session.commit()
+                stock.issue_stock(sku=item.sku, location=location.code, quantity=1, user="clerk")
+                writes.append(1)
+                db.session.remove()
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        writer.join(30)
+        seen.append((in_transaction, len(writes)))
+        wecom.send_markdown(url, text)
+
+    report = dispatch(app, channel(robot, send_markdown=send_while_others_write))
+
+    assert seen == [(False, 1)]
+    assert report.delivered == 1 and len(robot.markdown()) == 1
 
 
 @pytest.mark.parametrize("backend", [pytest.param("mysql", marks=pytest.mark.mysql)], indirect=True)
@@ -260,7 +333,7 @@ def test_two_dispatchers_never_claim_the_same_event_on_mysql(app, factory, robot
     worker = threading.Thread(target=lambda: first.append(dispatch(app, channel(robot, send_markdown=slow_send))))
     worker.start()
     assert sending.wait(20)
-    second = dispatch(app, channel(robot))  # SKIP LOCKED: the held row is invisible, no waiting
+    second = dispatch(app, channel(robot))  # claimed by the first: not due, no waiting
     release.set()
     worker.join(20)
 

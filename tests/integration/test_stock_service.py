@@ -214,6 +214,16 @@ def test_a_movement_is_reversed_at_most_once_and_reversals_are_final(db, factory
     assert on_hand(db, screw, shelf) == 0
 
 
+def test_a_reversal_takes_a_known_reason_code_instead_of_text_and_refuses_an_unknown_one(db, factory, screw, shelf):
+    receipt = factory.stock(screw, shelf, 5)
+    with pytest.raises(InvalidInput) as unknown:
+        stock.reverse_movement(movement_id=receipt.id, user="mgr", reason_code="because")
+    assert unknown.value.field == "reason_code" and on_hand(db, screw, shelf) == 5
+    reversal = stock.reverse_movement(movement_id=receipt.id, user="mgr", reason_code="scan_undo")
+    stored = db.session.get(Movement, reversal.id)
+    assert (stored.note, stored.reason_code) == (None, "scan_undo") and on_hand(db, screw, shelf) == 0
+
+
 def test_reversing_a_receipt_whose_stock_has_left_is_refused(db, factory, screw, shelf):
     receipt = factory.stock(screw, shelf, 5)
     stock.issue_stock(sku="A-100", location=shelf.code, quantity=3, user="bob")

@@ -16,7 +16,7 @@ from tests.ops.test_log_pipeline import BOUNDED_LABELS, parsed
 GRAFANA = OPS / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards" / "inventory").glob("*.json"))
 EXPECTED_UIDS = {"inventory-red", "inventory-business", "inventory-logs"}
-DATASOURCE_UIDS = {"prometheus": "inventory-prometheus", "loki": "inventory-loki"}
+DATASOURCE_UIDS = {"prometheus": "inventory-prometheus", "loki": "inventory-loki", "tempo": "inventory-tempo"}
 # Grafana's variables replaced by values the query languages accept.
 SUBSTITUTIONS = {
     "$__rate_interval": "5m",
@@ -26,6 +26,7 @@ SUBSTITUTIONS = {
     "$route": ".*",
     "$namespace": ".*",
     "$request_id": "abc123",
+    "$trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
 }
 
 
@@ -127,3 +128,4 @@ def test_logql_fields_and_values_are_ones_the_app_really_logs(captured_log_lines
             for field in (n.strip() for n in name.split(",")):
                 assert field in fields | BOUNDED_LABELS, f"{where}: {field!r} is neither a field nor a label"
     assert any("request_id" in expr for _, expr in targets("loki"))
+    assert any("trace_id" in expr for _, expr in targets("loki"))

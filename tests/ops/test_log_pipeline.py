@@ -79,13 +79,13 @@ def test_alloy_and_promtail_declare_the_same_pipeline():
     assert alloy_pipeline() == promtail_pipeline()
 
 
-def test_only_bounded_labels_are_kept_and_the_request_id_is_structured_metadata():
+def test_only_bounded_labels_are_kept_and_the_request_and_trace_ids_are_structured_metadata():
     pipeline = alloy_pipeline()
     assert pipeline["cri"]
     assert pipeline["keep"] == BOUNDED_LABELS
     assert pipeline["targets"] | pipeline["labels"] == BOUNDED_LABELS
-    assert pipeline["metadata"] == {"request_id"}
-    assert "request_id" not in pipeline["keep"]
+    assert pipeline["metadata"] == {"request_id", "trace_id"}
+    assert not pipeline["metadata"] & pipeline["keep"]
 
 
 def test_every_captured_line_is_json_with_the_fields_the_pipelines_extract(captured_log_lines):

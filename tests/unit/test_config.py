@@ -94,3 +94,19 @@ def test_every_documented_file_variable_is_read(tmp_path):
     secret.write_text("from-a-file\n", encoding="utf-8")
     for name in documented:
         assert getattr(Config.from_env({f"{name}_FILE": str(secret)}), name) == "from-a-file"
+
+
+@pytest.mark.parametrize(
+    ("environ", "traced"),
+    [
+        ({}, False),
+        ({"OTEL_SERVICE_NAME": "inventory"}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://alloy:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://alloy:4318/v1/traces"}, True),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "  "}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://alloy:4318", "OTEL_SDK_DISABLED": "true"}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://alloy:4318", "OTEL_TRACES_EXPORTER": "none"}, False),
+    ],
+)
+def test_tracing_is_on_only_when_the_standard_otel_variables_name_an_endpoint(environ, traced):
+    assert Config.from_env(environ).TRACING_ENABLED is traced

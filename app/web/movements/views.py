@@ -17,7 +17,7 @@ from app.models import MOVEMENT_KINDS, Movement
 from app.services import catalog, stock
 from app.services.errors import DomainError
 from app.web.common import arg_date, attach_error, day_range, domain_message, export_response
-from app.web.i18n import format_quantity, format_when, kind_label
+from app.web.i18n import format_quantity, format_when, kind_label, reason_label
 from app.web.movements import bp
 from app.web.movements.forms import (
     AdjustStockForm,
@@ -133,7 +133,7 @@ def export() -> Any:
             "" if m.from_balance is None else str(m.from_balance),
             "" if m.to_balance is None else str(m.to_balance),
             m.reference or "",
-            m.note or "",
+            m.note or reason_label(m.reason_code),
             m.username,
             m.reverses_id or "",
         ]

@@ -162,7 +162,7 @@ def _undo(data: dict[str, Any]) -> dict[str, Any]:
     reversal = stock.reverse_movement(
         movement_id=movement_id,
         user=current_user.username,
-        reason=_("Undone on the scan page"),
+        reason_code="scan_undo",
         idempotency_key=_text(data, "idempotency_key") or None,
         own_scan_only=True,
     )

@@ -8,10 +8,10 @@ from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.extensions import db
-from app.models import Movement, StockLevel
+from app.models import Movement, StockLevel, User
 from app.services import codes
 from tests.factories import Factory
 from tests.integration.floor.conftest import Stocked, text_of
@@ -182,6 +182,25 @@ def test_undo_reverses_the_last_scan(
         assert reversal is not None and reversal.reverses_id == moved["movement_id"]
     again = client.post("/scan/undo", json={"movement_id": moved["movement_id"]})
     assert again.status_code == 409
+
+
+def test_undo_stores_a_reason_code_that_each_reader_sees_in_their_own_language(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any], stocked: Stocked
+) -> None:
+    clerk = login_as("clerk")
+    moved = _scan(client, "SKU-SCREW").get_json()
+    undone = client.post("/scan/undo", json={"movement_id": moved["movement_id"]}).get_json()
+    with app.app_context():
+        reversal = db.session.get(Movement, undone["reversal_id"])
+        assert reversal is not None and (reversal.note, reversal.reason_code) == (None, "scan_undo")
+
+    assert "在扫码页撤销" in text_of(client.get(f"/movements/{undone['reversal_id']}"))
+    with app.app_context():
+        db.session.execute(update(User).where(User.id == clerk.id).values(locale="en"))
+        db.session.commit()
+    assert "Undone on the scan page" in text_of(client.get(f"/movements/{undone['reversal_id']}"))
+    export = client.get("/movements/export.csv").get_data(as_text=True)
+    assert "Undone on the scan page" in export
 
 
 def test_undo_refuses_someone_elses_movement(
