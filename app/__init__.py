@@ -31,6 +31,7 @@ def create_app(config: Config | None = None) -> Flask:
     init_observability(app)
     _register_blueprints(app)
 
+    from app.backup_cli import register_backup_cli
     from app.cli import register_cli
     from app.errors import register_error_handlers
     from app.notify_cli import register_notify_cli
@@ -38,6 +39,7 @@ def create_app(config: Config | None = None) -> Flask:
     register_error_handlers(app)
     register_cli(app)
     register_notify_cli(app)
+    register_backup_cli(app)
     return app
 
 

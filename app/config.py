@@ -81,6 +81,11 @@ class Config:
     # WeCom group robot URL (its key is a secret): low-stock messages and the alert relay post here.
     INVENTORY_WECOM_WEBHOOK_URL: str = ""
     INVENTORY_LOG_LEVEL: str = "INFO"
+    # Where `flask backup create` writes and `list/verify/restore/prune` look: a directory, or
+    # s3://bucket/prefix on S3-compatible storage (credentials from the usual AWS_* variables).
+    INVENTORY_BACKUP_TARGET: str = str(INSTANCE_DIR / "backups")
+    # Endpoint of S3-compatible storage that is not AWS (MinIO, Ceph, OSS …); empty: AWS itself.
+    INVENTORY_BACKUP_S3_ENDPOINT_URL: str = ""
 
     @property
     def is_production(self) -> bool:
@@ -113,4 +118,6 @@ class Config:
             INVENTORY_METRICS_TOKEN=read_secret(env, "INVENTORY_METRICS_TOKEN"),
             INVENTORY_WECOM_WEBHOOK_URL=read_secret(env, "INVENTORY_WECOM_WEBHOOK_URL"),
             INVENTORY_LOG_LEVEL=env.get("INVENTORY_LOG_LEVEL", "INFO").strip().upper() or "INFO",
+            INVENTORY_BACKUP_TARGET=env.get("INVENTORY_BACKUP_TARGET", "").strip() or str(INSTANCE_DIR / "backups"),
+            INVENTORY_BACKUP_S3_ENDPOINT_URL=env.get("INVENTORY_BACKUP_S3_ENDPOINT_URL", "").strip(),
         )
