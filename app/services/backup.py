@@ -562,13 +562,14 @@ def verify_backup(*, backup: str, target: str, s3_endpoint_url: str = "") -> Ver
 def _ancestors(revision: str) -> set[str] | None:
     """Every revision `revision` builds on (itself included); None when this release does not know it."""
     from alembic.script import ScriptDirectory
+    from alembic.script.revision import RevisionError
     from alembic.util import CommandError
     from flask import current_app
 
     scripts = ScriptDirectory.from_config(current_app.extensions["migrate"].migrate.get_config())
     try:
         return {script.revision for script in scripts.iterate_revisions(revision, "base")}
-    except CommandError:
+    except (CommandError, RevisionError):
         return None
 
 
