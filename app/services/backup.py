@@ -27,6 +27,7 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ from typing import IO, Any
 
 from sqlalchemy import Connection, create_engine, inspect, select, text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import NullPool
 
 from app.config import Config
 from app.extensions import db
@@ -245,7 +247,16 @@ def _binlog_position(conn: Connection) -> dict[str, Any] | None:
     return {"file": row[0], "position": int(row[1]), "gtid": gtid or ""}
 
 
+def _copy_rest(dump: subprocess.Popen[bytes], out: IO[bytes]) -> None:
+    with out:
+        while chunk := _pipe(dump.stdout).read(CHUNK):
+            out.write(chunk)
+
+
 def _mysql_snapshot(url: URL, folder: Path) -> dict[str, Any]:
+    """Lock only this database's tables (FLUSH TABLES … WITH READ LOCK, not the global lock, so other
+    databases on the server never wait), open our snapshot and let the dump open its own, read the
+    binary log position, unlock. Our snapshot and the dump's then hold the same committed rows."""
     args, env = _client_args(url)
     command = [
         "stdbuf", "-oL",  # line-buffered, so the first "Table structure" line arrives at once
@@ -253,31 +264,36 @@ def _mysql_snapshot(url: URL, folder: Path) -> dict[str, Any]:
         "--no-tablespaces", "--skip-dump-date", *args,
     ]  # fmt: skip
     payload = folder / "data.sql.gz"
-    with db.engine.connect() as conn:
-        conn.exec_driver_sql(f"SET SESSION lock_wait_timeout = {LOCK_WAIT_SECONDS}")
-        conn.exec_driver_sql("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        conn.exec_driver_sql("FLUSH TABLES WITH READ LOCK")
-        try:
-            conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-            binlog = _binlog_position(conn)
-            out = gzip.open(payload, "wb", compresslevel=6)  # noqa: SIM115 - closed below, on every path
-            dump = _spawn(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    # Connections of our own, closed afterwards: the session settings below never reach the pool.
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as locker, engine.connect() as reader:
+            quote = locker.dialect.identifier_preparer.quote
+            tables = ", ".join(quote(name) for name in inspect(locker).get_table_names())
+            locker.exec_driver_sql(f"SET SESSION lock_wait_timeout = {LOCK_WAIT_SECONDS}")
+            locker.exec_driver_sql(f"FLUSH TABLES {tables} WITH READ LOCK")
             try:
-                _await_dump_snapshot(dump, out)
-            except BaseException:
-                out.close()
-                raise
-        finally:
-            conn.exec_driver_sql("UNLOCK TABLES")
-        try:
-            described = _describe(conn)
-            conn.rollback()
-            while chunk := _pipe(dump.stdout).read(CHUNK):
-                out.write(chunk)
-        finally:
-            out.close()
-        if dump.wait() != 0:
-            raise BackupInvalid("mariadb-dump failed: " + _stderr(dump))
+                reader.exec_driver_sql("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                reader.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+                binlog = _binlog_position(locker)
+                out = gzip.open(payload, "wb", compresslevel=6)  # noqa: SIM115 - closed by _copy_rest or below
+                dump = _spawn(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+                try:
+                    _await_dump_snapshot(dump, out)
+                except BaseException:
+                    out.close()
+                    raise
+            finally:
+                locker.exec_driver_sql("UNLOCK TABLES")
+            copier = threading.Thread(target=_copy_rest, args=(dump, out), daemon=True)
+            copier.start()
+            described = _describe(reader)
+            reader.rollback()
+            copier.join()
+    finally:
+        engine.dispose()
+    if dump.wait() != 0:
+        raise BackupInvalid("mariadb-dump failed: " + _stderr(dump))
     return {"method": "mariadb-dump --single-transaction", "binlog": binlog, "payload_file": payload.name, **described}
 
 
