@@ -34,11 +34,11 @@ from app.services import backup as backups
 URL = os.environ.get("BENCH_DATABASE_URL", "mysql+pymysql://root@127.0.0.1:3306/inventory_bench")
 
 
-def _app(url: str):  # noqa: ANN202 - a Flask app
+def _app(url: str):
     return create_app(Config(SECRET_KEY="bench-" + "x" * 40, INVENTORY_ENV="testing", SQLALCHEMY_DATABASE_URI=url))
 
 
-def _timed(label: str, action):  # noqa: ANN001, ANN202
+def _timed(label: str, action):
     started = time.perf_counter()
     result = action()
     print(f"{label}: {time.perf_counter() - started:.1f} s", flush=True)
