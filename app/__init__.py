@@ -61,10 +61,12 @@ def _init_extensions(app: Flask) -> None:
 def _register_blueprints(app: Flask) -> None:
     from app import api
     from app.observability import health
+    from app.web.backups import bp as backups_bp
     from app.web.notifications import bp as notifications_bp
 
     app.register_blueprint(health.bp)
     app.register_blueprint(notifications_bp)
+    app.register_blueprint(backups_bp)
     api.init_app(app)
     from app.web import register_pages
 

@@ -730,3 +730,27 @@ def prune_backups(*, target: str, keep_daily: int, keep_weekly: int, s3_endpoint
 
 def within(hours: float, moment: datetime) -> bool:
     return utcnow() - moment <= timedelta(hours=hours)
+
+
+@dataclass(frozen=True)
+class Overview:
+    backups: list[Backup]
+    problem: str
+    runs: list[BackupRun]
+    last_backup: BackupRun | None
+    last_verification: BackupRun | None
+
+
+def overview(*, target: str, s3_endpoint_url: str = "") -> Overview:
+    """What the admin page shows: the backups in the target (or why they cannot be listed), the
+    recent runs and the last successes."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    problem = ""
+    try:
+        found = list_backups(target=target, s3_endpoint_url=s3_endpoint_url)
+    except BackupInvalid as exc:
+        found, problem = [], exc.message
+    except (OSError, BotoCoreError, ClientError) as exc:
+        found, problem = [], f"{target}: {exc}"
+    return Overview(found, problem, recent_runs(), last_successful("create"), last_successful("verify"))
