@@ -7,13 +7,13 @@ from datetime import datetime
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
+from app.extensions import Model
 from app.models.types import BigId, UtcDateTime, utcnow
 
 BACKUP_RUN_KINDS = ("create", "verify")
 
 
-class BackupRun(db.Model):
+class BackupRun(Model):
     """One `flask backup create` or `flask backup verify`, successful or not.
 
     A CronJob has no /metrics of its own to scrape, so the job writes its outcome here and the web

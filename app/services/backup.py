@@ -213,7 +213,7 @@ def _sqlite_snapshot(url: URL, folder: Path) -> dict[str, Any]:
     return {"method": "sqlite-online-backup", "binlog": None, "payload_file": "data.sqlite.gz", **described}
 
 
-def _await_dump_snapshot(dump: subprocess.Popen[bytes], sink: IO[bytes]) -> None:
+def _await_dump_snapshot(dump: subprocess.Popen[bytes], sink: gzip.GzipFile) -> None:
     """Copy the dump's first lines until it starts on a table: it opens its snapshot before that."""
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     while time.monotonic() < deadline:
@@ -242,7 +242,7 @@ def _binlog_position(conn: Connection) -> dict[str, Any] | None:
     return {"file": row[0], "position": int(row[1]), "gtid": gtid or ""}
 
 
-def _copy_rest(dump: subprocess.Popen[bytes], out: IO[bytes]) -> None:
+def _copy_rest(dump: subprocess.Popen[bytes], out: gzip.GzipFile) -> None:
     with out:
         while chunk := _pipe(dump.stdout).read(CHUNK):
             out.write(chunk)

@@ -217,6 +217,9 @@ class _Drain:
     def flush(self) -> None:
         return None
 
+    def close(self) -> None:
+        return None
+
     def take(self) -> bytes:
         data, self.parts = b"".join(self.parts), []
         return data
@@ -226,7 +229,7 @@ def zip_chunks() -> Iterator[bytes]:
     """The same export as one zip, produced chunk by chunk for a streamed download."""
     drain = _Drain()
     counts: dict[str, int] = {}
-    with zipfile.ZipFile(drain, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[arg-type]
+    with zipfile.ZipFile(drain, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for table in TABLES:
             with archive.open(table.file, "w", force_zip64=True) as member:
                 for chunk in _table_chunks(table, counts):
