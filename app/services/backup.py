@@ -129,20 +129,51 @@ def _pipe(stream: IO[bytes] | None) -> IO[bytes]:
 
 
 def ledger_checksum(conn: Connection) -> tuple[str, int | None]:
-    """SHA-256 over every ledger line in id order, and the last movement id. Streamed in batches of
-    rows as the driver returns them (no type processing: hashing 1M lines through the ORM's
-    converters took minutes), so the checksum is comparable between databases of the same kind."""
-    digest = hashlib.sha256()
+    """SHA-256 over every ledger line in id order, and the last movement id; comparable between
+    databases of the same kind (a backup and its restore). Never loads the ledger into memory."""
+    if conn.dialect.name == "sqlite":
+        return _streamed_checksum(conn)
+    return _server_side_checksum(conn)
+
+
+def _movement_columns(conn: Connection) -> list[str]:
     quote = conn.dialect.identifier_preparer.quote
-    columns = ", ".join(quote(c.name) for c in Movement.__table__.columns)
+    return [quote(c.name) for c in Movement.__table__.columns]
+
+
+def _streamed_checksum(conn: Connection) -> tuple[str, int | None]:
+    """The driver's rows, hashed a batch at a time (no type processing: the ORM's converters made
+    1M lines take minutes)."""
+    digest = hashlib.sha256()
     # Column and table names come from the model, quoted; nothing user-typed.
-    query = f"SELECT {columns} FROM {quote(Movement.__tablename__)} ORDER BY id"  # noqa: S608
-    result = conn.execution_options(stream_results=True).exec_driver_sql(query)
+    query = f"SELECT {', '.join(_movement_columns(conn))} FROM movements ORDER BY id"  # noqa: S608
     last = None
-    for batch in result.partitions(CHECKSUM_BATCH):
+    for batch in conn.execution_options(stream_results=True).exec_driver_sql(query).partitions(CHECKSUM_BATCH):
         rows = [tuple(row) for row in batch]
         digest.update(repr(rows).encode())
         last = rows[-1][0]
+    return digest.hexdigest(), last
+
+
+def _server_side_checksum(conn: Connection) -> tuple[str, int | None]:
+    """MariaDB hashes each range of ids itself (SHA2 over GROUP_CONCAT); Python only chains the
+    range digests. Moving 1M rows through the pure-Python driver took ~150 s of a 185 s backup."""
+    conn.exec_driver_sql("SET SESSION group_concat_max_len = 1073741824")
+    line = ", ".join(f"COALESCE({column}, 0x5c4e)" for column in _movement_columns(conn))
+    # Column names come from the model, quoted; the bounds are bound parameters.
+    query = (
+        f"SELECT SHA2(GROUP_CONCAT(CONCAT_WS(0x1f, {line}) ORDER BY id SEPARATOR 0x0a), 256) "  # noqa: S608
+        "FROM movements WHERE id > %(low)s AND id <= %(high)s"
+    )
+    last = conn.exec_driver_sql("SELECT MAX(id) FROM movements").scalar()
+    digest = hashlib.sha256()
+    low = 0
+    while last is not None and low < last:
+        high = low + CHECKSUM_BATCH
+        part = conn.exec_driver_sql(query, {"low": low, "high": high}).scalar()
+        if part is not None:
+            digest.update(part.encode())
+        low = high
     return digest.hexdigest(), last
 
 
