@@ -25,7 +25,7 @@ import os
 import re
 import shutil
 import sqlite3
-import subprocess
+import subprocess  # noqa: S404, RUF100 - runs the MariaDB client tools with argument lists built here
 import tempfile
 import threading
 import time
