@@ -38,6 +38,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     INVENTORY_ENV=production \
     PROMETHEUS_MULTIPROC_DIR=/run/prometheus \
     GUNICORN_BIND=0.0.0.0:8000
+# The MariaDB client tools (mariadb-dump, mariadb, mariadb-binlog) for `flask backup`. Not pinned to
+# a point release: the Debian stable archive keeps only the current security build of each package.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends mariadb-client \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 inventory \
     && useradd --system --uid 10001 --gid inventory --no-create-home --home-dir /app --shell /usr/sbin/nologin inventory \
     && mkdir -p /run/prometheus \

@@ -37,6 +37,7 @@ def create_app(config: Config | None = None) -> Flask:
     init_observability(app)
     _register_blueprints(app)
 
+    from app.backup_cli import register_backup_cli
     from app.cli import register_cli
     from app.errors import register_error_handlers
     from app.notify_cli import register_notify_cli
@@ -44,6 +45,7 @@ def create_app(config: Config | None = None) -> Flask:
     register_error_handlers(app)
     register_cli(app)
     register_notify_cli(app)
+    register_backup_cli(app)
     return app
 
 
@@ -68,6 +70,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.auth import views as auth
     from app.observability import health
     from app.web import (
+        backups,
         counts,
         dashboard,
         i18n,
@@ -101,6 +104,7 @@ def _register_blueprints(app: Flask) -> None:
         labels.bp,
         users.bp,
         notifications.bp,
+        backups.bp,
         settings.bp,
     )
     for blueprint in blueprints:

@@ -118,6 +118,11 @@ class Config:
     # Spans exported over OTLP (app/observability/tracing.py); set from the standard OTEL_*
     # variables, never from one of ours. Off: log lines still carry trace and span ids.
     TRACING_ENABLED: bool = False
+    # Where `flask backup create` writes and `list/verify/restore/prune` look: a directory, or
+    # s3://bucket/prefix on S3-compatible storage (credentials from the usual AWS_* variables).
+    INVENTORY_BACKUP_TARGET: str = str(INSTANCE_DIR / "backups")
+    # Endpoint of S3-compatible storage that is not AWS (MinIO, Ceph, OSS …); empty: AWS itself.
+    INVENTORY_BACKUP_S3_ENDPOINT_URL: str = ""
 
     @property
     def is_production(self) -> bool:
@@ -154,6 +159,8 @@ class Config:
             INVENTORY_LOG_LEVEL=env.get("INVENTORY_LOG_LEVEL", "INFO").strip().upper() or "INFO",
             INVENTORY_IMPORT_BACKGROUND_ROWS=int(env.get("INVENTORY_IMPORT_BACKGROUND_ROWS", "").strip() or "5000"),
             TRACING_ENABLED=otel_traces_exported(env),
+            INVENTORY_BACKUP_TARGET=env.get("INVENTORY_BACKUP_TARGET", "").strip() or str(INSTANCE_DIR / "backups"),
+            INVENTORY_BACKUP_S3_ENDPOINT_URL=env.get("INVENTORY_BACKUP_S3_ENDPOINT_URL", "").strip(),
         )
 
 

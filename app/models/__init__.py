@@ -1,5 +1,6 @@
 """Every model, re-exported so that Alembic autogenerate sees the whole schema."""
 
+from app.models.backup import BACKUP_RUN_KINDS, BackupRun
 from app.models.count import COUNT_STATUSES, Count, CountLine, ImportBatch
 from app.models.item import Category, Item, ItemRequest, SearchGram
 from app.models.location import Location, Warehouse
@@ -9,11 +10,13 @@ from app.models.stock import MOVEMENT_KINDS, LowStockEvent, Movement, StockLevel
 from app.models.user import ROLES, TOKEN_SCOPES, ApiToken, User
 
 __all__ = [
+    "BACKUP_RUN_KINDS",
     "COUNT_STATUSES",
     "MOVEMENT_KINDS",
     "ROLES",
     "TOKEN_SCOPES",
     "ApiToken",
+    "BackupRun",
     "Category",
     "Count",
     "CountLine",

@@ -53,6 +53,10 @@ class BusinessMetrics:
     ledger_mismatches: Gauge
     ledger_audit_time: Gauge
     ready: Gauge
+    backup_time: Gauge
+    backup_verify_time: Gauge
+    backup_size: Gauge
+    backup_duration: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> BusinessMetrics:
@@ -106,6 +110,18 @@ class BusinessMetrics:
                 "inventory_ledger_audit_timestamp_seconds", "When the last ledger audit finished (Unix time)."
             ),
             ready=gauge("inventory_ready", "1 when /readyz would answer ok (database reachable, schema at head)."),
+            backup_time=gauge(
+                "inventory_backup_last_success_timestamp_seconds",
+                "When the last successful `flask backup create` finished (Unix time; 0: never).",
+            ),
+            backup_verify_time=gauge(
+                "inventory_backup_last_verify_success_timestamp_seconds",
+                "When the last successful `flask backup verify` finished (Unix time; 0: never).",
+            ),
+            backup_size=gauge("inventory_backup_size_bytes", "Compressed size of the last successful backup."),
+            backup_duration=gauge(
+                "inventory_backup_duration_seconds", "How long the last successful backup took, by kind.", ("kind",)
+            ),
         )
 
 
@@ -232,7 +248,21 @@ def _refresh_from_database(metrics: BusinessMetrics) -> None:
     ).one()
     metrics.outbox_failing.set(failing or 0)
     metrics.outbox_oldest_pending.set((utcnow() - oldest).total_seconds() if oldest is not None else 0)
+    _refresh_backups(metrics)
     audit = db.session.scalars(select(LedgerAudit).order_by(LedgerAudit.id.desc()).limit(1)).first()
     if audit is not None:
         metrics.ledger_mismatches.set(audit.mismatches)
         metrics.ledger_audit_time.set(audit.finished_at.timestamp())
+
+
+def _refresh_backups(metrics: BusinessMetrics) -> None:
+    """The backup CronJob writes each outcome to backup_runs; here they become gauges. Never having
+    backed up reads as 0 (the epoch), so the staleness alert fires rather than stays silent."""
+    from app.services.backup import last_successful
+
+    created, verified = last_successful("create"), last_successful("verify")
+    metrics.backup_time.set(created.finished_at.timestamp() if created else 0)
+    metrics.backup_verify_time.set(verified.finished_at.timestamp() if verified else 0)
+    metrics.backup_size.set(created.size_bytes if created else 0)
+    metrics.backup_duration.labels(kind="create").set(created.duration_seconds if created else 0)
+    metrics.backup_duration.labels(kind="verify").set(verified.duration_seconds if verified else 0)

@@ -162,3 +162,20 @@ class Conflict(DomainError):
     status = 409
     code = "conflict"
     title = "Conflict"
+
+
+class BackupInvalid(DomainError):
+    """A backup that is missing, truncated, altered, or does not restore to what its manifest says."""
+
+    status = 422
+    code = "backup_invalid"
+    title = "The backup is not valid"
+
+
+class BackupRefused(DomainError):
+    """A backup or restore that would do harm if carried out: unconfirmed, over a newer schema, or a
+    point-in-time recovery the database cannot give."""
+
+    status = 409
+    code = "backup_refused"
+    title = "Refused"

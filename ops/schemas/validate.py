@@ -34,6 +34,7 @@ BUILTIN_KINDS = {
     ("v1", "Service"),
     ("apps/v1", "Deployment"),
     ("batch/v1", "Job"),
+    ("batch/v1", "CronJob"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("policy/v1", "PodDisruptionBudget"),
     ("networking.k8s.io/v1", "NetworkPolicy"),

@@ -180,6 +180,10 @@ def _comparable(doc: Doc) -> Doc:
     template = doc.get("spec", {}).get("template")
     if isinstance(template, dict):
         template.pop("metadata", None)
+    job = doc.get("spec", {}).get("jobTemplate")  # a CronJob: its Job and pod templates carry labels too
+    if isinstance(job, dict):
+        job.pop("metadata", None)
+        job.get("spec", {}).get("template", {}).pop("metadata", None)
 
     def unhash(value: Any) -> Any:
         if isinstance(value, dict):
