@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from flask import Response, request, stream_with_context
+from flask import Response, render_template, request, stream_with_context
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -107,7 +107,16 @@ class QuantityField(StringField):
     def _value(self) -> str:
         if self.raw_data:
             return str(self.raw_data[0])
-        return "" if self.data is None else str(self.data)
+        return "" if self.data is None else plain_quantity(self.data)
+
+
+def plain_quantity(value: Any) -> str:
+    """A quantity as a person types it, as read-only pages show it but without digit grouping:
+    44, not 44.000 (what the database hands back)."""
+    if not isinstance(value, Decimal):
+        return str(value)
+    text = format(value.normalize(), "f")
+    return "0" if text == "-0" else text
 
 
 def quantity_field(label: Any, *, allow_zero: bool = False, **kwargs: Any) -> StringField:
@@ -180,3 +189,24 @@ def export_response(name: str, header: list[str], rows: Iterable[list[Any]]) -> 
     response = Response(stream_with_context(exports.xlsx_chunks(header, rows, title=name)), mimetype=XLSX_TYPE)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}.xlsx"'
     return response
+
+
+class ConfirmForm(FlaskForm):
+    """The second step of an action that cannot be undone: only the CSRF token travels."""
+
+
+def confirm_page(
+    *, heading: str, message: str, action: str, button: str, cancel_url: str, hidden: dict[str, str] | None = None
+) -> str:
+    """A page that asks before an irreversible or disruptive action. A plain GET page with a POST
+    form, so the question is asked with and without JavaScript, and under a strict CSP."""
+    return render_template(
+        "confirm.html",
+        heading=heading,
+        message=message,
+        action=action,
+        button=button,
+        cancel_url=cancel_url,
+        hidden=hidden or {},
+        form=ConfirmForm(),
+    )

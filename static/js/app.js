@@ -26,6 +26,21 @@ document.addEventListener("DOMContentLoaded", () => {
       last.after(copy);
     });
   }
+  // The item form: the new-category name shows only when "New category…" is chosen (without
+  // this file it is always shown, with a hint).
+  const category = document.querySelector("select[name=category]");
+  const newCategory = document.querySelector(".field.new-category");
+  if (category && newCategory) {
+    const sync = () => {
+      newCategory.hidden = category.value !== "new" && !newCategory.classList.contains("has-error");
+    };
+    category.addEventListener("change", () => {
+      newCategory.classList.remove("has-error");
+      sync();
+      if (category.value === "new") newCategory.querySelector("input").focus();
+    });
+    sync();
+  }
   // Escape closes an open menu (keyboard users).
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape") document.querySelectorAll("details.menu[open]").forEach((d) => d.removeAttribute("open"));
