@@ -71,8 +71,8 @@ def _seed(app: Flask) -> None:
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app on http://127.0.0.1:<free port>, with CSRF on as in production."""
+def live_app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    """The served app, seeded; tests read its database to check what a page really wrote."""
     database = tmp_path_factory.mktemp("browser") / "inventory.db"
     app = create_app(
         Config(
@@ -83,7 +83,13 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
     )
     _seed(app)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    return app
+
+
+@pytest.fixture(scope="session")
+def live_server(live_app: Flask) -> Iterator[str]:
+    """The app on http://127.0.0.1:<free port>, with CSRF on as in production."""
+    server = make_server("127.0.0.1", 0, live_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
