@@ -41,8 +41,34 @@ document.addEventListener("DOMContentLoaded", () => {
     });
     sync();
   }
+  // Phones: the menu button opens the menu panel in place (without this file it is a link to
+  // #site-menu, which CSS opens with :target).
+  const menuButton = document.querySelector("[data-menu-button]");
+  const siteMenu = document.getElementById("site-menu");
+  const setMenu = (open) => {
+    siteMenu.classList.toggle("open", open);
+    menuButton.setAttribute("aria-expanded", String(open));
+  };
+  if (menuButton && siteMenu) {
+    menuButton.setAttribute("role", "button");
+    menuButton.addEventListener("click", (e) => {
+      e.preventDefault();
+      setMenu(!siteMenu.classList.contains("open"));
+    });
+    siteMenu.querySelector(".menu-close").addEventListener("click", (e) => { e.preventDefault(); setMenu(false); menuButton.focus(); });
+  }
+  // Dropdown menus: one open at a time, closed by a click elsewhere or by focus leaving them.
+  const menus = Array.from(document.querySelectorAll("details.menu"));
+  menus.forEach((menu) => menu.addEventListener("toggle", () => {
+    if (menu.open) menus.forEach((other) => { if (other !== menu) other.open = false; });
+  }));
+  const closeOutside = (e) => menus.forEach((menu) => { if (menu.open && !menu.contains(e.target)) menu.open = false; });
+  document.addEventListener("click", closeOutside);
+  document.addEventListener("focusin", closeOutside);
   // Escape closes an open menu (keyboard users).
   document.addEventListener("keydown", (e) => {
-    if (e.key === "Escape") document.querySelectorAll("details.menu[open]").forEach((d) => d.removeAttribute("open"));
+    if (e.key !== "Escape") return;
+    menus.forEach((menu) => { menu.open = false; });
+    if (siteMenu && siteMenu.classList.contains("open")) { setMenu(false); menuButton.focus(); }
   });
 });
