@@ -17,12 +17,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, union
+from sqlalchemy import ColumnElement, Select, and_, case, false, func, or_, select, union
 from sqlalchemy.orm import aliased
 
 from app.extensions import db
 from app.models import Category, Item, Location, Movement, SearchGram, StockLevel, Warehouse
-from app.services.errors import InvalidInput, UnknownMovement
+from app.services.errors import InvalidInput, UnknownLocation, UnknownMovement
 from app.services.search_keys import fold, grams
 
 T = TypeVar("T")
@@ -72,6 +72,17 @@ class LocationRow:
     warehouse_name: str
     active: bool
     on_hand: Decimal
+    #: Items with stock here: what pages show, since on_hand adds pieces to metres to kilograms.
+    skus: int = 0
+
+
+@dataclass(frozen=True)
+class LocationStockRow:
+    sku: str
+    name: str
+    unit: str
+    quantity: Decimal
+    archived: bool
 
 
 @dataclass(frozen=True)
@@ -353,10 +364,17 @@ def list_warehouses() -> list[Warehouse]:
     return list(db.session.scalars(select(Warehouse).order_by(Warehouse.code)))
 
 
-def list_locations(*, warehouse: str | None = None, active: bool | None = None) -> list[LocationRow]:
-    """Locations with their warehouse and the units they hold, by code."""
+def list_locations(
+    *, warehouse: str | None = None, active: bool | None = None, code: str | None = None
+) -> list[LocationRow]:
+    """Locations with their warehouse, the units they hold and how many items, by code."""
     on_hand = (
-        select(StockLevel.location_id, func.sum(StockLevel.quantity).label("units"))
+        select(
+            StockLevel.location_id,
+            func.sum(StockLevel.quantity).label("units"),
+            # CASE rather than COUNT(...) FILTER (WHERE ...), which MariaDB does not know.
+            func.count(case((StockLevel.quantity > 0, StockLevel.item_id))).label("skus"),
+        )
         .group_by(StockLevel.location_id)
         .subquery()
     )
@@ -369,6 +387,7 @@ def list_locations(*, warehouse: str | None = None, active: bool | None = None) 
             Warehouse.name,
             Location.active,
             func.coalesce(on_hand.c.units, 0),
+            func.coalesce(on_hand.c.skus, 0),
         )
         .join(Warehouse, Warehouse.id == Location.warehouse_id)
         .outerjoin(on_hand, on_hand.c.location_id == Location.id)
@@ -378,12 +397,41 @@ def list_locations(*, warehouse: str | None = None, active: bool | None = None) 
         stmt = stmt.where(Warehouse.code == warehouse)
     if active is not None:
         stmt = stmt.where(Location.active.is_(active))
+    if code is not None:
+        stmt = stmt.where(Location.code == code)
     return [
         LocationRow(
-            id=i, code=code, name=name, warehouse=wh, warehouse_name=wh_name, active=active, on_hand=Decimal(units)
+            id=i,
+            code=code,
+            name=name,
+            warehouse=wh,
+            warehouse_name=wh_name,
+            active=active,
+            on_hand=Decimal(units),
+            skus=int(skus),
         )
-        for i, code, name, wh, wh_name, active, units in db.session.execute(stmt)
+        for i, code, name, wh, wh_name, active, units, skus in db.session.execute(stmt)
     ]
+
+
+def get_location(code: str) -> LocationRow:
+    """One location as the list shows it. Raises UnknownLocation."""
+    found = list_locations(code=code)
+    if not found:
+        raise UnknownLocation(code)
+    return found[0]
+
+
+def list_location_stock(*, code: str) -> list[LocationStockRow]:
+    """What a location holds: every item with stock there, with its unit, by SKU."""
+    rows = db.session.execute(
+        select(Item.sku, Item.name, Item.unit, StockLevel.quantity, Item.archived)
+        .join(StockLevel, StockLevel.item_id == Item.id)
+        .join(Location, Location.id == StockLevel.location_id)
+        .where(Location.code == code, StockLevel.quantity > 0)
+        .order_by(Item.sku)
+    )
+    return [LocationStockRow(*row) for row in rows]
 
 
 # ---------------------------------------------------------------- the ledger

@@ -12,6 +12,7 @@ from typing import Any
 from flask import Response, render_template, request, stream_with_context
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_wtf import FlaskForm
 from wtforms import Field, HiddenField, StringField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
@@ -54,11 +55,13 @@ def domain_message(error: errors.DomainError) -> str:
     for kind, message in messages.items():
         if isinstance(error, kind):
             return message()
-    if isinstance(error, errors.Conflict) and "on_hand" in x:
-        return _(
-            "Location %(code)s still holds %(units)s units: move or count them out first.",
+    if isinstance(error, errors.Conflict) and "held_skus" in x:
+        # A count of items, not a sum of quantities: pieces and metres do not add up.
+        return ngettext(
+            "Location %(code)s still holds %(num)s item: move or count it out first.",
+            "Location %(code)s still holds %(num)s items: move or count them out first.",
+            int(x["held_skus"]),
             code=x.get("location"),
-            units=_plain(x["on_hand"]),
         )
     if isinstance(error, errors.Conflict) and "field" in x:
         return _("This value is already in use.")

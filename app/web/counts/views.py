@@ -42,7 +42,7 @@ def _index(form: OpenCountForm, status: int = 200) -> Any:
 @bp.get("")
 @role_required("clerk")
 def index() -> Any:
-    return _index(OpenCountForm(formdata=None))
+    return _index(OpenCountForm(formdata=None, location=request.args.get("location", "").strip()[:64]))
 
 
 @bp.post("")

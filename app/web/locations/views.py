@@ -10,7 +10,7 @@ from wtforms import SelectChoice
 
 from app.auth.roles import role_required
 from app.services import admin, catalog, locations
-from app.services.errors import DomainError
+from app.services.errors import DomainError, UnknownLocation
 from app.web.common import attach_error, confirm_page, domain_message
 from app.web.locations import bp
 from app.web.locations.forms import EditLocationForm, LocationActiveForm, LocationForm, WarehouseForm
@@ -35,6 +35,18 @@ def _page(warehouse_form: WarehouseForm | None = None, location_form: LocationFo
 @role_required("viewer")
 def index() -> Any:
     return _page()
+
+
+@bp.get("/<code>")
+@role_required("viewer")
+def show(code: str) -> Any:
+    """What is in this location, with the ways to count it, move stock out, label it and read its
+    history."""
+    try:
+        location = catalog.get_location(code)
+    except UnknownLocation:
+        abort(404, description=_("No location with code %(code)s.", code=code))
+    return render_template("locations/show.html", location=location, stock=catalog.list_location_stock(code=code))
 
 
 @bp.post("/warehouses")
