@@ -593,3 +593,59 @@ def list_low_stock(
 def location_codes(*, active: bool = True) -> list[str]:
     """Location codes alone (for pickers), by code."""
     return list(db.session.scalars(select(Location.code).where(Location.active.is_(active)).order_by(Location.code)))
+
+
+# ---------------------------------------------------------------- pick lists
+
+
+@dataclass(frozen=True)
+class PickLineCheck:
+    """What one pick line runs into, read without locking: `problem` is None for a line that would
+    go through now, else "unknown_item", "archived_item", "unknown_location", "inactive_location"
+    or "insufficient" (`available` then says how much there is, for all the lines that take the
+    same item from the same place)."""
+
+    problem: str | None
+    unit: str = ""
+    available: Decimal | None = None
+
+
+def check_pick_lines(lines: list[tuple[str, str, Decimal]]) -> list[PickLineCheck]:
+    """Every line's problem at once (the stock service stops at the first), in three statements.
+    For messages only: the issue itself still decides, under its row locks."""
+    skus = sorted({sku for sku, _, _ in lines})
+    codes = sorted({code for _, code, _ in lines})
+    items = {
+        row.sku: row
+        for row in db.session.execute(select(Item.id, Item.sku, Item.unit, Item.archived).where(Item.sku.in_(skus)))
+    }
+    places = {
+        row.code: row
+        for row in db.session.execute(
+            select(Location.id, Location.code, Location.active).where(Location.code.in_(codes))
+        )
+    }
+    held: dict[tuple[int, int], Decimal] = {}
+    if items and places:
+        levels = select(StockLevel.item_id, StockLevel.location_id, StockLevel.quantity).where(
+            StockLevel.item_id.in_([row.id for row in items.values()]),
+            StockLevel.location_id.in_([row.id for row in places.values()]),
+        )
+        held = {(item_id, location_id): quantity for item_id, location_id, quantity in db.session.execute(levels)}
+    wanted: dict[tuple[str, str], Decimal] = {}
+    for sku, code, quantity in lines:
+        wanted[(sku, code)] = wanted.get((sku, code), Decimal(0)) + quantity
+    return [_check_line(items.get(sku), places.get(code), held, wanted[(sku, code)]) for sku, code, _ in lines]
+
+
+def _check_line(item: Any, place: Any, held: dict[tuple[int, int], Decimal], wanted: Decimal) -> PickLineCheck:
+    if item is None:
+        return PickLineCheck("unknown_item")
+    if item.archived:
+        return PickLineCheck("archived_item", item.unit)
+    if place is None:
+        return PickLineCheck("unknown_location", item.unit)
+    if not place.active:
+        return PickLineCheck("inactive_location", item.unit)
+    available = Decimal(held.get((item.id, place.id), 0))
+    return PickLineCheck("insufficient" if available < wanted else None, item.unit, available)

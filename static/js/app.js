@@ -22,7 +22,10 @@ document.addEventListener("DOMContentLoaded", () => {
         });
         if (el.tagName === "INPUT") { el.value = ""; el.removeAttribute("aria-invalid"); }
       });
-      copy.querySelectorAll(".field-error").forEach((el) => el.remove());
+      copy.querySelectorAll(".field-error, .hint").forEach((el) => el.remove());
+      copy.querySelectorAll(".has-error").forEach((el) => el.classList.remove("has-error"));
+      copy.classList.remove("has-problem");
+      copy.querySelector(".line-no").textContent = String(n + 1);
       last.after(copy);
     });
   }

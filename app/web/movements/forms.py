@@ -12,7 +12,7 @@ from wtforms.validators import DataRequired, Length, ValidationError
 from app.models import MOVEMENT_KINDS
 from app.services import errors
 from app.services.quantities import parse_quantity
-from app.web.common import KeyedForm, optional_text, quantity_field, required_text
+from app.web.common import KeyedForm, QuantityField, optional_text, quantity_field, required_text
 
 SKU_ATTRS = {"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}
 LOCATION_ATTRS = {"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}
@@ -75,7 +75,8 @@ class PickLineForm(Form):
 
     sku = StringField(_l("SKU"), validators=[Length(max=64)], filters=[lambda v: (v or "").strip()])
     location = StringField(_l("Location"), validators=[Length(max=64)], filters=[lambda v: (v or "").strip()])
-    quantity = StringField(_l("Quantity"), filters=[lambda v: (v or "").strip()], render_kw={"inputmode": "decimal"})
+    # Shown back as typed ("2", not "2.000") when the list comes back with errors.
+    quantity = QuantityField(_l("Quantity"), filters=[lambda v: (v or "").strip()], render_kw={"inputmode": "decimal"})
 
     def validate_quantity(self, field: StringField) -> None:
         if not (self.sku.data or self.location.data or field.data):
@@ -96,6 +97,19 @@ class PickListForm(KeyedForm):
     lines = _FieldList(FormField(PickLineForm), min_entries=5, max_entries=100)
     reference = optional_text(_l("Reference (order or document number)"), 100)
     note = optional_text(_l("Note"), 500)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: (line number, id of the field at fault) for every line the stock refused.
+        self.bad_lines: list[tuple[int, str]] = []
+
+    def filled_lines(self) -> list[tuple[int, Any]]:
+        """(line number as the page shows it, the line's form) for every line not left blank."""
+        return [
+            (n, e.form)
+            for n, e in enumerate(self.lines, start=1)
+            if e.form.sku.data or e.form.location.data or e.form.quantity.data
+        ]
 
     def filled(self) -> list[dict[str, Any]]:
         return [

@@ -83,7 +83,51 @@ def transfer() -> Any:
 @bp.route("/pick", methods=["GET", "POST"])
 @role_required("clerk")
 def pick() -> Any:
-    return _run(PickListForm(), "movements/pick.html", stock.issue_lines)
+    form = PickListForm()
+    if not form.validate_on_submit():
+        return _render(form, "movements/pick.html"), 422 if form.is_submitted() else 200
+    try:
+        movements = stock.issue_lines(**form.to_input(), user=current_user.username)
+    except DomainError as error:
+        # The service stops at the first bad line; the page reports every line at once.
+        if not _mark_pick_lines(form):
+            attach_error(form, error)
+        return _render(form, "movements/pick.html"), error.status
+    flash(_recorded(movements), "success")
+    return redirect(url_for(".pick"), 303)
+
+
+def _mark_pick_lines(form: PickListForm) -> bool:
+    """Put each line's problem on the field it is about, with the quantity available shown on
+    every line; False when no line has a problem one can see without the locks (a race)."""
+    filled = form.filled_lines()
+    checks = catalog.check_pick_lines([(f.sku.data, f.location.data, f.quantity.data) for _, f in filled])
+    for (n, line), check in zip(filled, checks, strict=True):
+        line.checked = check
+        if check.problem:
+            field = {"unknown_item": line.sku, "archived_item": line.sku, "insufficient": line.quantity}
+            target = field.get(check.problem, line.location)
+            target.errors = [*target.errors, _pick_problem(n, line, check)]
+            form.bad_lines.append((n, target.id))
+    return bool(form.bad_lines)
+
+
+def _pick_problem(n: int, line: Any, check: catalog.PickLineCheck) -> str:
+    sku, code = line.sku.data, line.location.data
+    messages = {
+        "unknown_item": lambda: _("Line %(n)s: no item with SKU %(sku)s.", n=n, sku=sku),
+        "archived_item": lambda: _("Line %(n)s: item %(sku)s is archived.", n=n, sku=sku),
+        "unknown_location": lambda: _("Line %(n)s: no location with code %(code)s.", n=n, code=code),
+        "inactive_location": lambda: _("Line %(n)s: location %(code)s is inactive.", n=n, code=code),
+        "insufficient": lambda: _(
+            "Line %(n)s: only %(available)s %(unit)s available at %(code)s.",
+            n=n,
+            available=format_quantity(check.available),
+            unit=check.unit,
+            code=code,
+        ),
+    }
+    return str(messages[check.problem or "insufficient"]())
 
 
 @bp.route("/adjust", methods=["GET", "POST"])

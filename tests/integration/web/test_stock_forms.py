@@ -177,7 +177,7 @@ def test_pick_list_issues_every_line_or_none(
     }
     short = client.post("/movements/pick", data={**lines, "idempotency_key": "j" * 32})
     assert short.status_code == 409
-    assert "WH1-A-01-02 的 SKU-SCREW 仅有 5 可用（需要 6）" in text_of(short)
+    assert "第 2 行：WH1-A-01-02 仅有 5 pcs 可用。" in text_of(short)
     assert _on_hand(app, stocked) == Decimal(10)  # the first line was not issued either
     done = client.post("/movements/pick", data={**lines, "lines-1-quantity": "5", "idempotency_key": "k" * 32})
     assert done.status_code == 303
@@ -185,6 +185,43 @@ def test_pick_list_issues_every_line_or_none(
     again = client.post("/movements/pick", data={**lines, "lines-1-quantity": "5", "idempotency_key": "k" * 32})
     assert again.status_code == 303
     assert len(_movements(app)) == 4  # two receipts, two pick lines
+
+
+def test_pick_list_reports_every_bad_line_at_once_and_keeps_what_was_typed(
+    app: Flask, client: Any, login_as: Any, stocked: Stocked, factory: Any
+) -> None:
+    factory.item("SKU-OLD", name="旧物品")
+    with app.app_context():
+        from app.services import items
+
+        items.archive_item(sku="SKU-OLD")
+    login_as("clerk")
+    rows = [
+        ("SKU-SCREW", "WH1-A-01-01", "2"),
+        ("SKU-SCREW", "WH1-A-01-01", "3.0"),
+        ("NO-SUCH", "WH1-A-01-01", "1"),
+        ("SKU-SCREW", "NOPE-01", "1"),
+        ("SKU-SCREW", "WH1-A-01-02", "3"),
+        ("SKU-OLD", "WH1-A-01-01", "1"),
+    ]
+    data = {
+        f"lines-{i}-{k}": v
+        for i, row in enumerate(rows)
+        for k, v in zip(("sku", "location", "quantity"), row, strict=True)
+    }
+    page = client.post("/movements/pick", data={**data, "idempotency_key": "p" * 32})
+    html, text = page.get_data(as_text=True), text_of(page)
+    assert page.status_code in {404, 409, 422}
+    assert "4 行需要修改" in text
+    assert "第 3 行：没有 SKU 为 NO-SUCH 的物品。" in text
+    assert "第 4 行：没有编码为 NOPE-01 的库位。" in text
+    assert "第 5 行：WH1-A-01-02 仅有 0 pcs 可用。" in text
+    assert "第 6 行：物品 SKU-OLD 已归档。" in text
+    assert "第 1 行" not in text.split("需要修改")[1].split("第 3 行")[0]  # lines 1-2 fit: 5 of 10
+    assert 'href="#lines-2-sku"' in html and 'href="#lines-4-quantity"' in html
+    assert 'id="lines-1-quantity-err"' not in html and 'value="3.0"' in html and "3.000" not in html
+    assert "可用：10 pcs" in text
+    assert _on_hand(app, stocked) == Decimal(10)
 
 
 def test_pick_list_needs_a_complete_line(client: Any, login_as: Any, stocked: Stocked) -> None:
