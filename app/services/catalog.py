@@ -649,3 +649,20 @@ def _check_line(item: Any, place: Any, held: dict[tuple[int, int], Decimal], wan
         return PickLineCheck("inactive_location", item.unit)
     available = Decimal(held.get((item.id, place.id), 0))
     return PickLineCheck("insufficient" if available < wanted else None, item.unit, available)
+
+
+def canonical_sku(sku: str) -> str:
+    """The SKU as stored, for one typed in another case (demo-000001 for DEMO-000001): the
+    stored one when exactly one item matches that way, else the text unchanged (the stock
+    service then names it unknown). MariaDB's collation already ignores case; SQLite's does not,
+    so a miss there costs one scan of the SKUs."""
+    text = (sku or "").strip()
+    if not text:
+        return text
+    exact = db.session.scalars(select(Item.sku).where(Item.sku == text).limit(2)).all()
+    if len(exact) == 1:
+        return exact[0]
+    if exact:
+        return text
+    folded = db.session.scalars(select(Item.sku).where(func.lower(Item.sku) == text.lower()).limit(2)).all()
+    return folded[0] if len(folded) == 1 else text

@@ -7,6 +7,14 @@ document.addEventListener("DOMContentLoaded", () => {
       setTimeout(() => form.querySelectorAll("button[type=submit]").forEach((b) => { b.disabled = true; }), 0);
     });
   });
+  // Stock forms: the cursor starts in the field to fill (a field in error, else the first empty
+  // one), so after a receipt with item, place and reference kept it waits in Quantity.
+  const focusForm = document.querySelector("form[data-focus-first]");
+  if (focusForm) {
+    const fields = Array.from(focusForm.querySelectorAll("input:not([type=hidden]):not([readonly]), select, textarea"));
+    const target = focusForm.querySelector("[aria-invalid=true]") || fields.find((el) => !el.value);
+    if (target) target.focus();
+  }
   // The pick list: "add a line" clones the last empty line with fresh field names.
   const addLine = document.querySelector("[data-add-line]");
   if (addLine) {

@@ -18,6 +18,21 @@ SKU_ATTRS = {"autocomplete": "off", "autocapitalize": "characters", "spellcheck"
 LOCATION_ATTRS = {"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}
 
 
+def _upper_code(value: Any) -> Any:
+    """Location codes are stored upper-case (app.services.locations): a clerk typing
+    wh1-a-01-01 means WH1-A-01-01."""
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+def location_field(label: Any) -> StringField:
+    return StringField(
+        label,
+        validators=[DataRequired(message=_l("This field is required.")), Length(max=64)],
+        filters=[_upper_code],
+        render_kw=LOCATION_ATTRS,
+    )
+
+
 class _StockForm(KeyedForm):
     sku = required_text(_l("SKU"), 64, render_kw=SKU_ATTRS)
     reference = optional_text(_l("Reference (order or document number)"), 100)
@@ -33,7 +48,7 @@ class _StockForm(KeyedForm):
 
 
 class ReceiveStockForm(_StockForm):
-    location = required_text(_l("Location"), 64, render_kw=LOCATION_ATTRS)
+    location = location_field(_l("Location"))
     quantity = quantity_field(_l("Quantity"))
 
     def to_input(self) -> dict[str, Any]:
@@ -45,8 +60,8 @@ class IssueStockForm(ReceiveStockForm):
 
 
 class TransferStockForm(_StockForm):
-    from_location = required_text(_l("From location"), 64, render_kw=LOCATION_ATTRS)
-    to_location = required_text(_l("To location"), 64, render_kw=LOCATION_ATTRS)
+    from_location = location_field(_l("From location"))
+    to_location = location_field(_l("To location"))
     quantity = quantity_field(_l("Quantity"))
 
     def validate_to_location(self, field: StringField) -> None:
@@ -63,7 +78,7 @@ class TransferStockForm(_StockForm):
 
 
 class AdjustStockForm(_StockForm):
-    location = required_text(_l("Location"), 64, render_kw=LOCATION_ATTRS)
+    location = location_field(_l("Location"))
     counted = quantity_field(_l("Counted quantity"), allow_zero=True)
 
     def to_input(self) -> dict[str, Any]:
@@ -74,7 +89,7 @@ class PickLineForm(Form):
     """One line of a pick list; a line left blank is ignored."""
 
     sku = StringField(_l("SKU"), validators=[Length(max=64)], filters=[lambda v: (v or "").strip()])
-    location = StringField(_l("Location"), validators=[Length(max=64)], filters=[lambda v: (v or "").strip()])
+    location = StringField(_l("Location"), validators=[Length(max=64)], filters=[lambda v: _upper_code(v or "")])
     # Shown back as typed ("2", not "2.000") when the list comes back with errors.
     quantity = QuantityField(_l("Quantity"), filters=[lambda v: (v or "").strip()], render_kw={"inputmode": "decimal"})
 

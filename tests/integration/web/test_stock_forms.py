@@ -53,8 +53,10 @@ def test_receive_adds_stock_and_redirects_to_a_fresh_form(
     }
     response = client.post("/movements/receive", data=form, follow_redirects=True)
     assert response.status_code == 200
-    assert "已记录流水" in text_of(response)
-    assert _key(response.get_data(as_text=True)) != form["idempotency_key"]
+    assert "已入库 2.5 pcs 螺丝钉 → WH1-A-01-01，现有 12.5。" in text_of(response)
+    fresh = response.get_data(as_text=True)
+    assert _key(fresh) != form["idempotency_key"]
+    assert 'value="PO-1"' in fresh and 'value="WH1-A-01-01"' in fresh  # the delivery note is kept
     assert _on_hand(app, stocked) == Decimal("12.5")
     last = _movements(app)[-1]
     assert (last.kind, last.quantity, last.reference, last.username) == (
@@ -222,6 +224,18 @@ def test_pick_list_reports_every_bad_line_at_once_and_keeps_what_was_typed(
     assert 'id="lines-1-quantity-err"' not in html and 'value="3.0"' in html and "3.000" not in html
     assert "可用：10 pcs" in text
     assert _on_hand(app, stocked) == Decimal(10)
+
+
+def test_stock_forms_match_codes_in_any_case(app: Flask, client: Any, login_as: Any, stocked: Stocked) -> None:
+    login_as("clerk")
+    page = client.get("/movements/issue").get_data(as_text=True)
+    form = {"sku": "sku-screw", "location": "wh1-a-01-01", "quantity": "1", "idempotency_key": _key(page)}
+    done = client.post("/movements/issue", data=form, follow_redirects=True)
+    assert "已出库 1 pcs 螺丝钉 ← WH1-A-01-01，剩余 9。" in text_of(done)
+    assert _on_hand(app, stocked) == Decimal(9)
+    pick = {"lines-0-sku": "sku-screw", "lines-0-location": "wh1-a-01-01", "lines-0-quantity": "2"}
+    picked = client.post("/movements/pick", data={**pick, "idempotency_key": "c" * 32}, follow_redirects=True)
+    assert "已拣货 1 行。" in text_of(picked) and _on_hand(app, stocked) == Decimal(7)
 
 
 def test_pick_list_needs_a_complete_line(client: Any, login_as: Any, stocked: Stocked) -> None:
