@@ -105,7 +105,7 @@ def test_scan_page_loads_offline_after_one_visit_and_replays_once(
     page.goto("/scan")
     _wedge(page, "WH2-A-01-01")
     page.keyboard.press("Alt+2")  # receive
-    _wedge(page, "BOLT-036")
+    _wedge(page, "BOLT-033")
     expect(page.locator("#scan-result")).to_contain_text("现有 1")
     # The worker keeps the page as soon as it is active; the clerk's walk takes longer than this.
     assert page.evaluate(KEPT_WITHIN_10_S), "the scan page was not kept for offline use"
@@ -114,19 +114,19 @@ def test_scan_page_loads_offline_after_one_visit_and_replays_once(
     expect(page.locator("#scan-code")).to_be_focused()
     _wedge(page, "WH2-A-01-01")
     page.keyboard.press("Alt+2")
-    _wedge(page, "BOLT-036")
+    _wedge(page, "BOLT-033")
     expect(page.locator("#scan-pending")).to_have_text("1")
     expect(page.locator("#scan-result")).to_contain_text("离线")
     shot(page, "scan-offline")
-    assert _ledger(live_app, "BOLT-036") == [("receive", Decimal(1), Decimal(1))]
+    assert _ledger(live_app, "BOLT-033") == [("receive", Decimal(1), Decimal(1))]
     page.context.set_offline(False)
     expect(page.locator("#scan-pending")).to_have_text("0", timeout=15_000)
     expect(page.locator("#scan-result")).to_contain_text("现有 2")
-    assert _ledger(live_app, "BOLT-036") == [("receive", Decimal(1), Decimal(1)), ("receive", Decimal(1), Decimal(2))]
+    assert _ledger(live_app, "BOLT-033") == [("receive", Decimal(1), Decimal(1)), ("receive", Decimal(1), Decimal(2))]
     # Another reload online serves the page from the network again and replays nothing twice.
     page.reload()
     expect(page.locator("#scan-pending")).to_have_text("0")
-    assert len(_ledger(live_app, "BOLT-036")) == 2
+    assert len(_ledger(live_app, "BOLT-033")) == 2
 
 
 def test_transfer_mode_scans_source_then_destination(sign_in: Callable[..., Page]) -> None:
