@@ -25,7 +25,17 @@ def role_required(role: str) -> Callable[[F], F]:
             if not current_user.is_authenticated:
                 return login_manager.unauthorized()
             if not current_user.has_role(role):
-                abort(403, description=_("Your role does not allow this page or action."))
+                from app.web.i18n import role_label
+
+                abort(
+                    403,
+                    description=_(
+                        "This page or action needs the %(needed)s role or above; yours is %(yours)s. "
+                        "An administrator can change it.",
+                        needed=role_label(role),
+                        yours=role_label(current_user.role),
+                    ),
+                )
             return view(*args, **kwargs)
 
         wrapper.required_role = role  # type: ignore[attr-defined]

@@ -88,6 +88,8 @@ def set_role(*, username: str, role: str) -> User:
         raise InvalidInput("role", f"one of {', '.join(ROLES)}")
     _lock_admins()
     user = _locked_user(username)
+    if role == user.role:
+        return user
     if user.role == "admin" and role != "admin" and not _other_active_admins(user.id):
         raise Conflict("the last active administrator keeps the admin role", field="role", last_admin=True)
     if user.role != role:
@@ -121,6 +123,24 @@ def set_preferences(*, username: str, locale: str | None = None, timezone: str |
     if timezone is not None:
         user.timezone = timezone[:64]
     return user
+
+
+@unit_of_work
+def rename_token(*, token_id: int, name: str) -> ApiToken:
+    """Change what a token is said to be for; its secret, scope and dates stay. Raises Conflict
+    for an unknown token (as revoking one does) and InvalidInput."""
+    token = db.session.get(ApiToken, token_id)
+    if token is None:
+        raise Conflict(f"no token #{token_id}", token_id=token_id)
+    text = (name or "").strip()
+    if not text or len(text) > 100:
+        raise InvalidInput("name", "1 to 100 characters")
+    token.name = text
+    return token
+
+
+def get_token(token_id: int) -> TokenRow | None:
+    return next((row for row in list_tokens() if row.id == token_id), None)
 
 
 def list_tokens() -> list[TokenRow]:

@@ -17,12 +17,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, union
+from sqlalchemy import ColumnElement, Select, and_, case, false, func, or_, select, union
 from sqlalchemy.orm import aliased
 
 from app.extensions import db
 from app.models import Category, Item, Location, Movement, SearchGram, StockLevel, Warehouse
-from app.services.errors import InvalidInput, UnknownMovement
+from app.services.errors import InvalidInput, UnknownLocation, UnknownMovement
 from app.services.search_keys import fold, grams
 
 T = TypeVar("T")
@@ -72,6 +72,17 @@ class LocationRow:
     warehouse_name: str
     active: bool
     on_hand: Decimal
+    #: Items with stock here: what pages show, since on_hand adds pieces to metres to kilograms.
+    skus: int = 0
+
+
+@dataclass(frozen=True)
+class LocationStockRow:
+    sku: str
+    name: str
+    unit: str
+    quantity: Decimal
+    archived: bool
 
 
 @dataclass(frozen=True)
@@ -354,10 +365,17 @@ def list_warehouses() -> list[Warehouse]:
     return list(db.session.scalars(select(Warehouse).order_by(Warehouse.code)))
 
 
-def list_locations(*, warehouse: str | None = None, active: bool | None = None) -> list[LocationRow]:
-    """Locations with their warehouse and the units they hold, by code."""
+def list_locations(
+    *, warehouse: str | None = None, active: bool | None = None, code: str | None = None
+) -> list[LocationRow]:
+    """Locations with their warehouse, the units they hold and how many items, by code."""
     on_hand = (
-        select(StockLevel.location_id, func.sum(StockLevel.quantity).label("units"))
+        select(
+            StockLevel.location_id,
+            func.sum(StockLevel.quantity).label("units"),
+            # CASE rather than COUNT(...) FILTER (WHERE ...), which MariaDB does not know.
+            func.count(case((StockLevel.quantity > 0, StockLevel.item_id))).label("skus"),
+        )
         .group_by(StockLevel.location_id)
         .subquery()
     )
@@ -370,6 +388,7 @@ def list_locations(*, warehouse: str | None = None, active: bool | None = None) 
             Warehouse.name,
             Location.active,
             func.coalesce(on_hand.c.units, 0),
+            func.coalesce(on_hand.c.skus, 0),
         )
         .join(Warehouse, Warehouse.id == Location.warehouse_id)
         .outerjoin(on_hand, on_hand.c.location_id == Location.id)
@@ -379,12 +398,41 @@ def list_locations(*, warehouse: str | None = None, active: bool | None = None) 
         stmt = stmt.where(Warehouse.code == warehouse)
     if active is not None:
         stmt = stmt.where(Location.active.is_(active))
+    if code is not None:
+        stmt = stmt.where(Location.code == code)
     return [
         LocationRow(
-            id=i, code=code, name=name, warehouse=wh, warehouse_name=wh_name, active=active, on_hand=Decimal(units)
+            id=i,
+            code=code,
+            name=name,
+            warehouse=wh,
+            warehouse_name=wh_name,
+            active=active,
+            on_hand=Decimal(units),
+            skus=int(skus),
         )
-        for i, code, name, wh, wh_name, active, units in db.session.execute(stmt)
+        for i, code, name, wh, wh_name, active, units, skus in db.session.execute(stmt)
     ]
+
+
+def get_location(code: str) -> LocationRow:
+    """One location as the list shows it. Raises UnknownLocation."""
+    found = list_locations(code=code)
+    if not found:
+        raise UnknownLocation(code)
+    return found[0]
+
+
+def list_location_stock(*, code: str) -> list[LocationStockRow]:
+    """What a location holds: every item with stock there, with its unit, by SKU."""
+    rows = db.session.execute(
+        select(Item.sku, Item.name, Item.unit, StockLevel.quantity, Item.archived)
+        .join(StockLevel, StockLevel.item_id == Item.id)
+        .join(Location, Location.id == StockLevel.location_id)
+        .where(Location.code == code, StockLevel.quantity > 0)
+        .order_by(Item.sku)
+    )
+    return [LocationStockRow(*row) for row in rows]
 
 
 # ---------------------------------------------------------------- the ledger
@@ -547,3 +595,76 @@ def list_low_stock(
 def location_codes(*, active: bool = True) -> list[str]:
     """Location codes alone (for pickers), by code."""
     return list(db.session.scalars(select(Location.code).where(Location.active.is_(active)).order_by(Location.code)))
+
+
+# ---------------------------------------------------------------- pick lists
+
+
+@dataclass(frozen=True)
+class PickLineCheck:
+    """What one pick line runs into, read without locking: `problem` is None for a line that would
+    go through now, else "unknown_item", "archived_item", "unknown_location", "inactive_location"
+    or "insufficient" (`available` then says how much there is, for all the lines that take the
+    same item from the same place)."""
+
+    problem: str | None
+    unit: str = ""
+    available: Decimal | None = None
+
+
+def check_pick_lines(lines: list[tuple[str, str, Decimal]]) -> list[PickLineCheck]:
+    """Every line's problem at once (the stock service stops at the first), in three statements.
+    For messages only: the issue itself still decides, under its row locks."""
+    skus = sorted({sku for sku, _, _ in lines})
+    codes = sorted({code for _, code, _ in lines})
+    items = {
+        row.sku: row
+        for row in db.session.execute(select(Item.id, Item.sku, Item.unit, Item.archived).where(Item.sku.in_(skus)))
+    }
+    places = {
+        row.code: row
+        for row in db.session.execute(
+            select(Location.id, Location.code, Location.active).where(Location.code.in_(codes))
+        )
+    }
+    held: dict[tuple[int, int], Decimal] = {}
+    if items and places:
+        levels = select(StockLevel.item_id, StockLevel.location_id, StockLevel.quantity).where(
+            StockLevel.item_id.in_([row.id for row in items.values()]),
+            StockLevel.location_id.in_([row.id for row in places.values()]),
+        )
+        held = {(item_id, location_id): quantity for item_id, location_id, quantity in db.session.execute(levels)}
+    wanted: dict[tuple[str, str], Decimal] = {}
+    for sku, code, quantity in lines:
+        wanted[(sku, code)] = wanted.get((sku, code), Decimal(0)) + quantity
+    return [_check_line(items.get(sku), places.get(code), held, wanted[(sku, code)]) for sku, code, _ in lines]
+
+
+def _check_line(item: Any, place: Any, held: dict[tuple[int, int], Decimal], wanted: Decimal) -> PickLineCheck:
+    if item is None:
+        return PickLineCheck("unknown_item")
+    if item.archived:
+        return PickLineCheck("archived_item", item.unit)
+    if place is None:
+        return PickLineCheck("unknown_location", item.unit)
+    if not place.active:
+        return PickLineCheck("inactive_location", item.unit)
+    available = Decimal(held.get((item.id, place.id), 0))
+    return PickLineCheck("insufficient" if available < wanted else None, item.unit, available)
+
+
+def canonical_sku(sku: str) -> str:
+    """The SKU as stored, for one typed in another case (demo-000001 for DEMO-000001): the
+    stored one when exactly one item matches that way, else the text unchanged (the stock
+    service then names it unknown). MariaDB's collation already ignores case; SQLite's does not,
+    so a miss there costs one scan of the SKUs."""
+    text = (sku or "").strip()
+    if not text:
+        return text
+    exact = db.session.scalars(select(Item.sku).where(Item.sku == text).limit(2)).all()
+    if len(exact) == 1:
+        return exact[0]
+    if exact:
+        return text
+    folded = db.session.scalars(select(Item.sku).where(func.lower(Item.sku) == text.lower()).limit(2)).all()
+    return folded[0] if len(folded) == 1 else text

@@ -16,16 +16,20 @@ from app.models.types import utcnow
 
 
 @dataclass(frozen=True)
-class WarehouseUnits:
+class WarehouseStock:
+    """What a warehouse holds, in counts that add up whatever the units (pieces, metres and
+    kilograms summed together mean nothing)."""
+
     code: str
     name: str
-    units: Decimal
+    skus: int
+    locations: int
 
 
 @dataclass(frozen=True)
 class Totals:
     items: int
-    units_by_warehouse: list[WarehouseUnits]
+    stock_by_warehouse: list[WarehouseStock]
     low_stock_items: int
     movements_today: int
 
@@ -46,14 +50,24 @@ def count_low_stock_items() -> int:
 
 
 def totals(*, today_start: datetime) -> Totals:
-    """Active items, units on hand per warehouse, items at or below their reorder point (of those
-    with a reorder point), and movements since `today_start`."""
+    """Active items, per warehouse the items held and the locations not empty, items at or below
+    their reorder point (of those with a reorder point), and movements since `today_start`."""
     items = db.session.scalar(select(func.count()).select_from(Item).where(Item.archived.is_(False))) or 0
-    units = db.session.execute(
-        select(Warehouse.code, Warehouse.name, func.coalesce(func.sum(StockLevel.quantity), 0))
+    held = (
+        select(StockLevel.item_id, StockLevel.location_id, Location.warehouse_id)
+        .join(Location, Location.id == StockLevel.location_id)
+        .where(StockLevel.quantity > 0)
+        .subquery()
+    )
+    stock = db.session.execute(
+        select(
+            Warehouse.code,
+            Warehouse.name,
+            func.count(func.distinct(held.c.item_id)),
+            func.count(func.distinct(held.c.location_id)),
+        )
         .select_from(Warehouse)
-        .outerjoin(Location, Location.warehouse_id == Warehouse.id)
-        .outerjoin(StockLevel, StockLevel.location_id == Location.id)
+        .outerjoin(held, held.c.warehouse_id == Warehouse.id)
         .group_by(Warehouse.id, Warehouse.code, Warehouse.name)
         .order_by(Warehouse.code)
     )
@@ -61,7 +75,7 @@ def totals(*, today_start: datetime) -> Totals:
     today = db.session.scalar(select(func.count()).select_from(Movement).where(Movement.created_at >= today_start))
     return Totals(
         items=int(items),
-        units_by_warehouse=[WarehouseUnits(code, name, Decimal(total)) for code, name, total in units],
+        stock_by_warehouse=[WarehouseStock(code, name, int(skus), int(where)) for code, name, skus, where in stock],
         low_stock_items=low,
         movements_today=int(today or 0),
     )

@@ -168,7 +168,8 @@ def update_item(*, sku: str, **changes: Any) -> Item:
         item.category_id = _category_id(data.category)
     if "archived" in changes:
         item.archived = bool(changes["archived"])
-    item.updated_at = utcnow()
+    # Only columns whose value differs are written; `updated_at` moves with them (onupdate), so
+    # an edit page saved unchanged writes nothing at all.
     db.session.flush()
     return item
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from app.extensions import db
 from app.models import Location, StockLevel, Warehouse
@@ -58,14 +58,18 @@ def set_location_active(*, code: str, active: bool) -> Location:
     if location is None:
         raise UnknownLocation(code)
     if not active:
-        on_hand = db.session.scalar(
-            select(func.coalesce(func.sum(StockLevel.quantity), 0)).where(StockLevel.location_id == location.id)
-        )
+        on_hand, skus = db.session.execute(
+            select(
+                func.coalesce(func.sum(StockLevel.quantity), 0),
+                func.count(case((StockLevel.quantity > 0, StockLevel.item_id))),
+            ).where(StockLevel.location_id == location.id)
+        ).one()
         if on_hand:
             raise Conflict(
-                f"location {code!r} still holds {on_hand} units: move or count them out first",
+                f"location {code!r} still holds {on_hand} units of {skus} items: move or count them out first",
                 location=code,
                 on_hand=on_hand,
+                held_skus=int(skus),
             )
     location.active = active
     db.session.flush()

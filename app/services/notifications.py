@@ -559,7 +559,8 @@ def create_target(
 
 
 def _replace_subscriptions(target_id: int, warehouses: Sequence[str]) -> None:
-    db.session.execute(delete(NotificationSubscription).where(NotificationSubscription.target_id == target_id))
+    """Delete the subscriptions no longer wanted and add the new ones; those kept stay as they
+    are, so saving the same set changes no row."""
     codes = sorted(set(warehouses))
     found = dict(
         db.session.execute(select(Warehouse.code, Warehouse.id).where(Warehouse.code.in_(codes))).tuples().all()
@@ -567,7 +568,21 @@ def _replace_subscriptions(target_id: int, warehouses: Sequence[str]) -> None:
     for code in codes:
         if code not in found:
             raise InvalidInput("warehouses", f"unknown warehouse {code}")
-        db.session.add(NotificationSubscription(target_id=target_id, warehouse_id=found[code]))
+    wanted = set(found.values())
+    current = set(
+        db.session.scalars(
+            select(NotificationSubscription.warehouse_id).where(NotificationSubscription.target_id == target_id)
+        )
+    )
+    if current - wanted:
+        db.session.execute(
+            delete(NotificationSubscription).where(
+                NotificationSubscription.target_id == target_id,
+                NotificationSubscription.warehouse_id.in_(current - wanted),
+            )
+        )
+    for warehouse_id in sorted(wanted - current):
+        db.session.add(NotificationSubscription(target_id=target_id, warehouse_id=warehouse_id))
 
 
 @unit_of_work

@@ -9,9 +9,10 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from flask import Response, request, stream_with_context
+from flask import Response, render_template, request, stream_with_context
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_wtf import FlaskForm
 from wtforms import Field, HiddenField, StringField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
@@ -54,11 +55,13 @@ def domain_message(error: errors.DomainError) -> str:
     for kind, message in messages.items():
         if isinstance(error, kind):
             return message()
-    if isinstance(error, errors.Conflict) and "on_hand" in x:
-        return _(
-            "Location %(code)s still holds %(units)s units: move or count them out first.",
+    if isinstance(error, errors.Conflict) and "held_skus" in x:
+        # A count of items, not a sum of quantities: pieces and metres do not add up.
+        return ngettext(
+            "Location %(code)s still holds %(num)s item: move or count it out first.",
+            "Location %(code)s still holds %(num)s items: move or count them out first.",
+            int(x["held_skus"]),
             code=x.get("location"),
-            units=_plain(x["on_hand"]),
         )
     if isinstance(error, errors.Conflict) and "field" in x:
         return _("This value is already in use.")
@@ -107,7 +110,16 @@ class QuantityField(StringField):
     def _value(self) -> str:
         if self.raw_data:
             return str(self.raw_data[0])
-        return "" if self.data is None else str(self.data)
+        return "" if self.data is None else plain_quantity(self.data)
+
+
+def plain_quantity(value: Any) -> str:
+    """A quantity as a person types it, as read-only pages show it but without digit grouping:
+    44, not 44.000 (what the database hands back)."""
+    if not isinstance(value, Decimal):
+        return str(value)
+    text = format(value.normalize(), "f")
+    return "0" if text == "-0" else text
 
 
 def quantity_field(label: Any, *, allow_zero: bool = False, **kwargs: Any) -> StringField:
@@ -180,3 +192,24 @@ def export_response(name: str, header: list[str], rows: Iterable[list[Any]]) -> 
     response = Response(stream_with_context(exports.xlsx_chunks(header, rows, title=name)), mimetype=XLSX_TYPE)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}.xlsx"'
     return response
+
+
+class ConfirmForm(FlaskForm):
+    """The second step of an action that cannot be undone: only the CSRF token travels."""
+
+
+def confirm_page(
+    *, heading: str, message: str, action: str, button: str, cancel_url: str, hidden: dict[str, str] | None = None
+) -> str:
+    """A page that asks before an irreversible or disruptive action. A plain GET page with a POST
+    form, so the question is asked with and without JavaScript, and under a strict CSP."""
+    return render_template(
+        "confirm.html",
+        heading=heading,
+        message=message,
+        action=action,
+        button=button,
+        cancel_url=cancel_url,
+        hidden=hidden or {},
+        form=ConfirmForm(),
+    )

@@ -7,6 +7,14 @@ document.addEventListener("DOMContentLoaded", () => {
       setTimeout(() => form.querySelectorAll("button[type=submit]").forEach((b) => { b.disabled = true; }), 0);
     });
   });
+  // Stock forms: the cursor starts in the field to fill (a field in error, else the first empty
+  // one), so after a receipt with item, place and reference kept it waits in Quantity.
+  const focusForm = document.querySelector("form[data-focus-first]");
+  if (focusForm) {
+    const fields = Array.from(focusForm.querySelectorAll("input:not([type=hidden]):not([readonly]), select, textarea"));
+    const target = focusForm.querySelector("[aria-invalid=true]") || fields.find((el) => !el.value);
+    if (target) target.focus();
+  }
   // The pick list: "add a line" clones the last empty line with fresh field names.
   const addLine = document.querySelector("[data-add-line]");
   if (addLine) {
@@ -22,12 +30,56 @@ document.addEventListener("DOMContentLoaded", () => {
         });
         if (el.tagName === "INPUT") { el.value = ""; el.removeAttribute("aria-invalid"); }
       });
-      copy.querySelectorAll(".field-error").forEach((el) => el.remove());
+      copy.querySelectorAll(".field-error, .hint").forEach((el) => el.remove());
+      copy.querySelectorAll(".has-error").forEach((el) => el.classList.remove("has-error"));
+      copy.classList.remove("has-problem");
+      copy.querySelector(".line-no").textContent = String(n + 1);
       last.after(copy);
     });
   }
+  // The item form: the new-category name shows only when "New category…" is chosen (without
+  // this file it is always shown, with a hint).
+  const category = document.querySelector("select[name=category]");
+  const newCategory = document.querySelector(".field.new-category");
+  if (category && newCategory) {
+    const sync = () => {
+      newCategory.hidden = category.value !== "new" && !newCategory.classList.contains("has-error");
+    };
+    category.addEventListener("change", () => {
+      newCategory.classList.remove("has-error");
+      sync();
+      if (category.value === "new") newCategory.querySelector("input").focus();
+    });
+    sync();
+  }
+  // Phones: the menu button opens the menu panel in place (without this file it is a link to
+  // #site-menu, which CSS opens with :target).
+  const menuButton = document.querySelector("[data-menu-button]");
+  const siteMenu = document.getElementById("site-menu");
+  const setMenu = (open) => {
+    siteMenu.classList.toggle("open", open);
+    menuButton.setAttribute("aria-expanded", String(open));
+  };
+  if (menuButton && siteMenu) {
+    menuButton.setAttribute("role", "button");
+    menuButton.addEventListener("click", (e) => {
+      e.preventDefault();
+      setMenu(!siteMenu.classList.contains("open"));
+    });
+    siteMenu.querySelector(".menu-close").addEventListener("click", (e) => { e.preventDefault(); setMenu(false); menuButton.focus(); });
+  }
+  // Dropdown menus: one open at a time, closed by a click elsewhere or by focus leaving them.
+  const menus = Array.from(document.querySelectorAll("details.menu"));
+  menus.forEach((menu) => menu.addEventListener("toggle", () => {
+    if (menu.open) menus.forEach((other) => { if (other !== menu) other.open = false; });
+  }));
+  const closeOutside = (e) => menus.forEach((menu) => { if (menu.open && !menu.contains(e.target)) menu.open = false; });
+  document.addEventListener("click", closeOutside);
+  document.addEventListener("focusin", closeOutside);
   // Escape closes an open menu (keyboard users).
   document.addEventListener("keydown", (e) => {
-    if (e.key === "Escape") document.querySelectorAll("details.menu[open]").forEach((d) => d.removeAttribute("open"));
+    if (e.key !== "Escape") return;
+    menus.forEach((menu) => { menu.open = false; });
+    if (siteMenu && siteMenu.classList.contains("open")) { setMenu(false); menuButton.focus(); }
   });
 });

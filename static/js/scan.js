@@ -331,6 +331,11 @@
   setInterval(() => { if (navigator.onLine) flush(); }, 5000);
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register(root.dataset.swUrl, { scope: root.dataset.swUrl.replace(/\/sw\.js$/, "") })
+      .then(() => navigator.serviceWorker.ready)
+      .then((registration) => {
+        // A page the worker did not serve (the first visit, a hard reload) is not in its cache yet.
+        if (!navigator.serviceWorker.controller) registration.active.postMessage("store-page");
+      })
       .catch(() => { /* the page still works online */ });
   }
   showWhere();

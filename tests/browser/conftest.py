@@ -1,7 +1,8 @@
 """Browser tests: Debian's Chromium driven by Playwright against the app served by a real
 werkzeug server on 127.0.0.1, on its own migrated SQLite database with a small stocked warehouse.
 
-Screenshots of the main pages go to test-artifacts/screenshots/ for a reviewer to look at.
+Screenshots of the main pages go to test-artifacts/screenshots/ for a reviewer to look at, at
+360 px (a handheld) and 1366 px; axe-core (vendored in static/vendor) audits the pages tested.
 """
 
 from __future__ import annotations
@@ -31,7 +32,11 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 PASSWORD = "browser-pass-1"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "test-artifacts" / "screenshots"
+AXE = ROOT / "static" / "vendor" / "axe-core-4.14.1" / "axe.min.js"
+PHONE = {"width": 360, "height": 740}
+DESKTOP = {"width": 1366, "height": 768}
 
 
 @pytest.fixture(scope="session")
@@ -71,8 +76,8 @@ def _seed(app: Flask) -> None:
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app on http://127.0.0.1:<free port>, with CSRF on as in production."""
+def live_app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    """The served app, seeded; tests read its database to check what a page really wrote."""
     database = tmp_path_factory.mktemp("browser") / "inventory.db"
     app = create_app(
         Config(
@@ -83,7 +88,13 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
     )
     _seed(app)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    return app
+
+
+@pytest.fixture(scope="session")
+def live_server(live_app: Flask) -> Iterator[str]:
+    """The app on http://127.0.0.1:<free port>, with CSRF on as in production."""
+    server = make_server("127.0.0.1", 0, live_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_port}"
@@ -116,3 +127,29 @@ def sign_in(browser: Browser, live_server: str) -> Iterator[Callable[..., Page]]
 def shot(page: Page, name: str, *, full_page: bool = True) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
+
+
+def shots(page: Page, name: str) -> None:
+    """The page as a phone (360 px) and as a desktop (1366 px) show it, then back to the phone
+    or desktop size the test had."""
+    size = page.viewport_size
+    for label, viewport in (("360", PHONE), ("desktop", DESKTOP)):
+        page.set_viewport_size(viewport)
+        shot(page, f"{name}-{label}")
+    if size:
+        page.set_viewport_size(size)
+
+
+def axe_findings(page: Page) -> list[str]:
+    """axe-core's critical and serious findings on the page as it is now. Evaluated through the
+    DevTools protocol rather than a <script> tag, so a strict Content-Security-Policy (nonces on
+    the app's own scripts) does not block it."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE.read_text(encoding="utf-8") + "\n;true")
+    violations = page.evaluate(
+        """async () => (await axe.run(document, { resultTypes: ["violations"] })).violations
+          .filter((v) => v.impact === "critical" || v.impact === "serious")
+          .map((v) => `${v.id} (${v.impact}): ${v.help} at `
+            + v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", "))"""
+    )
+    return [str(v) for v in violations]

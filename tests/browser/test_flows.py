@@ -42,7 +42,8 @@ def test_receive_then_issue_until_stock_runs_out(sign_in: Callable[..., Page]) -
     page.get_by_label("库位").fill("WH1-A-01-02")
     page.get_by_label("数量").fill("12")
     page.get_by_role("button", name="入库", exact=True).click()
-    expect(page.locator(".flash-success")).to_contain_text("已记录流水")
+    expect(page.locator(".flash-success")).to_contain_text("已入库 12 pcs 防护手套 L → WH1-A-01-02，现有 12。")
+    expect(page.get_by_label("数量")).to_be_focused()
     shot(page, "receive")
     page.goto("/movements/issue?sku=GLOVE-L&location=WH1-A-01-02")
     for quantity in ("5", "5", "5"):
@@ -61,7 +62,7 @@ def test_transfer_between_locations(sign_in: Callable[..., Page]) -> None:
     page.get_by_label("目标库位").fill("WH2-A-01-01")
     page.get_by_label("数量").fill("7")
     page.get_by_role("button", name="调拨", exact=True).click()
-    expect(page.locator(".flash-success")).to_contain_text("已记录流水")
+    expect(page.locator(".flash-success")).to_contain_text("已调拨 7 pcs 螺丝钉 M4 WH1-A-01-01 → WH2-A-01-01。")
     page.goto("/items/SCREW-M4")
     expect(page.locator("#stock")).to_contain_text("WH2-A-01-01")
     expect(page.locator("#stock").get_by_role("link", name="7", exact=True)).to_be_visible()
@@ -92,7 +93,7 @@ def test_multi_line_pick(sign_in: Callable[..., Page]) -> None:
     page.get_by_label("单号（订单或单据号）").fill("SO-2026-001")
     shot(page, "pick-list")
     page.get_by_role("button", name="全部出库").click()
-    expect(page.locator(".flash-success")).to_contain_text("已记录流水")
+    expect(page.locator(".flash-success")).to_contain_text("已拣货 2 行。 已记录流水")
     page.goto("/movements?reference=SO-2026-001")
     expect(page.locator("tbody tr")).to_have_count(2)
 

@@ -12,7 +12,7 @@ from flask_login import current_user
 from app.auth.roles import role_required
 from app.services import catalog, counts
 from app.services.errors import DomainError
-from app.web.common import domain_message
+from app.web.common import confirm_page, domain_message
 from app.web.counts import bp
 from app.web.counts.forms import CountActionForm, OpenCountForm
 
@@ -42,7 +42,7 @@ def _index(form: OpenCountForm, status: int = 200) -> Any:
 @bp.get("")
 @role_required("clerk")
 def index() -> Any:
-    return _index(OpenCountForm(formdata=None))
+    return _index(OpenCountForm(formdata=None, location=request.args.get("location", "").strip()[:64]))
 
 
 @bp.post("")
@@ -100,6 +100,19 @@ def recount(count_id: int) -> Any:
 @role_required("manager")
 def approve(count_id: int) -> Any:
     return _act(count_id, ".review", lambda: counts.approve_count(count_id=count_id, user=_user()))
+
+
+@bp.get("/<int:count_id>/cancel")
+@role_required("manager")
+def confirm_cancel(count_id: int) -> Any:
+    counts.get_count(count_id)
+    return confirm_page(
+        heading=_("Cancel count #%(id)s?", id=count_id),
+        message=_("What was counted is discarded and no stocktake is posted. A cancelled count cannot be reopened."),
+        action=url_for(".cancel", count_id=count_id),
+        button=_("Cancel count"),
+        cancel_url=url_for(".review", count_id=count_id),
+    )
 
 
 @bp.post("/<int:count_id>/cancel")

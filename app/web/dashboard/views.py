@@ -59,6 +59,7 @@ def index() -> Any:
     return render_template(
         "dashboard/index.html",
         totals=totals,
+        today=today.date().isoformat(),
         chart=stacked_bars(days, series, labels, _("Movements per day, last 30 days")),
         legend=[(labels[k], KIND_COLOURS[k], sum(series[k])) for k in MOVEMENT_KINDS],
         most_moved=most_moved,

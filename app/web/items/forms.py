@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import TextAreaField
+from wtforms import SelectChoice, SelectField, TextAreaField
 from wtforms.validators import Length, Regexp
 
+from app.models import Category, Item
 from app.web.common import optional_text, quantity_field, required_text
+
+#: The category choice that names a new category in the field beside it. Choices are category
+#: ids, so no category name can collide with it.
+NEW_CATEGORY = "new"
+
+
+def _unix_newlines(value: Any) -> Any:
+    """Browsers send a textarea's line breaks as CRLF: stored text keeps LF, so saving a page
+    unchanged changes nothing."""
+    return value.replace("\r\n", "\n") if isinstance(value, str) else value
 
 
 class ItemForm(FlaskForm):
@@ -17,21 +29,38 @@ class ItemForm(FlaskForm):
     name = required_text(_l("Name"), 200)
     barcode = optional_text(_l("Barcode"), 64, render_kw={"autocomplete": "off", "inputmode": "numeric"})
     unit = required_text(_l("Unit"), 16, default="pcs")
-    category = optional_text(_l("Category"), 100)
+    category = SelectField(_l("Category"), choices=[], default="")
+    new_category = optional_text(_l("New category name"), 100)
     reorder_point = quantity_field(_l("Reorder point"), allow_zero=True, default="0")
     reorder_quantity = quantity_field(_l("Reorder quantity"), allow_zero=True, default="0")
-    description = TextAreaField(_l("Description"), validators=[Length(max=5000)])
+    description = TextAreaField(_l("Description"), validators=[Length(max=5000)], filters=[_unix_newlines])
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, categories: Iterable[Category] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sku.validators = [*self.sku.validators, Regexp(r"^\S+$", message=_l("No spaces, please."))]
+        self._category_names = {str(c.id): c.name for c in categories}
+        self.category.choices = [
+            SelectChoice("", _l("No category")),
+            *(SelectChoice(key, name) for key, name in self._category_names.items()),
+            SelectChoice(NEW_CATEGORY, _l("New category…")),
+        ]
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        # Not a validate_new_category method: the field's Optional() would stop it on the very
+        # case it is for, an empty name.
+        valid = super().validate(extra_validators)
+        if self.category.data == NEW_CATEGORY and not self.new_category.data:
+            self.new_category.errors = [*self.new_category.errors, _l("Name the new category.")]
+            return False
+        return valid
 
     def to_input(self) -> dict[str, Any]:
+        category = self.new_category.data if self.category.data == NEW_CATEGORY else None
         return {
             "name": self.name.data,
             "barcode": self.barcode.data or None,
             "unit": self.unit.data,
-            "category": self.category.data or None,
+            "category": category or self._category_names.get(self.category.data or ""),
             "reorder_point": self.reorder_point.data,
             "reorder_quantity": self.reorder_quantity.data,
             "description": self.description.data or "",
@@ -39,11 +68,23 @@ class ItemForm(FlaskForm):
 
 
 class EditItemForm(ItemForm):
-    """The SKU names the item and never changes."""
+    """The SKU names the item and never changes. Filled from the item's own values, field by
+    field: a form built from the object would show the category's repr and save it back."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, item: Item, *args: Any, **kwargs: Any) -> None:
+        values = {
+            "sku": item.sku,
+            "name": item.name,
+            "barcode": item.barcode or "",
+            "unit": item.unit,
+            "category": str(item.category_id or ""),
+            "reorder_point": item.reorder_point,
+            "reorder_quantity": item.reorder_quantity,
+            "description": item.description,
+        }
+        super().__init__(*args, **{**values, **kwargs})
         self.sku.render_kw = {"readonly": True}
+        self.sku.data = item.sku
 
 
 class ArchiveItemForm(FlaskForm):

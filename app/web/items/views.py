@@ -15,7 +15,7 @@ from app.auth.roles import role_required
 from app.services import catalog, counts, dashboard, items
 from app.services.errors import DomainError, InvalidInput, UnknownItem
 from app.web.charts import step_line
-from app.web.common import attach_error
+from app.web.common import attach_error, confirm_page
 from app.web.items import bp
 from app.web.items.forms import ArchiveItemForm, CategoryForm, EditItemForm, ItemForm
 
@@ -67,10 +67,7 @@ def _local(points: list[Any]) -> list[Any]:
 @bp.get("/<sku>")
 @role_required("viewer")
 def show(sku: str) -> Any:
-    try:
-        item = items.get_item(sku)
-    except UnknownItem:
-        abort(404, description=_("No item with SKU %(sku)s.", sku=sku))
+    item = _item_or_404(sku)
     try:
         ledger = catalog.list_movements(sku=sku, after=request.args.get("after") or None)
     except InvalidInput:
@@ -97,7 +94,7 @@ def show(sku: str) -> Any:
 @bp.route("/new", methods=["GET", "POST"])
 @role_required("manager")
 def new() -> Any:
-    form = ItemForm()
+    form = ItemForm(categories=items.list_categories())
     if form.validate_on_submit():
         try:
             item = items.create_item(sku=form.sku.data, **form.to_input())
@@ -112,12 +109,8 @@ def new() -> Any:
 @bp.route("/<sku>/edit", methods=["GET", "POST"])
 @role_required("manager")
 def edit(sku: str) -> Any:
-    try:
-        item = items.get_item(sku)
-    except UnknownItem:
-        abort(404, description=_("No item with SKU %(sku)s.", sku=sku))
-    form = EditItemForm(obj=item, category=item.category.name if item.category else "")
-    form.sku.data = item.sku
+    item = _item_or_404(sku)
+    form = EditItemForm(item, categories=items.list_categories())
     if form.validate_on_submit():
         try:
             items.update_item(sku=sku, **form.to_input())
@@ -130,22 +123,49 @@ def edit(sku: str) -> Any:
 
 
 def _form_page(form: ItemForm, item: Any) -> str:
-    return render_template("items/form.html", form=form, item=item, categories=items.list_categories())
+    return render_template("items/form.html", form=form, item=item)
+
+
+def _item_or_404(sku: str) -> Any:
+    try:
+        return items.get_item(sku)
+    except UnknownItem:
+        abort(404, description=_("No item with SKU %(sku)s.", sku=sku))
+
+
+@bp.get("/<sku>/archive")
+@role_required("manager")
+def confirm_archive(sku: str) -> Any:
+    item = _item_or_404(sku)
+    return confirm_page(
+        heading=_("Archive %(sku)s %(name)s?", sku=item.sku, name=item.name),
+        message=_("An archived item keeps its history but can no longer be received, issued or moved."),
+        action=url_for(".archive", sku=sku),
+        button=_("Archive"),
+        cancel_url=url_for(".show", sku=sku),
+    )
 
 
 @bp.post("/<sku>/archive")
 @role_required("manager")
 def archive(sku: str) -> Any:
+    return _set_archived(sku, archived=True)
+
+
+@bp.post("/<sku>/restore")
+@role_required("manager")
+def restore(sku: str) -> Any:
+    return _set_archived(sku, archived=False)
+
+
+def _set_archived(sku: str, *, archived: bool) -> Any:
+    """The message names the action asked for, decided before the write (an item read before it
+    is refreshed by the commit and would tell the opposite)."""
     if not ArchiveItemForm().validate_on_submit():
         abort(400)
-    try:
-        item = items.get_item(sku)
-    except UnknownItem:
-        abort(404, description=_("No item with SKU %(sku)s.", sku=sku))
-    items.archive_item(sku=sku, archived=not item.archived)
-    flash(
-        _("Item %(sku)s archived.", sku=sku) if not item.archived else _("Item %(sku)s restored.", sku=sku), "success"
-    )
+    _item_or_404(sku)
+    items.archive_item(sku=sku, archived=archived)
+    flash(_("Item %(sku)s archived.", sku=sku) if archived else _("Item %(sku)s restored.", sku=sku), "success")
     return redirect(url_for(".show", sku=sku), 303)
 
 

@@ -10,8 +10,8 @@ from wtforms import SelectChoice
 
 from app.auth.roles import role_required
 from app.services import admin, catalog, locations
-from app.services.errors import DomainError
-from app.web.common import attach_error, domain_message
+from app.services.errors import DomainError, UnknownLocation
+from app.web.common import attach_error, confirm_page, domain_message
 from app.web.locations import bp
 from app.web.locations.forms import EditLocationForm, LocationActiveForm, LocationForm, WarehouseForm
 
@@ -35,6 +35,18 @@ def _page(warehouse_form: WarehouseForm | None = None, location_form: LocationFo
 @role_required("viewer")
 def index() -> Any:
     return _page()
+
+
+@bp.get("/<code>")
+@role_required("viewer")
+def show(code: str) -> Any:
+    """What is in this location, with the ways to count it, move stock out, label it and read its
+    history."""
+    try:
+        location = catalog.get_location(code)
+    except UnknownLocation:
+        abort(404, description=_("No location with code %(code)s.", code=code))
+    return render_template("locations/show.html", location=location, stock=catalog.list_location_stock(code=code))
 
 
 @bp.post("/warehouses")
@@ -80,6 +92,21 @@ def edit(code: str) -> Any:
         flash(_("Location %(code)s saved.", code=code), "success")
         return redirect(url_for(".index"), 303)
     return render_template("locations/edit.html", form=form, location=found[0]), 422 if form.is_submitted() else 200
+
+
+@bp.get("/<code>/deactivate")
+@role_required("manager")
+def confirm_deactivate(code: str) -> Any:
+    if not any(row.code == code for row in catalog.list_locations()):
+        abort(404, description=_("No location with code %(code)s.", code=code))
+    return confirm_page(
+        heading=_("Deactivate location %(code)s?", code=code),
+        message=_("Nothing can be received into or moved to an inactive location. It can be reactivated later."),
+        action=url_for(".set_active", code=code),
+        button=_("Deactivate"),
+        cancel_url=url_for(".index"),
+        hidden={"active": "0"},
+    )
 
 
 @bp.post("/<code>/active")

@@ -12,10 +12,25 @@ from wtforms.validators import DataRequired, Length, ValidationError
 from app.models import MOVEMENT_KINDS
 from app.services import errors
 from app.services.quantities import parse_quantity
-from app.web.common import KeyedForm, optional_text, quantity_field, required_text
+from app.web.common import KeyedForm, QuantityField, optional_text, quantity_field, required_text
 
 SKU_ATTRS = {"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}
 LOCATION_ATTRS = {"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}
+
+
+def _upper_code(value: Any) -> Any:
+    """Location codes are stored upper-case (app.services.locations): a clerk typing
+    wh1-a-01-01 means WH1-A-01-01."""
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+def location_field(label: Any) -> StringField:
+    return StringField(
+        label,
+        validators=[DataRequired(message=_l("This field is required.")), Length(max=64)],
+        filters=[_upper_code],
+        render_kw=LOCATION_ATTRS,
+    )
 
 
 class _StockForm(KeyedForm):
@@ -33,7 +48,7 @@ class _StockForm(KeyedForm):
 
 
 class ReceiveStockForm(_StockForm):
-    location = required_text(_l("Location"), 64, render_kw=LOCATION_ATTRS)
+    location = location_field(_l("Location"))
     quantity = quantity_field(_l("Quantity"))
 
     def to_input(self) -> dict[str, Any]:
@@ -45,8 +60,8 @@ class IssueStockForm(ReceiveStockForm):
 
 
 class TransferStockForm(_StockForm):
-    from_location = required_text(_l("From location"), 64, render_kw=LOCATION_ATTRS)
-    to_location = required_text(_l("To location"), 64, render_kw=LOCATION_ATTRS)
+    from_location = location_field(_l("From location"))
+    to_location = location_field(_l("To location"))
     quantity = quantity_field(_l("Quantity"))
 
     def validate_to_location(self, field: StringField) -> None:
@@ -63,7 +78,7 @@ class TransferStockForm(_StockForm):
 
 
 class AdjustStockForm(_StockForm):
-    location = required_text(_l("Location"), 64, render_kw=LOCATION_ATTRS)
+    location = location_field(_l("Location"))
     counted = quantity_field(_l("Counted quantity"), allow_zero=True)
 
     def to_input(self) -> dict[str, Any]:
@@ -74,8 +89,9 @@ class PickLineForm(Form):
     """One line of a pick list; a line left blank is ignored."""
 
     sku = StringField(_l("SKU"), validators=[Length(max=64)], filters=[lambda v: (v or "").strip()])
-    location = StringField(_l("Location"), validators=[Length(max=64)], filters=[lambda v: (v or "").strip()])
-    quantity = StringField(_l("Quantity"), filters=[lambda v: (v or "").strip()], render_kw={"inputmode": "decimal"})
+    location = StringField(_l("Location"), validators=[Length(max=64)], filters=[lambda v: _upper_code(v or "")])
+    # Shown back as typed ("2", not "2.000") when the list comes back with errors.
+    quantity = QuantityField(_l("Quantity"), filters=[lambda v: (v or "").strip()], render_kw={"inputmode": "decimal"})
 
     def validate_quantity(self, field: StringField) -> None:
         if not (self.sku.data or self.location.data or field.data):
@@ -96,6 +112,19 @@ class PickListForm(KeyedForm):
     lines = _FieldList(FormField(PickLineForm), min_entries=5, max_entries=100)
     reference = optional_text(_l("Reference (order or document number)"), 100)
     note = optional_text(_l("Note"), 500)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: (line number, id of the field at fault) for every line the stock refused.
+        self.bad_lines: list[tuple[int, str]] = []
+
+    def filled_lines(self) -> list[tuple[int, Any]]:
+        """(line number as the page shows it, the line's form) for every line not left blank."""
+        return [
+            (n, e.form)
+            for n, e in enumerate(self.lines, start=1)
+            if e.form.sku.data or e.form.location.data or e.form.quantity.data
+        ]
 
     def filled(self) -> list[dict[str, Any]]:
         return [

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from markupsafe import Markup
 from wtforms import SelectChoice
@@ -39,21 +40,59 @@ def _recorded(movements: list[Movement]) -> Markup:
     return Markup("{} {}").format(_("Recorded movement"), links)
 
 
+def _told(movement: Movement) -> Markup:
+    """What one posting did, in the words of the floor: "Received 12 pcs 六角螺母 M5 → WH1-A-01-02,
+    now 337", with a link to the ledger line (where a manager can reverse it)."""
+    row, _reversal = catalog.get_movement(movement.id)
+    quantity = f"{format_quantity(row.quantity)} {row.unit}"
+    texts = {
+        "receive": lambda: _(
+            "Received %(quantity)s %(name)s → %(to)s, now %(balance)s.",
+            quantity=quantity,
+            name=row.item_name,
+            to=row.to_location,
+            balance=format_quantity(row.to_balance),
+        ),
+        "issue": lambda: _(
+            "Issued %(quantity)s %(name)s from %(source)s, %(balance)s left.",
+            quantity=quantity,
+            name=row.item_name,
+            source=row.from_location,
+            balance=format_quantity(row.from_balance),
+        ),
+        "transfer": lambda: _(
+            "Moved %(quantity)s %(name)s %(source)s → %(to)s.",
+            quantity=quantity,
+            name=row.item_name,
+            source=row.from_location,
+            to=row.to_location,
+        ),
+    }
+    if row.kind not in texts:
+        return _recorded([movement])
+    link = Markup('<a href="{}">#{}</a>').format(url_for("movements.show", movement_id=row.id), row.id)
+    return Markup("{} {}").format(texts[row.kind](), link)
+
+
 def _prefill() -> dict[str, str]:
-    return {k: v for k in ("sku", "location", "from_location") if (v := request.args.get(k, "").strip())}
+    keys = ("sku", "location", "from_location", "reference")
+    return {k: v for k in keys if (v := request.args.get(k, "").strip()[:100])}
 
 
 def _run(form: Any, template: str, action: Callable[..., Any], **context: Any) -> Any:
     """Validate, call the stock service once, then redirect to a fresh form (new key) or re-render."""
     if form.validate_on_submit():
+        form.sku.data = catalog.canonical_sku(form.sku.data)
         try:
             result = action(**form.to_input(), user=current_user.username)
         except DomainError as error:
             attach_error(form, error)
             return _render(form, template, **context), error.status
-        flash(_recorded(result if isinstance(result, list) else [result]), "success")
-        # A fresh form (a new idempotency key) for the same item and place: clerks often repeat.
-        again = {k: f.data for k in ("sku", "location", "from_location") if (f := form._fields.get(k)) and f.data}
+        flash(_told(result), "success")
+        # A fresh form (a new idempotency key) for the same item, place and delivery note: clerks
+        # often repeat, and a five-line delivery should not need its PO number typed five times.
+        keys = ("sku", "location", "from_location", "reference")
+        again = {k: f.data for k in keys if (f := form._fields.get(k)) and f.data}
         return redirect(url_for(request.endpoint or "movements.index", **again), 303)
     return _render(form, template, **context), 422 if form.is_submitted() else 200
 
@@ -83,7 +122,54 @@ def transfer() -> Any:
 @bp.route("/pick", methods=["GET", "POST"])
 @role_required("clerk")
 def pick() -> Any:
-    return _run(PickListForm(), "movements/pick.html", stock.issue_lines)
+    form = PickListForm()
+    if not form.validate_on_submit():
+        return _render(form, "movements/pick.html"), 422 if form.is_submitted() else 200
+    for _n, line in form.filled_lines():
+        line.sku.data = catalog.canonical_sku(line.sku.data)
+    try:
+        movements = stock.issue_lines(**form.to_input(), user=current_user.username)
+    except DomainError as error:
+        # The service stops at the first bad line; the page reports every line at once.
+        if not _mark_pick_lines(form):
+            attach_error(form, error)
+        return _render(form, "movements/pick.html"), error.status
+    summary = ngettext("Picked %(num)s line.", "Picked %(num)s lines.", len(movements))
+    flash(Markup("{} {}").format(summary, _recorded(movements)), "success")
+    return redirect(url_for(".pick"), 303)
+
+
+def _mark_pick_lines(form: PickListForm) -> bool:
+    """Put each line's problem on the field it is about, with the quantity available shown on
+    every line; False when no line has a problem one can see without the locks (a race)."""
+    filled = form.filled_lines()
+    checks = catalog.check_pick_lines([(f.sku.data, f.location.data, f.quantity.data) for _, f in filled])
+    for (n, line), check in zip(filled, checks, strict=True):
+        line.checked = check
+        if check.problem:
+            field = {"unknown_item": line.sku, "archived_item": line.sku, "insufficient": line.quantity}
+            target = field.get(check.problem, line.location)
+            target.errors = [*target.errors, _pick_problem(n, line, check)]
+            form.bad_lines.append((n, target.id))
+    return bool(form.bad_lines)
+
+
+def _pick_problem(n: int, line: Any, check: catalog.PickLineCheck) -> str:
+    sku, code = line.sku.data, line.location.data
+    messages = {
+        "unknown_item": lambda: _("Line %(n)s: no item with SKU %(sku)s.", n=n, sku=sku),
+        "archived_item": lambda: _("Line %(n)s: item %(sku)s is archived.", n=n, sku=sku),
+        "unknown_location": lambda: _("Line %(n)s: no location with code %(code)s.", n=n, code=code),
+        "inactive_location": lambda: _("Line %(n)s: location %(code)s is inactive.", n=n, code=code),
+        "insufficient": lambda: _(
+            "Line %(n)s: only %(available)s %(unit)s available at %(code)s.",
+            n=n,
+            available=format_quantity(check.available),
+            unit=check.unit,
+            code=code,
+        ),
+    }
+    return str(messages[check.problem or "insufficient"]())
 
 
 @bp.route("/adjust", methods=["GET", "POST"])

@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.auth.roles import role_required
 from app.services import notifications
 from app.services.errors import DomainError
-from app.web.common import attach_error, domain_message
+from app.web.common import attach_error, confirm_page, domain_message
 from app.web.notifications import bp
 from app.web.notifications.forms import ConfirmForm, CreateTargetForm, SubscriptionsForm, warehouse_choices
 
@@ -87,6 +87,24 @@ def toggle(target_id: int) -> Any:
         active = next((t.active for t in notifications.list_targets() if t.id == target_id), True)
         _run(lambda: notifications.set_target_active(target_id=target_id, active=not active))
     return redirect(url_for(".index"), 303)
+
+
+@bp.get("/targets/<int:target_id>/delete")
+@role_required("admin")
+def confirm_delete(target_id: int) -> Any:
+    target = next((t for t in notifications.list_targets() if t.id == target_id), None)
+    if target is None:
+        abort(404)
+    return confirm_page(
+        heading=_("Delete notification target %(name)s?", name=target.name),
+        message=_(
+            "Its subscriptions and delivery records are deleted with it. "
+            "To stop messages for a while, pause it instead."
+        ),
+        action=url_for(".delete", target_id=target_id),
+        button=_("Delete"),
+        cancel_url=url_for(".index"),
+    )
 
 
 @bp.post("/targets/<int:target_id>/delete")

@@ -65,3 +65,7 @@ class CreateTokenForm(FlaskForm):
 
 class RevokeTokenForm(FlaskForm):
     pass
+
+
+class TokenNameForm(FlaskForm):
+    name = required_text(_l("What the token is for"), 100)

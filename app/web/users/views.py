@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from flask import flash, redirect, render_template, url_for
+from flask import abort, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
 from wtforms import SelectChoice
@@ -15,7 +15,7 @@ from app.auth.roles import role_required
 from app.models import ROLES
 from app.services import admin, users
 from app.services.errors import DomainError
-from app.web.common import attach_error, domain_message
+from app.web.common import attach_error, confirm_page, domain_message
 from app.web.i18n import role_label
 from app.web.users import bp
 from app.web.users.forms import (
@@ -25,6 +25,7 @@ from app.web.users.forms import (
     ResetPasswordForm,
     RevokeTokenForm,
     RoleForm,
+    TokenNameForm,
 )
 
 log = logging.getLogger("app.audit")
@@ -106,6 +107,20 @@ def set_role(username: str) -> Any:
     return redirect(url_for(".edit", username=username), 303)
 
 
+@bp.get("/<username>/deactivate")
+@role_required("admin")
+def confirm_deactivate(username: str) -> Any:
+    user = admin.get_user(username)
+    return confirm_page(
+        heading=_("Deactivate %(name)s?", name=user.username),
+        message=_("%(name)s is signed out at once and their API tokens stop working.", name=user.username),
+        action=url_for(".set_active", username=user.username),
+        button=_("Deactivate"),
+        cancel_url=url_for(".edit", username=user.username),
+        hidden={"active": "0"},
+    )
+
+
 @bp.post("/<username>/active")
 @role_required("admin")
 def set_active(username: str) -> Any:
@@ -145,9 +160,7 @@ def _token_form() -> CreateTokenForm:
 
 
 def _tokens_page(form: CreateTokenForm, new_token: str | None = None) -> str:
-    return render_template(
-        "users/tokens.html", tokens=admin.list_tokens(), form=form, revoke_form=RevokeTokenForm(), new_token=new_token
-    )
+    return render_template("users/tokens.html", tokens=admin.list_tokens(), form=form, new_token=new_token)
 
 
 @bp.get("/tokens")
@@ -178,6 +191,44 @@ def create_token() -> Any:
     # Shown in this response only; the page is not cached and the token is never stored in clear.
     response = _tokens_page(_token_form(), new_token=text)
     return response, 201, {"Cache-Control": "no-store"}
+
+
+def _token_or_404(token_id: int) -> Any:
+    token = admin.get_token(token_id)
+    if token is None:
+        abort(404, description=_("No token #%(id)s.", id=token_id))
+    return token
+
+
+@bp.route("/tokens/<int:token_id>/edit", methods=["GET", "POST"])
+@role_required("admin")
+def edit_token(token_id: int) -> Any:
+    token = _token_or_404(token_id)
+    form = TokenNameForm(name=token.name)
+    if form.validate_on_submit():
+        try:
+            admin.rename_token(token_id=token_id, name=form.name.data)
+        except DomainError as error:
+            attach_error(form, error)
+            return render_template("users/token_edit.html", form=form, token=token), error.status
+        flash(_("Token %(prefix)s… saved.", prefix=token.prefix), "success")
+        return redirect(url_for(".tokens"), 303)
+    return render_template("users/token_edit.html", form=form, token=token), 422 if form.is_submitted() else 200
+
+
+@bp.get("/tokens/<int:token_id>/revoke")
+@role_required("admin")
+def confirm_revoke(token_id: int) -> Any:
+    token = _token_or_404(token_id)
+    return confirm_page(
+        heading=_("Revoke token %(prefix)s…?", prefix=token.prefix),
+        message=_(
+            "Programs using it (%(name)s) are refused from now on. A revoked token cannot be restored.", name=token.name
+        ),
+        action=url_for(".revoke_token", token_id=token_id),
+        button=_("Revoke"),
+        cancel_url=url_for(".tokens"),
+    )
 
 
 @bp.post("/tokens/<int:token_id>/revoke")

@@ -100,7 +100,8 @@ def test_manager_creates_edits_and_archives_an_item(app: Flask, client: Any, log
         "sku": "SKU-NEW",
         "name": "扎带",
         "unit": "pcs",
-        "category": "包装",
+        "category": "new",
+        "new_category": "包装",
         "reorder_point": "5",
         "reorder_quantity": "50",
     }

@@ -53,8 +53,10 @@ def test_receive_adds_stock_and_redirects_to_a_fresh_form(
     }
     response = client.post("/movements/receive", data=form, follow_redirects=True)
     assert response.status_code == 200
-    assert "已记录流水" in text_of(response)
-    assert _key(response.get_data(as_text=True)) != form["idempotency_key"]
+    assert "已入库 2.5 pcs 螺丝钉 → WH1-A-01-01，现有 12.5。" in text_of(response)
+    fresh = response.get_data(as_text=True)
+    assert _key(fresh) != form["idempotency_key"]
+    assert 'value="PO-1"' in fresh and 'value="WH1-A-01-01"' in fresh  # the delivery note is kept
     assert _on_hand(app, stocked) == Decimal("12.5")
     last = _movements(app)[-1]
     assert (last.kind, last.quantity, last.reference, last.username) == (
@@ -177,7 +179,7 @@ def test_pick_list_issues_every_line_or_none(
     }
     short = client.post("/movements/pick", data={**lines, "idempotency_key": "j" * 32})
     assert short.status_code == 409
-    assert "WH1-A-01-02 的 SKU-SCREW 仅有 5 可用（需要 6）" in text_of(short)
+    assert "第 2 行：WH1-A-01-02 仅有 5 pcs 可用。" in text_of(short)
     assert _on_hand(app, stocked) == Decimal(10)  # the first line was not issued either
     done = client.post("/movements/pick", data={**lines, "lines-1-quantity": "5", "idempotency_key": "k" * 32})
     assert done.status_code == 303
@@ -185,6 +187,55 @@ def test_pick_list_issues_every_line_or_none(
     again = client.post("/movements/pick", data={**lines, "lines-1-quantity": "5", "idempotency_key": "k" * 32})
     assert again.status_code == 303
     assert len(_movements(app)) == 4  # two receipts, two pick lines
+
+
+def test_pick_list_reports_every_bad_line_at_once_and_keeps_what_was_typed(
+    app: Flask, client: Any, login_as: Any, stocked: Stocked, factory: Any
+) -> None:
+    factory.item("SKU-OLD", name="旧物品")
+    with app.app_context():
+        from app.services import items
+
+        items.archive_item(sku="SKU-OLD")
+    login_as("clerk")
+    rows = [
+        ("SKU-SCREW", "WH1-A-01-01", "2"),
+        ("SKU-SCREW", "WH1-A-01-01", "3.0"),
+        ("NO-SUCH", "WH1-A-01-01", "1"),
+        ("SKU-SCREW", "NOPE-01", "1"),
+        ("SKU-SCREW", "WH1-A-01-02", "3"),
+        ("SKU-OLD", "WH1-A-01-01", "1"),
+    ]
+    data = {
+        f"lines-{i}-{k}": v
+        for i, row in enumerate(rows)
+        for k, v in zip(("sku", "location", "quantity"), row, strict=True)
+    }
+    page = client.post("/movements/pick", data={**data, "idempotency_key": "p" * 32})
+    html, text = page.get_data(as_text=True), text_of(page)
+    assert page.status_code in {404, 409, 422}
+    assert "4 行需要修改" in text
+    assert "第 3 行：没有 SKU 为 NO-SUCH 的物品。" in text
+    assert "第 4 行：没有编码为 NOPE-01 的库位。" in text
+    assert "第 5 行：WH1-A-01-02 仅有 0 pcs 可用。" in text
+    assert "第 6 行：物品 SKU-OLD 已归档。" in text
+    assert "第 1 行" not in text.split("需要修改")[1].split("第 3 行")[0]  # lines 1-2 fit: 5 of 10
+    assert 'href="#lines-2-sku"' in html and 'href="#lines-4-quantity"' in html
+    assert 'id="lines-1-quantity-err"' not in html and 'value="3.0"' in html and "3.000" not in html
+    assert "可用：10 pcs" in text
+    assert _on_hand(app, stocked) == Decimal(10)
+
+
+def test_stock_forms_match_codes_in_any_case(app: Flask, client: Any, login_as: Any, stocked: Stocked) -> None:
+    login_as("clerk")
+    page = client.get("/movements/issue").get_data(as_text=True)
+    form = {"sku": "sku-screw", "location": "wh1-a-01-01", "quantity": "1", "idempotency_key": _key(page)}
+    done = client.post("/movements/issue", data=form, follow_redirects=True)
+    assert "已出库 1 pcs 螺丝钉 ← WH1-A-01-01，剩余 9。" in text_of(done)
+    assert _on_hand(app, stocked) == Decimal(9)
+    pick = {"lines-0-sku": "sku-screw", "lines-0-location": "wh1-a-01-01", "lines-0-quantity": "2"}
+    picked = client.post("/movements/pick", data={**pick, "idempotency_key": "c" * 32}, follow_redirects=True)
+    assert "已拣货 1 行。" in text_of(picked) and _on_hand(app, stocked) == Decimal(7)
 
 
 def test_pick_list_needs_a_complete_line(client: Any, login_as: Any, stocked: Stocked) -> None:
