@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import INSTANCE_DIR, Config
 from app.extensions import babel, csrf, db, login_manager, migrate
@@ -21,6 +22,10 @@ def create_app(config: Config | None = None) -> Flask:
         static_folder="../static",
     )
     app.config.from_object(config)
+    if config.INVENTORY_TRUSTED_PROXY_HOPS:
+        app.wsgi_app = ProxyFix(
+            app.wsgi_app, x_for=config.INVENTORY_TRUSTED_PROXY_HOPS, x_proto=config.INVENTORY_TRUSTED_PROXY_HOPS
+        )
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
         **engine_options(config.SQLALCHEMY_DATABASE_URI),
         **config.SQLALCHEMY_ENGINE_OPTIONS,

@@ -51,3 +51,8 @@ def test_parse_bool(text, value):
 def test_parse_bool_refuses_nonsense():
     with pytest.raises(ConfigError):
         parse_bool("maybe")
+
+
+def test_trusted_proxy_hops_default_to_none_and_come_from_the_environment():
+    assert Config.from_env({}).INVENTORY_TRUSTED_PROXY_HOPS == 0
+    assert Config.from_env({"INVENTORY_TRUSTED_PROXY_HOPS": "1"}).INVENTORY_TRUSTED_PROXY_HOPS == 1
