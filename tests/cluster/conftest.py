@@ -49,7 +49,7 @@ class Cluster:
     def _run(self, *args: str) -> str:
         env = {**os.environ, "INVENTORY_CLUSTER_DIR": str(self.directory)}
         env["INVENTORY_API_READ_LIMIT"] = f"{READ_LIMIT_PER_MINUTE}/minute"
-        result = subprocess.run(  # noqa: S603 - our own scripts
+        result = subprocess.run(
             [str(ROOT / "ops" / "cluster" / args[0]), *args[1:]],
             env=env,
             capture_output=True,

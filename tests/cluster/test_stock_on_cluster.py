@@ -40,7 +40,9 @@ def test_64_clients_drain_a_hot_sku_exactly_through_every_app(cluster, seed, wri
 def _drain_in_background(cluster, hot, clients: int) -> tuple[threading.Thread, DrainResult, list[DrainResult]]:
     progress = DrainResult()
     finished: list[DrainResult] = []
-    thread = threading.Thread(target=lambda: finished.append(drain(cluster.url, hot, clients=clients, progress=progress)))
+    thread = threading.Thread(
+        target=lambda: finished.append(drain(cluster.url, hot, clients=clients, progress=progress))
+    )
     thread.start()
     return thread, progress, finished
 
