@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 
 from app import create_app
 from app.extensions import db
-from app.services import locations, users
+from app.services import items, locations, stock, users
 from app.services.ledger import find_ledger_mismatches, find_total_mismatches
 from tests.conftest import make_config
 from tests.factories import DEFAULT_PASSWORD
@@ -105,26 +105,24 @@ class HotSku:
     token: str
 
 
+def seed_hot_sku(app: Flask, quantity: int) -> HotSku:
+    """A new item with `quantity` units at a new location, and a write token of a new clerk."""
+    tag = uuid.uuid4().hex[:8].upper()
+    with app.app_context():
+        warehouse = locations.create_warehouse(code=f"W{tag}", name="集群仓库")
+        location = locations.create_location(warehouse=warehouse.code, code=f"W{tag}-A-01-01")
+        item = items.create_item(sku=f"HOT-{tag}", name="热销螺丝 Hot screw")
+        if quantity:
+            stock.receive_stock(sku=item.sku, location=location.code, quantity=quantity, user="seed")
+        users.create_user(username=f"clerk{tag.lower()}", password=DEFAULT_PASSWORD, role="clerk")
+        _, token = users.create_token(username=f"clerk{tag.lower()}", scope="write", name="cluster test")
+        db.session.remove()
+    return HotSku(sku=item.sku, location=location.code, token=token)
+
+
 @pytest.fixture
-def seed(cluster_app: Flask) -> Callable[..., HotSku]:
-    """`seed(quantity)`: a new item with `quantity` units at a new location, and a write token."""
-
-    def _seed(quantity: int) -> HotSku:
-        tag = uuid.uuid4().hex[:8].upper()
-        with cluster_app.app_context():
-            warehouse = locations.create_warehouse(code=f"W{tag}", name="集群仓库")
-            location = locations.create_location(warehouse=warehouse.code, code=f"W{tag}-A-01-01")
-            from app.services import items, stock
-
-            item = items.create_item(sku=f"HOT-{tag}", name="热销螺丝 Hot screw")
-            if quantity:
-                stock.receive_stock(sku=item.sku, location=location.code, quantity=quantity, user="seed")
-            users.create_user(username=f"clerk{tag.lower()}", password=DEFAULT_PASSWORD, role="clerk")
-            _, token = users.create_token(username=f"clerk{tag.lower()}", scope="write", name="cluster test")
-            db.session.remove()
-        return HotSku(sku=item.sku, location=location.code, token=token)
-
-    return _seed
+def seed(cluster_app: Flask) -> Callable[[int], HotSku]:
+    return lambda quantity: seed_hot_sku(cluster_app, quantity)
 
 
 class SourceAddressAdapter(HTTPAdapter):
