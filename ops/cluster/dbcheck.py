@@ -29,14 +29,15 @@ def node_ready(port: int, user: str, password: str) -> bool:
         return False
     try:
         with connection.cursor() as cursor:
+            cursor.execute("SELECT @@global.wsrep_on")
+            if not cursor.fetchone()[0]:  # a server without Galera (--db single)
+                return True
             cursor.execute("SHOW STATUS WHERE Variable_name IN ('wsrep_local_state', 'wsrep_ready')")
             status = dict(cursor.fetchall())
     except pymysql.MySQLError:
         return False
     finally:
         connection.close()
-    if not status:  # a server without Galera (--db single)
-        return True
     return status.get("wsrep_local_state") == SYNCED and status.get("wsrep_ready") == "ON"
 
 
