@@ -97,7 +97,8 @@ class Config:
     INVENTORY_BASE_URL: str = "http://127.0.0.1:5000"
     # Set from the release tag at image build time; shown in the footer, /readyz and a metric.
     INVENTORY_VERSION: str = "dev"
-    # API rate limits per token (Flask-Limiter syntax); storage is in-process unless a Redis URI is given.
+    # API rate limits per token (Flask-Limiter syntax); storage is in-process unless RATELIMIT_STORAGE_URI
+    # or REDIS_URL names a Redis.
     RATELIMIT_ENABLED: bool = True
     RATELIMIT_STORAGE_URI: str = "memory://"
     RATELIMIT_HEADERS_ENABLED: bool = True
@@ -150,7 +151,10 @@ class Config:
             INVENTORY_BASE_URL=env.get("INVENTORY_BASE_URL", "http://127.0.0.1:5000").rstrip("/"),
             INVENTORY_VERSION=env.get("INVENTORY_VERSION", "dev"),
             RATELIMIT_ENABLED=parse_bool(env.get("RATELIMIT_ENABLED"), default=True),
-            RATELIMIT_STORAGE_URI=env.get("RATELIMIT_STORAGE_URI", "").strip() or "memory://",
+            # Shared limits across workers and pods need a shared store; the cluster's Redis is it.
+            RATELIMIT_STORAGE_URI=(
+                env.get("RATELIMIT_STORAGE_URI", "").strip() or env.get("REDIS_URL", "").strip() or "memory://"
+            ),
             INVENTORY_API_READ_LIMIT=env.get("INVENTORY_API_READ_LIMIT", "").strip() or "1200/minute",
             INVENTORY_API_WRITE_LIMIT=env.get("INVENTORY_API_WRITE_LIMIT", "").strip() or "6000/minute",
             INVENTORY_API_TOKEN_CACHE_SECONDS=float(env.get("INVENTORY_API_TOKEN_CACHE_SECONDS", "").strip() or "5"),

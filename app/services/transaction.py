@@ -29,7 +29,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 signals = Namespace()
-#: Sent with `reason` ("deadlock", "lock_wait_timeout", "database_locked", "duplicate_key").
+#: Sent with `reason` ("deadlock", "lock_wait_timeout", "database_locked", "duplicate_key",
+#: "disconnect", "node_not_ready").
 transaction_retried = signals.signal("transaction-retried")
 #: Sent when a unit of work (one attempt) ends, with `outcome` ("commit" or "rollback") and
 #: `seconds`. Timed here rather than by engine events: any engine listener makes SQLAlchemy
@@ -39,6 +40,9 @@ transaction_finished = signals.signal("transaction-finished")
 MYSQL_DEADLOCK = 1213
 MYSQL_LOCK_WAIT_TIMEOUT = 1205
 MYSQL_DUPLICATE_KEY = 1062
+# Galera: "WSREP has not yet prepared node for application use" (the node is joining, donating or
+# cut off from the primary component). Nothing was written; another node can take the work.
+MYSQL_NODE_NOT_READY = 1047
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 _WRITE_OPTION = "inventory_write"
 # How MySQL ("Duplicate entry ... for key 'uq_...'") and SQLite ("UNIQUE constraint failed:
@@ -115,8 +119,13 @@ def retry_reason(exc: BaseException, *, committing: bool = False) -> str | None:
     orig = exc.orig
     code = orig.args[0] if orig is not None and orig.args else None
     if isinstance(exc, OperationalError):
+        # On Galera a conflict with a transaction certified on another node also comes back as
+        # 1213, on any statement (mostly the SELECT ... FOR UPDATE, sometimes COMMIT): the whole
+        # unit of work runs again, like after a local deadlock.
         if code == MYSQL_DEADLOCK:
             return "deadlock"
+        if code == MYSQL_NODE_NOT_READY:
+            return "node_not_ready"
         if code == MYSQL_LOCK_WAIT_TIMEOUT:
             return "lock_wait_timeout"
         if "database is locked" in str(orig) or "database is busy" in str(orig):
@@ -150,9 +159,13 @@ def after_commit(callback: Callable[[], None]) -> None:
     db.session.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
-def _discard(session: Session) -> None:
-    """Roll back; when the connection itself is gone, drop it instead of rolling back on it."""
+def _discard(session: Session, error: BaseException | None = None) -> None:
+    """Roll back; when the connection itself is gone, or its node is not ready (so the retry must
+    get another connection, which the router sends to a ready node), drop it instead."""
     session.info.pop(_AFTER_COMMIT, None)
+    if error is not None and retry_reason(error) == "node_not_ready":
+        session.invalidate()
+        return
     try:
         session.rollback()
     except SQLAlchemyError:
@@ -178,8 +191,8 @@ def _run_once(fn: Callable[[], R]) -> R:
     session.info[_ACTIVE] = True
     try:
         result = fn()
-    except BaseException:
-        _discard(session)
+    except BaseException as error:
+        _discard(session, error)
         _finished("rollback", started)
         raise
     finally:
@@ -188,7 +201,7 @@ def _run_once(fn: Callable[[], R]) -> R:
     try:
         session.commit()
     except DBAPIError as exc:
-        _discard(session)
+        _discard(session, exc)
         _finished("rollback", started)
         raise _CommitFailed(exc) from exc
     _finished("commit", started)

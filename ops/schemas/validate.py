@@ -24,6 +24,8 @@ SCHEMAS = {
     ("argoproj.io/v1alpha1", "AnalysisTemplate"): "rollouts-analysistemplate",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "monitoring-servicemonitor",
     ("external-secrets.io/v1", "ExternalSecret"): "external-secrets-externalsecret",
+    ("k8s.mariadb.com/v1alpha1", "MariaDB"): "mariadb-operator-mariadb",
+    ("redis.redis.opstreelabs.in/v1beta2", "Redis"): "redis-operator-redis",
 }
 # Built-in kinds we ship, each one that kubernetes-validate has a schema for. A built-in kind missing
 # here fails: kubernetes-validate would only have warned about a misspelt one.

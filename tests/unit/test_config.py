@@ -110,3 +110,8 @@ def test_every_documented_file_variable_is_read(tmp_path):
 )
 def test_tracing_is_on_only_when_the_standard_otel_variables_name_an_endpoint(environ, traced):
     assert Config.from_env(environ).TRACING_ENABLED is traced
+
+
+def test_trusted_proxy_hops_default_to_none_and_come_from_the_environment():
+    assert Config.from_env({}).INVENTORY_TRUSTED_PROXY_HOPS == 0
+    assert Config.from_env({"INVENTORY_TRUSTED_PROXY_HOPS": "1"}).INVENTORY_TRUSTED_PROXY_HOPS == 1

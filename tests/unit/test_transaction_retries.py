@@ -21,6 +21,18 @@ def wrap(kind, orig):
         (wrap(OperationalError, pymysql.err.OperationalError(1213, "Deadlock found")), "deadlock"),
         (wrap(OperationalError, pymysql.err.OperationalError(1205, "Lock wait timeout")), "lock_wait_timeout"),
         (wrap(OperationalError, sqlite3.OperationalError("database is locked")), "database_locked"),
+        # Galera: a certification conflict with another node, and a node that is not in the cluster.
+        (
+            wrap(OperationalError, pymysql.err.OperationalError(1213, "Deadlock: wsrep aborted transaction")),
+            "deadlock",
+        ),
+        (
+            wrap(
+                OperationalError,
+                pymysql.err.OperationalError(1047, "WSREP has not yet prepared node for application use"),
+            ),
+            "node_not_ready",
+        ),
         (
             wrap(
                 IntegrityError,

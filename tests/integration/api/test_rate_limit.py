@@ -60,3 +60,11 @@ def test_rate_limit_settings_come_from_the_environment():
     assert (config.INVENTORY_API_WRITE_LIMIT, config.INVENTORY_API_READ_LIMIT) == ("100/second", "1200/minute")
     assert Config.from_env({}).RATELIMIT_ENABLED is True
     assert Config.from_env({}).RATELIMIT_STORAGE_URI == "memory://"
+
+
+def test_rate_limits_are_shared_through_redis_url_unless_a_storage_uri_is_given():
+    assert (
+        Config.from_env({"REDIS_URL": "redis://127.0.0.1:7000/0"}).RATELIMIT_STORAGE_URI == "redis://127.0.0.1:7000/0"
+    )
+    explicit = {"REDIS_URL": "redis://127.0.0.1:7000/0", "RATELIMIT_STORAGE_URI": "memcached://127.0.0.1:11211"}
+    assert Config.from_env(explicit).RATELIMIT_STORAGE_URI == "memcached://127.0.0.1:11211"
