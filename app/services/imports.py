@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,14 @@ from app.services.transaction import unit_of_work
 Progress = Callable[[str, int, int], None]
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 100_000
+# A workbook of 100,000 rows in our ten columns unpacks to 56 MB of XML (4 MB zipped); beyond
+# 200 MB, or a member packed tighter than 100:1 (XML packs 10-20:1, a zip bomb 1,000:1), the file
+# is refused before openpyxl reads a byte of it.
+MAX_UNPACKED_BYTES = 200 * 1024 * 1024
+MAX_PACKING_RATIO = 100
+MAX_MEMBERS = 1000
+#: Columns read from a sheet: the import knows ten, people add a few of their own.
+MAX_COLUMNS = 100
 MAX_ERRORS_SHOWN = 200
 ITEM_COLUMNS = ("sku", "name", "barcode", "unit", "category", "reorder_point", "reorder_quantity", "description")
 STOCK_COLUMNS = ("location", "quantity")
@@ -128,15 +137,51 @@ def read_rows(data: bytes, filename: str) -> Iterator[list[str]]:
     raise ImportRejected("file_type")
 
 
+def _check_archive(data: bytes) -> None:
+    """Refuse a workbook whose members would unpack beyond the limits. zipfile never returns more
+    than a member's declared size, so the declared sizes bound what parsing can cost."""
+    try:
+        members = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, ValueError, OSError):
+        raise ImportRejected("not_xlsx") from None
+    unpacked = sum(member.file_size for member in members)
+    packed_tight = any(m.file_size > MAX_PACKING_RATIO * max(m.compress_size, 1024) for m in members)
+    if len(members) > MAX_MEMBERS or unpacked > MAX_UNPACKED_BYTES or packed_tight:
+        raise ImportRejected("too_large_unpacked", limit=MAX_UNPACKED_BYTES)
+
+
 def _xlsx_rows(data: bytes) -> Iterator[list[str]]:
     from openpyxl import load_workbook
 
+    _check_archive(data)
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        sheet = book.worksheets[0]
     except Exception:
         raise ImportRejected("not_xlsx") from None
-    sheet = book.worksheets[0]
-    return ([_cell(v) for v in row] for row in sheet.iter_rows(values_only=True))
+    # The declared dimension (e.g. A1:XFD1048576 in a 1.5 KB file) would make openpyxl pad every
+    # row to its width and yield every row up to its height.
+    if (sheet.max_row or 0) > MAX_ROWS + 1:
+        raise ImportRejected("too_many_rows", limit=MAX_ROWS)
+    if (sheet.max_column or 0) > MAX_COLUMNS:
+        raise ImportRejected("too_many_columns", limit=MAX_COLUMNS)
+    # Read as the file really is, not as it declares itself: a too-small dimension would cut rows.
+    sheet.reset_dimensions()
+    return _sheet_rows(sheet)
+
+
+def _sheet_rows(sheet: Any) -> Iterator[list[str]]:
+    """Every row up to MAX_COLUMNS wide; gaps count, so a row placed at 1,048,576 stops the read
+    at row 100,001 instead of yielding a million empty rows."""
+    try:
+        for number, row in enumerate(sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS), start=1):
+            if number > MAX_ROWS + 1:
+                raise ImportRejected("too_many_rows", limit=MAX_ROWS)
+            yield [_cell(v) for v in row]
+    except ImportRejected:
+        raise
+    except Exception:
+        raise ImportRejected("not_xlsx") from None
 
 
 def _columns(header: list[str]) -> dict[str, int]:

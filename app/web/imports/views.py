@@ -40,6 +40,11 @@ def _rejected(error: imports.ImportRejected) -> str:
     reasons = {
         "too_large": lambda: _("The file is larger than %(mb)s MB.", mb=facts["limit"] // (1024 * 1024)),
         "too_many_rows": lambda: _("The file has more than %(n)s rows: split it.", n=facts["limit"]),
+        "too_many_columns": lambda: _("The sheet is wider than %(n)s columns.", n=facts["limit"]),
+        "too_large_unpacked": lambda: _(
+            "The workbook unpacks to more than %(mb)s MB: save it again in Excel or split it.",
+            mb=facts["limit"] // (1024 * 1024),
+        ),
         "encoding": lambda: _("The file is neither UTF-8 nor GBK text: save it as CSV UTF-8 and try again."),
         "file_type": lambda: _("Upload a .csv or .xlsx file."),
         "not_xlsx": lambda: _("The file is not a readable Excel workbook."),
