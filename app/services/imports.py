@@ -9,6 +9,7 @@ ImportBatch row keyed by the file's SHA-256, so committing the same file again c
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from charset_normalizer.md import mess_ratio
 from sqlalchemy import select
 
 from app.extensions import db
@@ -39,6 +41,10 @@ MAX_MEMBERS = 1000
 #: Columns read from a sheet: the import knows ten, people add a few of their own.
 MAX_COLUMNS = 100
 MAX_ERRORS_SHOWN = 200
+# The encoding detector reads at most this much of a file's non-ASCII lines. Below a gap of
+# CLEAR_MESS_GAP its mess ratio is noise: two short names score 0.0 read wrongly, 0.025 read right.
+DETECTION_BYTES = 1024 * 1024
+CLEAR_MESS_GAP = 0.1
 ITEM_COLUMNS = ("sku", "name", "barcode", "unit", "category", "reorder_point", "reorder_quantity", "description")
 STOCK_COLUMNS = ("location", "quantity")
 # Headers as people write them, in English or Chinese, mapped to our column names.
@@ -107,15 +113,53 @@ def digest_of(data: bytes) -> str:
 
 
 def decode_csv(data: bytes) -> str:
-    """UTF-8 (a BOM is dropped), else GB18030 (a superset of GBK). Raises ImportRejected."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("gb18030")
-    except UnicodeDecodeError:
-        raise ImportRejected("encoding") from None
+    """UTF-8 (a BOM is dropped) or GB18030 (a superset of GBK), judged on the whole file. Many GBK
+    names are also valid UTF-8 (水桶 is CB AE CD B0, which UTF-8 reads as "ˮͰ"), so when both
+    decodings succeed a detector picks the one whose text reads as language. Raises ImportRejected."""
+    if data.startswith(codecs.BOM_UTF8):
+        candidates = {"utf-8": data[len(codecs.BOM_UTF8) :]}
+    else:
+        candidates = {"utf-8": data, "gb18030": data}
+    decoded: dict[str, str] = {}
+    for encoding, raw in candidates.items():
+        try:
+            decoded[encoding] = raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    if not decoded:
+        raise ImportRejected("encoding")
+    if len(decoded) == 1:
+        return next(iter(decoded.values()))
+    return decoded[_likelier_encoding(data)]
+
+
+def _likelier_encoding(data: bytes) -> str:
+    """ "utf-8" or "gb18030" for a file valid in both. Only the lines with non-ASCII bytes tell
+    them apart, so all of them (up to DETECTION_BYTES) are judged, not samples of a file that may
+    be ASCII but for one row. The detector's mess ratio (odd characters side by side) decides
+    when it is clear; short names read cleanly both ways, and then the reading with more of the
+    common Chinese characters wins (GBK read as UTF-8 gives Greek and IPA letters, UTF-8 read as
+    GBK gives rare hanzi)."""
+    telling = b"\n".join(line for line in data.splitlines() if not line.isascii())[:DETECTION_BYTES]
+    texts = {encoding: telling.decode(encoding, errors="replace") for encoding in ("utf-8", "gb18030")}
+    mess = {encoding: mess_ratio(text, 1.0) for encoding, text in texts.items()}
+    if abs(mess["utf-8"] - mess["gb18030"]) >= CLEAR_MESS_GAP:
+        return min(mess, key=mess.__getitem__)
+    return "gb18030" if _common_hanzi(texts["gb18030"]) > _common_hanzi(texts["utf-8"]) else "utf-8"
+
+
+def _common_hanzi(text: str) -> int:
+    """How many characters of `text` are among the 3,755 most common hanzi (GB2312 level 1)."""
+    count = 0
+    for char in text:
+        if char.isascii():
+            continue
+        try:
+            encoded = char.encode("gb2312")
+        except UnicodeEncodeError:
+            continue
+        count += 0xB0 <= encoded[0] <= 0xD7
+    return count
 
 
 def _cell(value: Any) -> str:

@@ -340,3 +340,22 @@ def test_a_member_packed_like_a_bomb_is_refused_even_under_the_total_limit() -> 
     with pytest.raises(imports.ImportRejected) as caught:
         next(imports.read_rows(small_bomb, "bomb.xlsx"))
     assert caught.value.reason == "too_large_unpacked"
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "utf-8"])
+def test_gbk_names_that_are_also_valid_utf8_are_read_as_gbk(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any], stocked: Stocked, encoding: str
+) -> None:
+    content = "sku,name\nGB-1,水桶\nGB-2,铜丝\n".encode(encoding)
+    assert content.decode("utf-8")  # the GBK bytes of 水桶 and 铜丝 happen to be valid UTF-8 too
+    login_as("manager")
+    preview = text_of(_upload(client, content))
+    assert "GB-1 水桶" in preview and "GB-2 铜丝" in preview
+    _commit(client, content)
+    with app.app_context():
+        assert db.session.scalar(select(Item.name).where(Item.sku == "GB-1")) == "水桶"
+
+
+def test_one_gbk_row_in_a_long_ascii_file_decides_the_encoding() -> None:
+    text = "sku,name\n" + "".join(f"X-{n},plain\n" for n in range(20_000)) + "GB-1,铜丝\n"
+    assert imports.decode_csv(text.encode("gbk")).endswith("GB-1,铜丝\n")
