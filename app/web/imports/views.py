@@ -10,6 +10,7 @@ from flask import abort, current_app, flash, jsonify, redirect, render_template,
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.auth.roles import role_required
 from app.services import exports, imports
@@ -73,14 +74,17 @@ def index() -> Any:
 @bp.post("")
 @role_required("manager")
 def upload() -> Any:
-    form = UploadImportForm()
-    if (request.content_length or 0) > imports.MAX_BYTES + 64 * 1024:
-        # Refused before the body is read: a huge upload never reaches memory.
-        form.file.errors = [_rejected(imports.ImportRejected("too_large", limit=imports.MAX_BYTES))]
-        return _index(form, 413)
-    if not form.validate_on_submit():
-        return _index(form, 422)
-    data, filename = form.file.data.read(), form.file.data.filename or "import.csv"
+    try:
+        # Past MAX_CONTENT_LENGTH, Werkzeug refuses the body unread when it declares its length,
+        # and stops reading it when it streams in without one (chunked).
+        form = UploadImportForm()
+        if not form.validate_on_submit():
+            return _index(form, 422)
+    except RequestEntityTooLarge:
+        return _too_large()
+    data, filename = form.file.data.read(imports.MAX_BYTES + 1), form.file.data.filename or "import.csv"
+    if len(data) > imports.MAX_BYTES:
+        return _too_large()
     try:
         checked = imports.check_file(data, filename)
     except imports.ImportRejected as error:
@@ -90,6 +94,12 @@ def upload() -> Any:
     commit = CommitImportForm(digest=checked.digest, filename=filename)
     context = dict(checked=checked, filename=filename, form=commit, expected=EXPECTED, shown=imports.MAX_ERRORS_SHOWN)
     return render_template("imports/preview.html", **context), 422 if checked.errors else 200
+
+
+def _too_large() -> Any:
+    form = UploadImportForm(formdata=None)
+    form.file.errors = [_rejected(imports.ImportRejected("too_large", limit=imports.MAX_BYTES))]
+    return _index(form, 413)
 
 
 @bp.post("/commit")

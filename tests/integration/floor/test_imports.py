@@ -359,3 +359,44 @@ def test_gbk_names_that_are_also_valid_utf8_are_read_as_gbk(
 def test_one_gbk_row_in_a_long_ascii_file_decides_the_encoding() -> None:
     text = "sku,name\n" + "".join(f"X-{n},plain\n" for n in range(20_000)) + "GB-1,铜丝\n"
     assert imports.decode_csv(text.encode("gbk")).endswith("GB-1,铜丝\n")
+
+
+def _multipart(content: bytes, filename: str) -> tuple[bytes, str]:
+    boundary = "secinput-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        "Content-Type: text/csv\r\n\r\n"
+    ).encode()
+    return head + content + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def test_an_upload_streamed_without_content_length_stops_at_the_limit(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any]
+) -> None:
+    assert app.config["MAX_CONTENT_LENGTH"] == imports.MAX_BYTES + 64 * 1024
+    body, content_type = _multipart(b"sku,name\n" + b"A,a\n" * (imports.MAX_BYTES // 4 + 1), "huge.csv")
+    stream = io.BytesIO(body)
+    login_as("manager")
+    # Chunked, as gunicorn hands it over: no CONTENT_LENGTH, the input marked as terminated.
+    response = client.post(
+        "/imports",
+        input_stream=stream,
+        content_type=content_type,
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413
+    assert f"文件超过 {imports.MAX_BYTES // (1024 * 1024)} MB" in text_of(response)
+    assert stream.tell() <= app.config["MAX_CONTENT_LENGTH"] + 64 * 1024  # the rest was never read
+
+
+def test_a_streamed_upload_under_the_limit_is_read(client: FlaskClient, login_as: Callable[..., Any]) -> None:
+    body, content_type = _multipart("sku,name\nST-1,扳手\n".encode(), "small.csv")
+    login_as("manager")
+    response = client.post(
+        "/imports",
+        input_stream=io.BytesIO(body),
+        content_type=content_type,
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 200
+    assert "ST-1 扳手" in text_of(response)
