@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import pytz
 from sqlalchemy import func, select
 
 from app.extensions import db
@@ -15,6 +18,19 @@ from app.services.errors import Conflict, InvalidInput, UnknownLocation, Unknown
 from app.services.transaction import unit_of_work
 
 LOCALES = ("zh_CN", "en")
+
+
+@cache
+def valid_timezone(name: str) -> bool:
+    """A zone both the page formatter (Flask-Babel, through pytz) and zoneinfo load. zoneinfo
+    alone also opens files such as posix/Asia/Shanghai that pytz refuses, and every page would
+    then fail for the user who chose one."""
+    try:
+        ZoneInfo(name)
+        pytz.timezone(name)
+    except (ZoneInfoNotFoundError, ValueError, pytz.UnknownTimeZoneError):
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -102,7 +118,9 @@ def set_preferences(*, username: str, locale: str | None = None, timezone: str |
             raise InvalidInput("locale", f"one of {', '.join(LOCALES)}")
         user.locale = locale
     if timezone is not None:
-        user.timezone = timezone[:64]
+        if not valid_timezone(timezone):
+            raise InvalidInput("timezone", "not a known time zone")
+        user.timezone = timezone
     return user
 
 
