@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from datetime import timedelta
 from decimal import Decimal
@@ -407,3 +408,26 @@ def test_admin_forms_need_the_csrf_token(make_app, factory):
     assert answer.status_code == 400
     with strict.app_context():
         assert notifications.list_targets() == []
+
+
+def test_item_names_and_skus_cannot_post_headings_links_or_tags(app, factory, robot):
+    warehouse = factory.warehouse(code="WH7")
+    hostile = '螺母\n# 紧急通知 <font color="warning">快</font>\n[点此领奖](http://phish.example/login)'
+    low_stock(app, factory, sku="NUT`*[x](http://phish.example)", name=hostile, warehouse=warehouse)
+    subscribe_wecom(app, warehouse)
+
+    dispatch(app, channel(robot))
+
+    [text] = robot.markdown()
+    lines = text.split("\n")
+    assert not any(line.startswith("#") for line in lines[1:])  # only the message's own header
+    links = re.findall(r"(?<!\\)\]\(([^)]*)\)", re.sub(r"`[^`\n]*`", "", text))  # code spans link nothing
+    assert links and all(link.startswith(f"{BASE_URL}/items/") for link in links)
+    assert "phish.example/login" not in " ".join(links) and "http://phish" not in text
+    assert '<font color="warning">快' not in text and "\\[点此领奖\\]" in text
+    assert "`NUT'*[x](http:∕∕phish.example)`" in text  # literal inside its code span, and no URL
+
+
+def test_own_links_drops_targets_outside_the_base_url():
+    text = "[ok](https://inventory.example.cn/items/A) [bad](https://inventory.example.cn.evil/x)"
+    assert wecom.own_links(text, BASE_URL) == "[ok](https://inventory.example.cn/items/A) [bad]"
