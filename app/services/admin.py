@@ -15,6 +15,7 @@ from app.extensions import db
 from app.models import ROLES, ApiToken, Location, User
 from app.services import users
 from app.services.errors import Conflict, InvalidInput, UnknownLocation, UnknownUser
+from app.services.text import single_line
 from app.services.transaction import unit_of_work
 
 LOCALES = ("zh_CN", "en")
@@ -52,7 +53,7 @@ def rename_location(*, code: str, name: str) -> Location:
     location = db.session.scalar(select(Location).where(Location.code == code))
     if location is None:
         raise UnknownLocation(code)
-    text = (name or "").strip()
+    text = single_line((name or "").strip(), "name")
     if len(text) > 100:
         raise InvalidInput("name", "at most 100 characters")
     location.name = text

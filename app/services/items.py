@@ -16,6 +16,7 @@ from app.models.types import utcnow
 from app.services.errors import Conflict, InvalidInput, UnknownItem
 from app.services.quantities import parse_quantity
 from app.services.search_keys import grams, pinyin_keys, search_text
+from app.services.text import multi_line, single_line
 from app.services.transaction import unit_of_work
 
 ITEM_FIELDS = ("name", "barcode", "unit", "category", "reorder_point", "reorder_quantity", "description")
@@ -36,7 +37,7 @@ class ItemInput:
 
 
 def _required(value: str | None, field: str, limit: int) -> str:
-    text = (value or "").strip()
+    text = single_line((value or "").strip(), field)
     if not text:
         raise InvalidInput(field, "is required")
     if len(text) > limit:
@@ -45,7 +46,7 @@ def _required(value: str | None, field: str, limit: int) -> str:
 
 
 def _optional(value: str | None, field: str, limit: int) -> str | None:
-    text = (value or "").strip()
+    text = single_line((value or "").strip(), field)
     if len(text) > limit:
         raise InvalidInput(field, f"at most {limit} characters")
     return text or None
@@ -64,7 +65,7 @@ def check_item(**fields: Any) -> ItemInput:
         category=_optional(fields.get("category"), "category", 100),
         reorder_point=parse_quantity(fields.get("reorder_point") or 0, field="reorder_point", allow_zero=True),
         reorder_quantity=parse_quantity(fields.get("reorder_quantity") or 0, field="reorder_quantity", allow_zero=True),
-        description=(fields.get("description") or "").strip()[:5000],
+        description=multi_line((fields.get("description") or "").strip(), "description")[:5000],
     )
 
 
@@ -214,7 +215,7 @@ def create_category(*, name: str, description: str = "") -> Category:
     name = _required(name, "name", 100)
     if db.session.scalar(select(Category.id).where(Category.name == name)) is not None:
         raise Conflict(f"category {name!r} already exists", field="name")
-    category = Category(name=name, description=description.strip()[:500])
+    category = Category(name=name, description=multi_line(description.strip(), "description")[:500])
     db.session.add(category)
     db.session.flush()
     return category

@@ -44,6 +44,7 @@ from app.models.types import utcnow
 from app.services import wecom
 from app.services.errors import InvalidInput
 from app.services.ledger import find_ledger_mismatches
+from app.services.text import single_line
 from app.services.transaction import run_in_transaction, unit_of_work
 
 log = logging.getLogger(__name__)
@@ -454,7 +455,7 @@ def create_target(
 ) -> NotificationTarget:
     """A WeCom robot (no URL: the one from the environment) or a webhook (a signing secret is
     generated when none is given). Raises InvalidInput."""
-    name = (name or "").strip()
+    name = single_line((name or "").strip(), "name")
     if not name or len(name) > 100:
         raise InvalidInput("name", "1 to 100 characters")
     if kind not in TARGET_KINDS:

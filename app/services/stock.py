@@ -38,6 +38,7 @@ from app.services.errors import (
     UnknownMovement,
 )
 from app.services.quantities import parse_quantity
+from app.services.text import multi_line
 from app.services.transaction import after_commit, unit_of_work
 
 signals = Namespace()
@@ -150,7 +151,7 @@ def _check_movable(item: _Item, *locations: _Location) -> None:
 def _text(value: str | None, field: str, limit: int) -> str | None:
     if value is None:
         return None
-    value = value.strip()
+    value = multi_line(value.strip(), field)
     if len(value) > limit:
         raise InvalidInput(field, f"at most {limit} characters")
     return value or None
