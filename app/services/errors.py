@@ -127,6 +127,23 @@ class InsufficientStock(DomainError):
         self.available = available
 
 
+class QuantityOutOfRange(DomainError):
+    """A movement would take a stock level, or an item's total over every location, past the
+    largest quantity the database stores (NUMERIC(18, 3))."""
+
+    status = 409
+    code = "quantity_out_of_range"
+    title = "Quantity out of range"
+
+    def __init__(self, *, sku: str, location: str, limit: Decimal) -> None:
+        super().__init__(
+            f"{sku} at {location} would exceed the largest storable quantity {limit}",
+            sku=sku,
+            location=location,
+            limit=limit,
+        )
+
+
 class AlreadyReversed(DomainError):
     status = 409
     code = "already_reversed"

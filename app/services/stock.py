@@ -32,12 +32,13 @@ from app.services.errors import (
     InsufficientStock,
     InvalidInput,
     IrreversibleMovement,
+    QuantityOutOfRange,
     SameLocation,
     UnknownItem,
     UnknownLocation,
     UnknownMovement,
 )
-from app.services.quantities import parse_quantity
+from app.services.quantities import MAX_QUANTITY, parse_quantity
 from app.services.text import multi_line
 from app.services.transaction import after_commit, unit_of_work
 
@@ -180,6 +181,8 @@ def _lock_in_order(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], _L
 
 
 def _store(item_id: int, location_id: int, level: _Level, quantity: Decimal) -> None:
+    if quantity > level.quantity:
+        _check_range(item_id, location_id, quantity, quantity - level.quantity)
     now = utcnow()
     if level.id is None:
         # A concurrent first receipt may insert the same row: its duplicate-key error makes
@@ -191,6 +194,16 @@ def _store(item_id: int, location_id: int, level: _Level, quantity: Decimal) -> 
     else:
         _execute(_UPDATE_LEVEL, {"level_id": level.id, "new_quantity": quantity, "now": now})
     level.quantity = quantity
+
+
+def _check_range(item_id: int, location_id: int, quantity: Decimal, increase: Decimal) -> None:
+    """Refuse a level, or the item's total (kept by triggers), past what NUMERIC(18, 3) holds:
+    MariaDB would answer "out of range" and the request a 500. Raises QuantityOutOfRange."""
+    total = db.session.scalar(select(Item.on_hand).where(Item.id == item_id)) or ZERO
+    if quantity > MAX_QUANTITY or total + increase > MAX_QUANTITY:
+        sku = db.session.scalar(select(Item.sku).where(Item.id == item_id)) or str(item_id)
+        code = db.session.scalar(select(Location.code).where(Location.id == location_id)) or str(location_id)
+        raise QuantityOutOfRange(sku=sku, location=code, limit=MAX_QUANTITY)
 
 
 def _record(**values: Any) -> Movement:

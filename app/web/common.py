@@ -50,6 +50,12 @@ def domain_message(error: errors.DomainError) -> str:
         ),
         errors.UnknownMovement: lambda: _("No movement #%(id)s.", id=x.get("movement_id")),
         errors.UnknownUser: lambda: _("No user %(name)s.", name=x.get("username")),
+        errors.QuantityOutOfRange: lambda: _(
+            "That would take %(sku)s at %(location)s past the largest quantity stored (%(limit)s).",
+            sku=x.get("sku"),
+            location=x.get("location"),
+            limit=_plain(x.get("limit")),
+        ),
     }
     for kind, message in messages.items():
         if isinstance(error, kind):
