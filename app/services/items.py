@@ -16,7 +16,7 @@ from app.models.types import utcnow
 from app.services.errors import Conflict, InvalidInput, UnknownItem
 from app.services.quantities import parse_quantity
 from app.services.search_keys import grams, pinyin_keys, search_text
-from app.services.text import multi_line, single_line
+from app.services.text import URL_UNSAFE, multi_line, single_line
 from app.services.transaction import unit_of_work
 
 ITEM_FIELDS = ("name", "barcode", "unit", "category", "reorder_point", "reorder_quantity", "description")
@@ -57,6 +57,8 @@ def check_item(**fields: Any) -> ItemInput:
     sku = _required(fields.get("sku"), "sku", 64)
     if any(ch.isspace() for ch in sku):
         raise InvalidInput("sku", "must not contain spaces")
+    if any(ch in URL_UNSAFE for ch in sku):
+        raise InvalidInput("sku", "must not contain / or \\")
     return ItemInput(
         sku=sku,
         name=_required(fields.get("name"), "name", 200),

@@ -12,6 +12,10 @@ import re
 
 from app.services.errors import InvalidInput
 
+#: Characters refused in SKUs and usernames, which name pages (/items/<sku>, /users/<name>) and
+#: API paths: a "/" never routes (servers decode %2F before routing), and browsers and some
+#: proxies turn a backslash into "/".
+URL_UNSAFE = frozenset("/\\")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 

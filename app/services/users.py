@@ -15,7 +15,7 @@ from app.extensions import db
 from app.models import ROLES, TOKEN_SCOPES, ApiToken, User
 from app.models.types import utcnow
 from app.services.errors import Conflict, InvalidInput, UnknownUser
-from app.services.text import single_line
+from app.services.text import URL_UNSAFE, single_line
 from app.services.transaction import after_commit, unit_of_work
 
 TOKEN_PREFIX = "inv_"  # noqa: S105 - a marker, not a secret
@@ -56,8 +56,8 @@ def _check_password(password: str) -> str:
 def create_user(*, username: str, password: str, role: str, display_name: str = "") -> User:
     """Raises InvalidInput (role, username, short password) and Conflict (username taken)."""
     username = single_line((username or "").strip(), "username")
-    if not username or len(username) > 64 or any(ch.isspace() for ch in username):
-        raise InvalidInput("username", "1 to 64 characters without spaces")
+    if not username or len(username) > 64 or any(ch.isspace() or ch in URL_UNSAFE for ch in username):
+        raise InvalidInput("username", "1 to 64 characters without spaces, / or \\")
     if role not in ROLES:
         raise InvalidInput("role", f"one of {', '.join(ROLES)}")
     if db.session.scalar(select(User.id).where(User.username == username)) is not None:

@@ -24,7 +24,10 @@ class ItemForm(FlaskForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.sku.validators = [*self.sku.validators, Regexp(r"^\S+$", message=_l("No spaces, please."))]
+        self.sku.validators = [
+            *self.sku.validators,
+            Regexp(r"^[^\s/\\]+$", message=_l("No spaces, / or \\, please: it names a page.")),
+        ]
 
     def to_input(self) -> dict[str, Any]:
         return {
