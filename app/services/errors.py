@@ -35,6 +35,14 @@ class InvalidInput(DomainError):
         self.field = field
 
 
+class MalformedRequest(InvalidInput):
+    """The request is not even of the shape asked for (a JSON list where an object belongs)."""
+
+    status = 400
+    code = "malformed_request"
+    title = "Malformed request"
+
+
 class InvalidQuantity(InvalidInput):
     code = "invalid_quantity"
     title = "Invalid quantity"

@@ -96,6 +96,16 @@ def attach_error(form: FlaskForm, error: errors.DomainError) -> None:
     form.form_errors.append(message)
 
 
+def whole_number(text: str | None, *, maximum: int) -> int | None:
+    """`text` as a whole number from 0 to `maximum`, or None. ASCII digits only: str.isdigit()
+    also says yes to "²" and "١٢", which int() then refuses."""
+    text = (text or "").strip()
+    if not text or len(text) > len(str(maximum)) or not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if number <= maximum else None
+
+
 def new_key() -> str:
     return uuid.uuid4().hex
 
