@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from charset_normalizer.md import mess_ratio
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from app.extensions import db
 from app.models import ImportBatch, Item, Location
@@ -280,6 +280,7 @@ def _check_rows(
     existing = _existing_items([values["sku"] for _, values in parsed])
     barcodes = _barcode_owners([values.get("barcode", "") for _, values in parsed])
     locations = set(db.session.scalars(select(Location.code).where(Location.active.is_(True))))
+    taken = _taken_codes(parsed)
     seen: set[str] = set()
     for n, (number, values) in enumerate(parsed, start=1):
         if progress and n % 5000 == 0:
@@ -289,6 +290,8 @@ def _check_rows(
             errors = errors or [RowError(number, titles["sku"], "duplicate_sku", item.sku)]
         if item is not None and item.barcode and barcodes.setdefault(item.barcode, item.sku) != item.sku:
             errors = errors or [RowError(number, titles["barcode"], "duplicate_barcode", item.barcode)]
+        if item is not None and not errors:
+            errors = _clashes(number, item, titles, taken)
         if errors or item is None:
             checked.errors.extend(errors)
             continue
@@ -322,6 +325,36 @@ def _check_row(
     if found or quantity == 0:
         return item, None, found
     return item, stock.PickLine(item.sku, values["location"], quantity), []
+
+
+def _taken_codes(parsed: list[tuple[int, dict[str, str]]]) -> dict[str, str]:
+    """Codes a scanner could read, case folded, each with the SKU of the item it belongs to (""
+    for a location): every location code, and the SKUs and barcodes of existing items that equal
+    a SKU or barcode in the file."""
+    taken = {code.lower(): "" for code in db.session.scalars(select(Location.code))}
+    wanted = sorted({v for _, values in parsed for v in (values["sku"], values.get("barcode", "")) if v})
+    for start in range(0, len(wanted), 1000):
+        chunk = wanted[start : start + 1000]
+        rows = db.session.execute(
+            select(Item.sku, Item.barcode).where(or_(Item.sku.in_(chunk), Item.barcode.in_(chunk)))
+        )
+        for sku, barcode in rows:
+            taken.setdefault(sku.lower(), sku)
+            if barcode:
+                taken.setdefault(barcode.lower(), sku)
+    return taken
+
+
+def _clashes(number: int, item: items.ItemInput, titles: dict[str, str], taken: dict[str, str]) -> list[RowError]:
+    """A row whose SKU or barcode is another item's SKU or barcode, or a location code (one
+    namespace for scanners); the codes the row brings are then taken by it for later rows."""
+    for name, value in (("sku", item.sku), ("barcode", item.barcode)):
+        if value and taken.get(value.lower(), item.sku) != item.sku:
+            return [RowError(number, titles[name], "code_taken", value)]
+    for value in (item.sku, item.barcode):
+        if value:
+            taken.setdefault(value.lower(), item.sku)
+    return []
 
 
 def _barcode_owners(barcodes: list[str]) -> dict[str, str]:

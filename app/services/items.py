@@ -13,6 +13,7 @@ from sqlalchemy.orm import selectinload
 from app.extensions import db
 from app.models import Category, Item, SearchGram
 from app.models.types import utcnow
+from app.services import codes
 from app.services.errors import Conflict, InvalidInput, UnknownItem
 from app.services.quantities import parse_quantity
 from app.services.search_keys import grams, pinyin_keys, search_text
@@ -84,14 +85,9 @@ def _category_id(name: str | None) -> int | None:
 
 
 def _check_unique(sku: str | None, barcode: str | None, exclude_id: int | None = None) -> None:
-    if sku is not None:
-        clash = db.session.scalar(select(Item.id).where(Item.sku == sku))
-        if clash is not None and clash != exclude_id:
-            raise Conflict(f"SKU {sku!r} already exists", field="sku")
-    if barcode is not None:
-        clash = db.session.scalar(select(Item.id).where(Item.barcode == barcode))
-        if clash is not None and clash != exclude_id:
-            raise Conflict(f"barcode {barcode!r} is already used by another item", field="barcode")
+    """SKUs, barcodes and location codes share one namespace (codes.check_code_free)."""
+    codes.check_code_free(sku, field="sku", item_id=exclude_id)
+    codes.check_code_free(barcode, field="barcode", item_id=exclude_id)
 
 
 def _remember_grams(texts: Iterable[str]) -> None:
@@ -140,7 +136,8 @@ def update_item(*, sku: str, **changes: Any) -> Item:
         raise UnknownItem(sku)
     current = {f: getattr(item, f) for f in ITEM_FIELDS if f != "category"}
     data = check_item(sku=sku, **{**current, **changes})
-    _check_unique(None, data.barcode, exclude_id=item.id)
+    if data.barcode != item.barcode:
+        _check_unique(None, data.barcode, exclude_id=item.id)
     item.name, item.barcode, item.unit = data.name, data.barcode, data.unit
     item.name_pinyin, item.name_initials = pinyin_keys(data.name)
     item.search_text = search_text(sku, data.name, data.barcode)

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import Location, StockLevel, Warehouse
+from app.services import codes
 from app.services.errors import Conflict, InvalidInput, NotFound, UnknownLocation
 from app.services.text import single_line
 from app.services.transaction import unit_of_work
@@ -46,6 +47,7 @@ def create_location(*, warehouse: str, code: str, name: str = "") -> Location:
         raise InvalidInput("code", f"must start with the warehouse code {warehouse.upper()}-")
     if db.session.scalar(select(Location.id).where(Location.code == code)) is not None:
         raise Conflict(f"location {code!r} already exists", field="code")
+    codes.check_code_free(code, field="code")
     location = Location(
         warehouse_id=warehouse_id, code=code, name=single_line((name or "").strip(), "name")[:100], active=True
     )

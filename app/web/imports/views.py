@@ -33,6 +33,7 @@ EXPECTED = {
     "quantity": _l("a number of zero or more, with at most 3 decimal places"),
     "duplicate_sku": _l("a SKU that no earlier row uses"),
     "duplicate_barcode": _l("a barcode that no other item uses"),
+    "code_taken": _l("a code that is not another item's SKU or barcode, nor a location code"),
 }
 
 
