@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, func, select
 from app.extensions import db
 from app.models import Item, Location, StockLevel
 from app.services.errors import Conflict, NotFound
+from app.services.search_keys import fold
 
 
 class UnknownCode(NotFound):
@@ -38,9 +39,16 @@ class CodeTaken(Conflict):
 def _same(column: Any, value: str) -> ColumnElement[bool]:
     """`column` equals `value` as MariaDB compares codes (its _ci collations ignore case); SQLite
     compares bytes, so it is asked to ignore (ASCII) case too."""
-    if db.session.get_bind().dialect.name == "mysql":
-        return column == value
-    return func.lower(column) == value.lower()
+    same: ColumnElement[bool] = column == value
+    if db.session.get_bind().dialect.name != "mysql":
+        same = func.lower(column) == value.lower()
+    return same
+
+
+def compared(code: str) -> str:
+    """`code` as the database compares codes: folded (no case, no accents) on MariaDB, whose
+    _ci collations ignore both; as written on SQLite, which compares bytes."""
+    return fold(code) if db.session.get_bind().dialect.name == "mysql" else code
 
 
 def check_code_free(value: str | None, *, field: str, item_id: int | None = None) -> None:

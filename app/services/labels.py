@@ -5,6 +5,7 @@ resolves (codes.resolve_code): an item's barcode if it has one, else its SKU; a 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -12,7 +13,7 @@ import barcode
 import segno
 from barcode.writer import SVGWriter
 from markupsafe import Markup
-from sqlalchemy import select
+from sqlalchemy import Row, select
 
 from app.extensions import db
 from app.models import Item, Location, StockLevel, Warehouse
@@ -91,7 +92,7 @@ def location_labels(location: str, *, with_items: bool = True) -> list[Label]:
     ).first()
     if found is None:
         raise UnknownLocation(location)
-    held = []
+    held: Sequence[Row[tuple[str, str, str | None, str]]] = []
     if with_items:
         held = db.session.execute(
             select(Item.sku, Item.name, Item.barcode, Item.unit)

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from blinker import Namespace
 from flask import current_app
@@ -24,6 +24,7 @@ from app.extensions import db
 from app.models import Item, Location, LowStockEvent, Movement, StockLevel
 from app.models.types import utcnow
 from app.services import transaction
+from app.services.codes import compared
 from app.services.errors import (
     AlreadyReversed,
     ArchivedItem,
@@ -52,6 +53,7 @@ _movements = cast(Table, Movement.__table__)
 _levels = cast(Table, StockLevel.__table__)
 _low_stock_events = cast(Table, LowStockEvent.__table__)
 ZERO = Decimal("0.000")
+_T = TypeVar("_T")
 
 # The hot path's statements, built once: constructing a statement costs more Python time than
 # executing it. They run on the session's connection (Core), skipping the ORM's execute layer.
@@ -515,14 +517,24 @@ def _pick_lines(lines: Sequence[PickLine | dict[str, Any]]) -> list[PickLine]:
     return parsed
 
 
+def _as_asked(found: dict[str, _T], asked: set[str]) -> dict[str, _T]:
+    """`found` (keyed as stored) keyed as the request wrote it. IN (...) matched as the database
+    compares (on MariaDB without case or accents): the same comparison finds the row here, so
+    "sku-1" picks in a multi-line pick exactly as it does in a single issue."""
+    folded = {compared(key): value for key, value in found.items()}
+    matched = ((key, found.get(key) or folded.get(compared(key))) for key in asked)
+    return {key: value for key, value in matched if value is not None}
+
+
 def _resolve_lines(lines: Sequence[PickLine]) -> tuple[dict[str, _Item], dict[str, _Location]]:
     skus = {line.sku for line in lines}
     codes = {line.location for line in lines}
-    items = {r.sku: _Item(*r) for r in db.session.execute(_item_query().where(Item.sku.in_(skus)))}
-    locations = {
+    found_items = {r.sku: _Item(*r) for r in db.session.execute(_item_query().where(Item.sku.in_(skus)))}
+    found_places = {
         r.code: _Location(*r)
         for r in db.session.execute(select(Location.id, Location.code, Location.active).where(Location.code.in_(codes)))
     }
+    items, locations = _as_asked(found_items, skus), _as_asked(found_places, codes)
     for line in lines:
         if line.sku not in items:
             raise UnknownItem(line.sku)
