@@ -32,7 +32,7 @@ def test_the_item_page_refuses_a_sku_that_cannot_name_a_page(
     login_as("manager")
     response = client.post("/items/new", data={"sku": sku, "name": "螺栓", "unit": "pcs"})
     assert response.status_code == 422
-    assert "不能含空格、/ 或" in response.get_data(as_text=True)
+    assert "不能包含空格、/ 或" in response.get_data(as_text=True)
     assert not _exists(app, Item, sku=sku)
 
 
@@ -59,7 +59,7 @@ def test_the_users_page_refuses_a_username_with_a_slash(
     form = {"username": "ops/alice", "display_name": "", "role": "clerk", "password": "long-enough-1"}
     response = client.post("/users", data=form)
     assert response.status_code == 422
-    assert "不能含空格、/ 或" in response.get_data(as_text=True)
+    assert "不能包含空格、/ 或" in response.get_data(as_text=True)
     assert not _exists(app, User, username="ops/alice")
 
 
