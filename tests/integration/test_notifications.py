@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select, update
 
 from app.extensions import db, login_manager
-from app.models import LowStockEvent
+from app.models import Item, LowStockEvent
 from app.models.notification import NotificationDelivery
 from app.models.types import utcnow
 from app.observability.logging import configure_root_logger
@@ -413,7 +413,10 @@ def test_admin_forms_need_the_csrf_token(make_app, factory):
 def test_item_names_and_skus_cannot_post_headings_links_or_tags(app, factory, robot):
     warehouse = factory.warehouse(code="WH7")
     hostile = '螺母\n# 紧急通知 <font color="warning">快</font>\n[点此领奖](http://phish.example/login)'
-    low_stock(app, factory, sku="NUT`*[x](http://phish.example)", name=hostile, warehouse=warehouse)
+    item, _location = low_stock(app, factory, sku="NUT`*[x](javascript:alert(1))", name="螺母", warehouse=warehouse)
+    with app.app_context():  # stored before names refused line breaks
+        db.session.execute(update(Item).where(Item.id == item.id).values(name=hostile))
+        db.session.commit()
     subscribe_wecom(app, warehouse)
 
     dispatch(app, channel(robot))
@@ -425,7 +428,7 @@ def test_item_names_and_skus_cannot_post_headings_links_or_tags(app, factory, ro
     assert links and all(link.startswith(f"{BASE_URL}/items/") for link in links)
     assert "phish.example/login" not in " ".join(links) and "http://phish" not in text
     assert '<font color="warning">快' not in text and "\\[点此领奖\\]" in text
-    assert "`NUT'*[x](http:∕∕phish.example)`" in text  # literal inside its code span, and no URL
+    assert "`NUT'*[x](javascript:alert(1))`" in text  # literal inside its code span, so no link
 
 
 def test_own_links_drops_targets_outside_the_base_url():
