@@ -14,7 +14,7 @@ from app import demo
 from app.config import settings
 from app.extensions import db
 from app.models import ROLES, TOKEN_SCOPES, Location, Warehouse
-from app.services import items, locations, stock, users
+from app.services import admin, items, locations, stock, users
 from app.services.errors import DomainError
 from app.services.ledger import audit_ledger
 
@@ -69,6 +69,19 @@ def create_token_command(username: str, scope: str, name: str, expires_days: int
         _fail(error)
     click.echo(text)
     click.echo(f"token {token.prefix}… for {username}, scopes: {token.scopes}; it will not be shown again", err=True)
+
+
+@click.command("deactivate-user")
+@with_appcontext
+@click.argument("username")
+def deactivate_user_command(username: str) -> None:
+    """Deactivate a user: sign-in, sessions and API tokens stop working. Takes any stored name,
+    including one no page can open (made before "/" was refused in usernames)."""
+    try:
+        admin.set_active(username=username, active=False)
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"deactivated user {username}")
 
 
 @click.command("check-ledger")
@@ -146,5 +159,6 @@ def seed_demo_command(count: int, demo_users: bool, password: str) -> None:
 
 
 def register_cli(app: Flask) -> None:
-    for command in (create_user_command, create_token_command, check_ledger_command, seed_demo_command):
+    commands = (create_user_command, create_token_command, deactivate_user_command, check_ledger_command)
+    for command in (*commands, seed_demo_command):
         app.cli.add_command(command)

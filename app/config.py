@@ -92,6 +92,10 @@ class Config:
     # 0 trusts none: the client is the TCP peer. More than there really are lets clients spoof
     # their address past the sign-in throttle and the rate limits.
     INVENTORY_TRUSTED_PROXY_HOPS: int = 0
+    # The largest request body read, counted while it streams in (so a chunked upload without
+    # Content-Length is cut off too): a 20 MB import plus its multipart form. The ingress allows
+    # the same (ops/k8s/base/ingress.yaml, Helm ingress.maxBodySize).
+    MAX_CONTENT_LENGTH: int = 20 * 1024 * 1024 + 64 * 1024
     # How often a transaction is re-run after a deadlock, lock-wait timeout or "database is locked".
     INVENTORY_TX_RETRIES: int = 5
     INVENTORY_BASE_URL: str = "http://127.0.0.1:5000"

@@ -244,7 +244,7 @@ class ItemFields(Body):
 
 
 class CreateItem(ItemFields):
-    sku: str = Field(min_length=1, max_length=64, pattern=r"^\S+$", examples=["SCREW-M6"])
+    sku: str = Field(min_length=1, max_length=64, pattern=r"^[^\s\x00-\x1f\x7f/\\]+$", examples=["SCREW-M6"])
 
 
 class UpdateItem(Body):

@@ -48,7 +48,8 @@ def refuse_the_development_key_off_loopback() -> Any:
 
 def safe_next(target: str | None) -> str:
     """Only a path on this site: never another host (an open redirect)."""
-    if not target:
+    if not target or not target.isprintable():
+        # A line break would split the Location header (Werkzeug refuses it with a 500).
         return url_for("dashboard.index")
     parts = urlsplit(target)
     if parts.netloc and parts.netloc == request.host and parts.scheme in {"http", "https"}:

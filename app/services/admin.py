@@ -5,16 +5,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import pytz
 from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import ROLES, ApiToken, Location, User
 from app.services import users
 from app.services.errors import Conflict, InvalidInput, UnknownLocation, UnknownUser
+from app.services.text import single_line
 from app.services.transaction import unit_of_work
 
 LOCALES = ("zh_CN", "en")
+
+
+@cache
+def valid_timezone(name: str) -> bool:
+    """A zone both the page formatter (Flask-Babel, through pytz) and zoneinfo load. zoneinfo
+    alone also opens files such as posix/Asia/Shanghai that pytz refuses, and every page would
+    then fail for the user who chose one."""
+    try:
+        ZoneInfo(name)
+        pytz.timezone(name)
+    except (ZoneInfoNotFoundError, ValueError, pytz.UnknownTimeZoneError):
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -36,7 +53,7 @@ def rename_location(*, code: str, name: str) -> Location:
     location = db.session.scalar(select(Location).where(Location.code == code))
     if location is None:
         raise UnknownLocation(code)
-    text = (name or "").strip()
+    text = single_line((name or "").strip(), "name")
     if len(text) > 100:
         raise InvalidInput("name", "at most 100 characters")
     location.name = text
@@ -121,7 +138,9 @@ def set_preferences(*, username: str, locale: str | None = None, timezone: str |
             raise InvalidInput("locale", f"one of {', '.join(LOCALES)}")
         user.locale = locale
     if timezone is not None:
-        user.timezone = timezone[:64]
+        if not valid_timezone(timezone):
+            raise InvalidInput("timezone", "not a known time zone")
+        user.timezone = timezone
     return user
 
 

@@ -28,6 +28,8 @@ from app.services.search_keys import fold, grams
 T = TypeVar("T")
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+# Our cursors hold a sort value (at most a 200-character name) and an id.
+MAX_CURSOR = 1024
 ITEM_SORTS = ("sku", "name", "updated_at")
 _PINYIN_KEY = re.compile(r"[^0-9a-z]+")
 
@@ -131,9 +133,11 @@ def encode_cursor(*values: Any) -> str:
 
 def decode_cursor(cursor: str) -> list[Any]:
     """The values a cursor carries. Raises InvalidInput for anything that is not one of ours."""
+    if len(cursor) > MAX_CURSOR:
+        raise InvalidInput("cursor", "is not a valid page cursor")
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, RecursionError):
         raise InvalidInput("cursor", "is not a valid page cursor") from None
     if not isinstance(values, list) or not values:
         raise InvalidInput("cursor", "is not a valid page cursor")
@@ -263,7 +267,10 @@ def list_items(
             raise InvalidInput("cursor", "is not a valid page cursor")
         value, last_id = values
         if sort == "updated_at":
-            value = datetime.fromisoformat(value)
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                raise InvalidInput("cursor", "is not a valid page cursor") from None
         stmt = stmt.where(_after(column, value, Item.id, last_id, descending))
     order = (column.desc(), Item.id.desc()) if descending else (column.asc(), Item.id.asc())
     page = stmt.order_by(*order).limit(limit + 1).subquery()

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 
 from app.extensions import db
 from app.models import Item, Location, StockLevel
-from app.services.errors import NotFound
+from app.services.errors import Conflict, NotFound
+from app.services.search_keys import fold
 
 
 class UnknownCode(NotFound):
@@ -21,6 +23,45 @@ class UnknownCode(NotFound):
 
     def __init__(self, scanned: str) -> None:
         super().__init__(f"no item or location has the code {scanned!r}", scanned=scanned)
+
+
+class CodeTaken(Conflict):
+    """A SKU, barcode or location code equal to another one: a scanner reading it could not tell
+    which is meant, so the three share one namespace."""
+
+    code = "code_taken"
+    title = "Code already used"
+
+    def __init__(self, value: str, *, field: str, used_by: str) -> None:
+        super().__init__(f"{value!r} is already used as {used_by}", field=field, used_by=used_by)
+
+
+def _same(column: Any, value: str) -> ColumnElement[bool]:
+    """`column` equals `value` as MariaDB compares codes (its _ci collations ignore case); SQLite
+    compares bytes, so it is asked to ignore (ASCII) case too."""
+    same: ColumnElement[bool] = column == value
+    if db.session.get_bind().dialect.name != "mysql":
+        same = func.lower(column) == value.lower()
+    return same
+
+
+def compared(code: str) -> str:
+    """`code` as the database compares codes: folded (no case, no accents) on MariaDB, whose
+    _ci collations ignore both; as written on SQLite, which compares bytes."""
+    return fold(code) if db.session.get_bind().dialect.name == "mysql" else code
+
+
+def check_code_free(value: str | None, *, field: str, item_id: int | None = None) -> None:
+    """Refuse `value` (a new SKU, barcode or location code) if any SKU, barcode or location code
+    other than item `item_id`'s own equals it. Raises CodeTaken."""
+    if not value:
+        return
+    if db.session.scalar(select(Location.id).where(_same(Location.code, value)).limit(1)) is not None:
+        raise CodeTaken(value, field=field, used_by="location")
+    for column, used_by in ((Item.sku, "sku"), (Item.barcode, "barcode")):
+        owner = db.session.scalar(select(Item.id).where(_same(column, value)).limit(1))
+        if owner is not None and owner != item_id:
+            raise CodeTaken(value, field=field, used_by=used_by)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from app.services import stock
 from app.services.codes import resolve_code
 from app.services.errors import Conflict, InvalidInput, NotFound, UnknownItem, UnknownLocation
 from app.services.quantities import parse_quantity
+from app.services.text import multi_line
 from app.services.transaction import unit_of_work
 
 
@@ -223,7 +224,12 @@ def open_count(
     places = _places(location_id, _item_ids(wanted) if wanted else None)
     if not places:
         raise NothingToCount(location_missing=False)
-    count = Count(location_id=location_id, threshold=limit, note=(note or "").strip()[:500] or None, opened_by=user)
+    count = Count(
+        location_id=location_id,
+        threshold=limit,
+        note=multi_line((note or "").strip(), "note")[:500] or None,
+        opened_by=user,
+    )
     db.session.add(count)
     db.session.flush()
     db.session.add_all(

@@ -35,6 +35,14 @@ class InvalidInput(DomainError):
         self.field = field
 
 
+class MalformedRequest(InvalidInput):
+    """The request is not even of the shape asked for (a JSON list where an object belongs)."""
+
+    status = 400
+    code = "malformed_request"
+    title = "Malformed request"
+
+
 class InvalidQuantity(InvalidInput):
     code = "invalid_quantity"
     title = "Invalid quantity"
@@ -125,6 +133,23 @@ class InsufficientStock(DomainError):
         self.location = location
         self.requested = requested
         self.available = available
+
+
+class QuantityOutOfRange(DomainError):
+    """A movement would take a stock level, or an item's total over every location, past the
+    largest quantity the database stores (NUMERIC(18, 3))."""
+
+    status = 409
+    code = "quantity_out_of_range"
+    title = "Quantity out of range"
+
+    def __init__(self, *, sku: str, location: str, limit: Decimal) -> None:
+        super().__init__(
+            f"{sku} at {location} would exceed the largest storable quantity {limit}",
+            sku=sku,
+            location=location,
+            limit=limit,
+        )
 
 
 class AlreadyReversed(DomainError):

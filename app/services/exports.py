@@ -3,13 +3,16 @@
 Cells are neutralised against formula injection: a text cell that a spreadsheet would run as a
 formula (starting with =, +, -, @, a tab or a carriage return) is prefixed with an apostrophe, so
 that a name such as `=HYPERLINK(...)` typed into the catalogue arrives in Excel as text. Numbers
-stay numbers. Both writers hold one chunk at a time, never the whole export.
+stay numbers. Control characters that XLSX cannot hold (C0 but tab, newline and carriage return)
+become U+FFFD in both formats, so a row stored before inputs refused them still exports. Both
+writers hold one chunk at a time, never the whole export.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
@@ -18,14 +21,17 @@ from typing import Any
 from app.services import catalog
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# openpyxl's ILLEGAL_CHARACTERS_RE: what an XML 1.0 document cannot carry.
+UNWRITABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 CHUNK = 64 * 1024
 
 
 def neutralise(value: Any) -> Any:
     """The cell as it is safe to hand to a spreadsheet."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
+    if not isinstance(value, str):
+        return value
+    value = UNWRITABLE.sub("\ufffd", value)
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 def csv_chunks(header: list[str], rows: Iterable[Iterable[Any]]) -> Iterator[str]:

@@ -9,14 +9,17 @@ ImportBatch row keyed by the file's SHA-256, so committing the same file again c
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from charset_normalizer.md import mess_ratio
+from sqlalchemy import or_, select
 
 from app.extensions import db
 from app.models import ImportBatch, Item, Location
@@ -29,7 +32,19 @@ from app.services.transaction import unit_of_work
 Progress = Callable[[str, int, int], None]
 MAX_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 100_000
+# A workbook of 100,000 rows in our ten columns unpacks to 56 MB of XML (4 MB zipped); beyond
+# 200 MB, or a member packed tighter than 100:1 (XML packs 10-20:1, a zip bomb 1,000:1), the file
+# is refused before openpyxl reads a byte of it.
+MAX_UNPACKED_BYTES = 200 * 1024 * 1024
+MAX_PACKING_RATIO = 100
+MAX_MEMBERS = 1000
+#: Columns read from a sheet: the import knows ten, people add a few of their own.
+MAX_COLUMNS = 100
 MAX_ERRORS_SHOWN = 200
+# The encoding detector reads at most this much of a file's non-ASCII lines. Below a gap of
+# CLEAR_MESS_GAP its mess ratio is noise: two short names score 0.0 read wrongly, 0.025 read right.
+DETECTION_BYTES = 1024 * 1024
+CLEAR_MESS_GAP = 0.1
 ITEM_COLUMNS = ("sku", "name", "barcode", "unit", "category", "reorder_point", "reorder_quantity", "description")
 STOCK_COLUMNS = ("location", "quantity")
 # Headers as people write them, in English or Chinese, mapped to our column names.
@@ -98,15 +113,53 @@ def digest_of(data: bytes) -> str:
 
 
 def decode_csv(data: bytes) -> str:
-    """UTF-8 (a BOM is dropped), else GB18030 (a superset of GBK). Raises ImportRejected."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("gb18030")
-    except UnicodeDecodeError:
-        raise ImportRejected("encoding") from None
+    """UTF-8 (a BOM is dropped) or GB18030 (a superset of GBK), judged on the whole file. Many GBK
+    names are also valid UTF-8 (水桶 is CB AE CD B0, which UTF-8 reads as "ˮͰ"), so when both
+    decodings succeed a detector picks the one whose text reads as language. Raises ImportRejected."""
+    if data.startswith(codecs.BOM_UTF8):
+        candidates = {"utf-8": data[len(codecs.BOM_UTF8) :]}
+    else:
+        candidates = {"utf-8": data, "gb18030": data}
+    decoded: dict[str, str] = {}
+    for encoding, raw in candidates.items():
+        try:
+            decoded[encoding] = raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    if not decoded:
+        raise ImportRejected("encoding")
+    if len(decoded) == 1:
+        return next(iter(decoded.values()))
+    return decoded[_likelier_encoding(data)]
+
+
+def _likelier_encoding(data: bytes) -> str:
+    """ "utf-8" or "gb18030" for a file valid in both. Only the lines with non-ASCII bytes tell
+    them apart, so all of them (up to DETECTION_BYTES) are judged, not samples of a file that may
+    be ASCII but for one row. The detector's mess ratio (odd characters side by side) decides
+    when it is clear; short names read cleanly both ways, and then the reading with more of the
+    common Chinese characters wins (GBK read as UTF-8 gives Greek and IPA letters, UTF-8 read as
+    GBK gives rare hanzi)."""
+    telling = b"\n".join(line for line in data.splitlines() if not line.isascii())[:DETECTION_BYTES]
+    texts = {encoding: telling.decode(encoding, errors="replace") for encoding in ("utf-8", "gb18030")}
+    mess = {encoding: mess_ratio(text, 1.0) for encoding, text in texts.items()}
+    if abs(mess["utf-8"] - mess["gb18030"]) >= CLEAR_MESS_GAP:
+        return min(mess, key=mess.__getitem__)
+    return "gb18030" if _common_hanzi(texts["gb18030"]) > _common_hanzi(texts["utf-8"]) else "utf-8"
+
+
+def _common_hanzi(text: str) -> int:
+    """How many characters of `text` are among the 3,755 most common hanzi (GB2312 level 1)."""
+    count = 0
+    for char in text:
+        if char.isascii():
+            continue
+        try:
+            encoded = char.encode("gb2312")
+        except UnicodeEncodeError:
+            continue
+        count += 0xB0 <= encoded[0] <= 0xD7
+    return count
 
 
 def _cell(value: Any) -> str:
@@ -128,15 +181,51 @@ def read_rows(data: bytes, filename: str) -> Iterator[list[str]]:
     raise ImportRejected("file_type")
 
 
+def _check_archive(data: bytes) -> None:
+    """Refuse a workbook whose members would unpack beyond the limits. zipfile never returns more
+    than a member's declared size, so the declared sizes bound what parsing can cost."""
+    try:
+        members = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, ValueError, OSError):
+        raise ImportRejected("not_xlsx") from None
+    unpacked = sum(member.file_size for member in members)
+    packed_tight = any(m.file_size > MAX_PACKING_RATIO * max(m.compress_size, 1024) for m in members)
+    if len(members) > MAX_MEMBERS or unpacked > MAX_UNPACKED_BYTES or packed_tight:
+        raise ImportRejected("too_large_unpacked", limit=MAX_UNPACKED_BYTES)
+
+
 def _xlsx_rows(data: bytes) -> Iterator[list[str]]:
     from openpyxl import load_workbook
 
+    _check_archive(data)
     try:
         book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        sheet = book.worksheets[0]
     except Exception:
         raise ImportRejected("not_xlsx") from None
-    sheet = book.worksheets[0]
-    return ([_cell(v) for v in row] for row in sheet.iter_rows(values_only=True))
+    # The declared dimension (e.g. A1:XFD1048576 in a 1.5 KB file) would make openpyxl pad every
+    # row to its width and yield every row up to its height.
+    if (sheet.max_row or 0) > MAX_ROWS + 1:
+        raise ImportRejected("too_many_rows", limit=MAX_ROWS)
+    if (sheet.max_column or 0) > MAX_COLUMNS:
+        raise ImportRejected("too_many_columns", limit=MAX_COLUMNS)
+    # Read as the file really is, not as it declares itself: a too-small dimension would cut rows.
+    sheet.reset_dimensions()
+    return _sheet_rows(sheet)
+
+
+def _sheet_rows(sheet: Any) -> Iterator[list[str]]:
+    """Every row up to MAX_COLUMNS wide; gaps count, so a row placed at 1,048,576 stops the read
+    at row 100,001 instead of yielding a million empty rows."""
+    try:
+        for number, row in enumerate(sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS), start=1):
+            if number > MAX_ROWS + 1:
+                raise ImportRejected("too_many_rows", limit=MAX_ROWS)
+            yield [_cell(v) for v in row]
+    except ImportRejected:
+        raise
+    except Exception:
+        raise ImportRejected("not_xlsx") from None
 
 
 def _columns(header: list[str]) -> dict[str, int]:
@@ -191,6 +280,7 @@ def _check_rows(
     existing = _existing_items([values["sku"] for _, values in parsed])
     barcodes = _barcode_owners([values.get("barcode", "") for _, values in parsed])
     locations = set(db.session.scalars(select(Location.code).where(Location.active.is_(True))))
+    taken = _taken_codes(parsed)
     seen: set[str] = set()
     for n, (number, values) in enumerate(parsed, start=1):
         if progress and n % 5000 == 0:
@@ -200,6 +290,8 @@ def _check_rows(
             errors = errors or [RowError(number, titles["sku"], "duplicate_sku", item.sku)]
         if item is not None and item.barcode and barcodes.setdefault(item.barcode, item.sku) != item.sku:
             errors = errors or [RowError(number, titles["barcode"], "duplicate_barcode", item.barcode)]
+        if item is not None and not errors:
+            errors = _clashes(number, item, titles, taken)
         if errors or item is None:
             checked.errors.extend(errors)
             continue
@@ -233,6 +325,36 @@ def _check_row(
     if found or quantity == 0:
         return item, None, found
     return item, stock.PickLine(item.sku, values["location"], quantity), []
+
+
+def _taken_codes(parsed: list[tuple[int, dict[str, str]]]) -> dict[str, str]:
+    """Codes a scanner could read, case folded, each with the SKU of the item it belongs to (""
+    for a location): every location code, and the SKUs and barcodes of existing items that equal
+    a SKU or barcode in the file."""
+    taken = {code.lower(): "" for code in db.session.scalars(select(Location.code))}
+    wanted = sorted({v for _, values in parsed for v in (values["sku"], values.get("barcode", "")) if v})
+    for start in range(0, len(wanted), 1000):
+        chunk = wanted[start : start + 1000]
+        rows = db.session.execute(
+            select(Item.sku, Item.barcode).where(or_(Item.sku.in_(chunk), Item.barcode.in_(chunk)))
+        )
+        for sku, barcode in rows:
+            taken.setdefault(sku.lower(), sku)
+            if barcode:
+                taken.setdefault(barcode.lower(), sku)
+    return taken
+
+
+def _clashes(number: int, item: items.ItemInput, titles: dict[str, str], taken: dict[str, str]) -> list[RowError]:
+    """A row whose SKU or barcode is another item's SKU or barcode, or a location code (one
+    namespace for scanners); the codes the row brings are then taken by it for later rows."""
+    for name, value in (("sku", item.sku), ("barcode", item.barcode)):
+        if value and taken.get(value.lower(), item.sku) != item.sku:
+            return [RowError(number, titles[name], "code_taken", value)]
+    for value in (item.sku, item.barcode):
+        if value:
+            taken.setdefault(value.lower(), item.sku)
+    return []
 
 
 def _barcode_owners(barcodes: list[str]) -> dict[str, str]:

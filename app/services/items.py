@@ -13,10 +13,11 @@ from sqlalchemy.orm import selectinload
 from app.extensions import db
 from app.models import Category, Item, ItemRequest, SearchGram
 from app.models.types import utcnow
-from app.services import idempotency
+from app.services import codes, idempotency
 from app.services.errors import Conflict, IdempotencyConflict, InvalidInput, UnknownItem
 from app.services.quantities import parse_quantity
 from app.services.search_keys import grams, pinyin_keys, search_text
+from app.services.text import URL_UNSAFE, multi_line, single_line
 from app.services.transaction import unit_of_work
 
 ITEM_FIELDS = ("name", "barcode", "unit", "category", "reorder_point", "reorder_quantity", "description")
@@ -37,7 +38,7 @@ class ItemInput:
 
 
 def _required(value: str | None, field: str, limit: int) -> str:
-    text = (value or "").strip()
+    text = single_line((value or "").strip(), field)
     if not text:
         raise InvalidInput(field, "is required")
     if len(text) > limit:
@@ -46,7 +47,7 @@ def _required(value: str | None, field: str, limit: int) -> str:
 
 
 def _optional(value: str | None, field: str, limit: int) -> str | None:
-    text = (value or "").strip()
+    text = single_line((value or "").strip(), field)
     if len(text) > limit:
         raise InvalidInput(field, f"at most {limit} characters")
     return text or None
@@ -57,6 +58,8 @@ def check_item(**fields: Any) -> ItemInput:
     sku = _required(fields.get("sku"), "sku", 64)
     if any(ch.isspace() for ch in sku):
         raise InvalidInput("sku", "must not contain spaces")
+    if any(ch in URL_UNSAFE for ch in sku):
+        raise InvalidInput("sku", "must not contain / or \\")
     return ItemInput(
         sku=sku,
         name=_required(fields.get("name"), "name", 200),
@@ -65,7 +68,7 @@ def check_item(**fields: Any) -> ItemInput:
         category=_optional(fields.get("category"), "category", 100),
         reorder_point=parse_quantity(fields.get("reorder_point") or 0, field="reorder_point", allow_zero=True),
         reorder_quantity=parse_quantity(fields.get("reorder_quantity") or 0, field="reorder_quantity", allow_zero=True),
-        description=(fields.get("description") or "").strip()[:5000],
+        description=multi_line((fields.get("description") or "").strip(), "description")[:5000],
     )
 
 
@@ -82,14 +85,9 @@ def _category_id(name: str | None) -> int | None:
 
 
 def _check_unique(sku: str | None, barcode: str | None, exclude_id: int | None = None) -> None:
-    if sku is not None:
-        clash = db.session.scalar(select(Item.id).where(Item.sku == sku))
-        if clash is not None and clash != exclude_id:
-            raise Conflict(f"SKU {sku!r} already exists", field="sku")
-    if barcode is not None:
-        clash = db.session.scalar(select(Item.id).where(Item.barcode == barcode))
-        if clash is not None and clash != exclude_id:
-            raise Conflict(f"barcode {barcode!r} is already used by another item", field="barcode")
+    """SKUs, barcodes and location codes share one namespace (codes.check_code_free)."""
+    codes.check_code_free(sku, field="sku", item_id=exclude_id)
+    codes.check_code_free(barcode, field="barcode", item_id=exclude_id)
 
 
 def _remember_grams(texts: Iterable[str]) -> None:
@@ -157,7 +155,8 @@ def update_item(*, sku: str, **changes: Any) -> Item:
         raise UnknownItem(sku)
     current = {f: getattr(item, f) for f in ITEM_FIELDS if f != "category"}
     data = check_item(sku=sku, **{**current, **changes})
-    _check_unique(None, data.barcode, exclude_id=item.id)
+    if data.barcode != item.barcode:
+        _check_unique(None, data.barcode, exclude_id=item.id)
     item.name, item.barcode, item.unit = data.name, data.barcode, data.unit
     item.name_pinyin, item.name_initials = pinyin_keys(data.name)
     item.search_text = search_text(sku, data.name, data.barcode)
@@ -235,7 +234,7 @@ def create_category(*, name: str, description: str = "") -> Category:
     name = _required(name, "name", 100)
     if db.session.scalar(select(Category.id).where(Category.name == name)) is not None:
         raise Conflict(f"category {name!r} already exists", field="name")
-    category = Category(name=name, description=description.strip()[:500])
+    category = Category(name=name, description=multi_line(description.strip(), "description")[:500])
     db.session.add(category)
     db.session.flush()
     return category

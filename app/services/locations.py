@@ -8,7 +8,9 @@ from sqlalchemy import case, func, select
 
 from app.extensions import db
 from app.models import Location, StockLevel, Warehouse
+from app.services import codes
 from app.services.errors import Conflict, InvalidInput, NotFound, UnknownLocation
+from app.services.text import single_line
 from app.services.transaction import unit_of_work
 
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -27,7 +29,7 @@ def create_warehouse(*, code: str, name: str) -> Warehouse:
     code = _code(code, "code", 16)
     if db.session.scalar(select(Warehouse.id).where(Warehouse.code == code)) is not None:
         raise Conflict(f"warehouse {code!r} already exists", field="code")
-    warehouse = Warehouse(code=code, name=(name or code).strip()[:100], active=True)
+    warehouse = Warehouse(code=code, name=single_line((name or code).strip(), "name")[:100], active=True)
     db.session.add(warehouse)
     db.session.flush()
     return warehouse
@@ -45,7 +47,10 @@ def create_location(*, warehouse: str, code: str, name: str = "") -> Location:
         raise InvalidInput("code", f"must start with the warehouse code {warehouse.upper()}-")
     if db.session.scalar(select(Location.id).where(Location.code == code)) is not None:
         raise Conflict(f"location {code!r} already exists", field="code")
-    location = Location(warehouse_id=warehouse_id, code=code, name=(name or "").strip()[:100], active=True)
+    codes.check_code_free(code, field="code")
+    location = Location(
+        warehouse_id=warehouse_id, code=code, name=single_line((name or "").strip(), "name")[:100], active=True
+    )
     db.session.add(location)
     db.session.flush()
     return location

@@ -50,6 +50,7 @@ from app.observability import tracing
 from app.services import wecom
 from app.services.errors import InvalidInput
 from app.services.ledger import find_ledger_mismatches
+from app.services.text import single_line
 from app.services.transaction import run_in_transaction, unit_of_work
 
 log = logging.getLogger(__name__)
@@ -156,14 +157,17 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def markdown_block(event: PendingEvent, base_url: str) -> str:
+    """Every value is escaped (wecom.inline, wecom.code): an item named "# 通知\\n[领奖](http://…)"
+    is shown as typed, never as a heading or a link; the only link is to the item's own page."""
     link = f"{base_url.rstrip('/')}/items/{quote(event.sku, safe='')}"
-    return (
-        f"**{event.item_name[:100]}** `{event.sku}`\n"
-        f"> 库位 Location: {event.location} ({event.warehouse})\n"
-        f'> 在库 On hand: <font color="warning">{quantity_text(event.quantity)} {event.unit}</font>'
+    block = (
+        f"**{wecom.inline(event.item_name, 100)}** `{wecom.code(event.sku)}`\n"
+        f"> 库位 Location: {wecom.inline(event.location)} ({wecom.inline(event.warehouse)})\n"
+        f'> 在库 On hand: <font color="warning">{quantity_text(event.quantity)} {wecom.inline(event.unit, 16)}</font>'
         f" · 再订货点 Reorder point: {quantity_text(event.reorder_point)}\n"
         f"> [查看物料 View item]({link})"
     )
+    return wecom.own_links(block, base_url)
 
 
 def markdown_batches(events: Sequence[PendingEvent], base_url: str) -> list[tuple[str, list[int]]]:
@@ -541,7 +545,7 @@ def create_target(
 ) -> NotificationTarget:
     """A WeCom robot (no URL: the one from the environment) or a webhook (a signing secret is
     generated when none is given). Raises InvalidInput."""
-    name = (name or "").strip()
+    name = single_line((name or "").strip(), "name")
     if not name or len(name) > 100:
         raise InvalidInput("name", "1 to 100 characters")
     if kind not in TARGET_KINDS:

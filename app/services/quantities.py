@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 from app.models.types import QUANTITY_SCALE
@@ -10,13 +11,18 @@ from app.services.errors import InvalidQuantity
 
 # NUMERIC(18, 3) holds 15 digits before the point.
 MAX_QUANTITY = Decimal("1e15") - Decimal("0.001")
+# The written form, as the OpenAPI pattern ^[0-9]{1,15}(\.[0-9]{1,3})?$ states it (a sign is let
+# through only to be refused with a clearer message). Decimal() alone also reads "1E+3", "1_000",
+# "NaN" and non-ASCII digits such as "١٢".
+_WRITTEN = re.compile(r"-?([0-9]+)(?:\.([0-9]+))?", re.ASCII)
 
 
 def parse_quantity(value: object, *, field: str = "quantity", allow_zero: bool = False) -> Decimal:
     """A positive (or, with allow_zero, non-negative) quantity of at most three decimal places.
 
-    Accepts Decimal, int and decimal strings ("2.5"); a float is read through its shortest repr,
-    so 0.1 means 0.1. Raises InvalidQuantity for anything else.
+    Accepts Decimal, int and decimal strings written as the API documents them ("2.5", not
+    "1E+3"); a float is read through its shortest repr, so 0.1 means 0.1. Raises InvalidQuantity
+    for anything else.
     """
     if isinstance(value, bool):
         raise InvalidQuantity("must be a number", field)
@@ -26,7 +32,7 @@ def parse_quantity(value: object, *, field: str = "quantity", allow_zero: bool =
         elif isinstance(value, int | float):
             number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
         elif isinstance(value, str) and value.strip():
-            number = Decimal(value.strip())
+            number = _written(value.strip(), field)
         else:
             raise InvalidQuantity("must be a number", field)
     except InvalidOperation:
@@ -40,3 +46,15 @@ def parse_quantity(value: object, *, field: str = "quantity", allow_zero: bool =
     if number != number.quantize(STEP):
         raise InvalidQuantity(f"at most {QUANTITY_SCALE} decimal places", field)
     return number.quantize(STEP)
+
+
+def _written(text: str, field: str) -> Decimal:
+    found = _WRITTEN.fullmatch(text)
+    if found is None:
+        raise InvalidQuantity(f"{text[:40]!r} is not a number", field)
+    whole, fraction = found.groups()
+    if len(whole.lstrip("0")) > 15:
+        raise InvalidQuantity("is too large", field)
+    if fraction is not None and len(fraction) > QUANTITY_SCALE:
+        raise InvalidQuantity(f"at most {QUANTITY_SCALE} decimal places", field)
+    return Decimal(text)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Required, TypedDict, Unpack, cast
+from typing import Any, Required, TypedDict, TypeVar, Unpack, cast
 
 from blinker import Namespace
 from flask import current_app
@@ -27,6 +27,7 @@ from app.models.stock import REASON_CODES
 from app.models.types import utcnow
 from app.observability import tracing
 from app.services import idempotency, transaction
+from app.services.codes import compared
 from app.services.errors import (
     AlreadyReversed,
     ArchivedItem,
@@ -35,12 +36,14 @@ from app.services.errors import (
     InsufficientStock,
     InvalidInput,
     IrreversibleMovement,
+    QuantityOutOfRange,
     SameLocation,
     UnknownItem,
     UnknownLocation,
     UnknownMovement,
 )
-from app.services.quantities import parse_quantity
+from app.services.quantities import MAX_QUANTITY, parse_quantity
+from app.services.text import multi_line
 from app.services.transaction import after_commit, unit_of_work
 
 signals = Namespace()
@@ -53,6 +56,7 @@ _movements = cast(Table, Movement.__table__)
 _levels = cast(Table, StockLevel.__table__)
 _low_stock_events = cast(Table, LowStockEvent.__table__)
 ZERO = Decimal("0.000")
+_T = TypeVar("_T")
 
 # The hot path's statements, built once: constructing a statement costs more Python time than
 # executing it. They run on the session's connection (Core), skipping the ORM's execute layer.
@@ -153,7 +157,7 @@ def _check_movable(item: _Item, *locations: _Location) -> None:
 def _text(value: str | None, field: str, limit: int) -> str | None:
     if value is None:
         return None
-    value = value.strip()
+    value = multi_line(value.strip(), field)
     if len(value) > limit:
         raise InvalidInput(field, f"at most {limit} characters")
     return value or None
@@ -184,6 +188,8 @@ def _lock_in_order(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], _L
 
 
 def _store(item_id: int, location_id: int, level: _Level, quantity: Decimal) -> None:
+    if quantity > level.quantity:
+        _check_range(item_id, location_id, quantity, quantity - level.quantity)
     now = utcnow()
     if level.id is None:
         # A concurrent first receipt may insert the same row: its duplicate-key error makes
@@ -195,6 +201,16 @@ def _store(item_id: int, location_id: int, level: _Level, quantity: Decimal) -> 
     else:
         _execute(_UPDATE_LEVEL, {"level_id": level.id, "new_quantity": quantity, "now": now})
     level.quantity = quantity
+
+
+def _check_range(item_id: int, location_id: int, quantity: Decimal, increase: Decimal) -> None:
+    """Refuse a level, or the item's total (kept by triggers), past what NUMERIC(18, 3) holds:
+    MariaDB would answer "out of range" and the request a 500. Raises QuantityOutOfRange."""
+    total = db.session.scalar(select(Item.on_hand).where(Item.id == item_id)) or ZERO
+    if quantity > MAX_QUANTITY or total + increase > MAX_QUANTITY:
+        sku = db.session.scalar(select(Item.sku).where(Item.id == item_id)) or str(item_id)
+        code = db.session.scalar(select(Location.code).where(Location.id == location_id)) or str(location_id)
+        raise QuantityOutOfRange(sku=sku, location=code, limit=MAX_QUANTITY)
 
 
 def _record(**values: Any) -> Movement:
@@ -468,14 +484,24 @@ def _pick_lines(lines: Sequence[PickLine | dict[str, Any]], *, limit: int | None
     ]
 
 
+def _as_asked(found: dict[str, _T], asked: set[str]) -> dict[str, _T]:
+    """`found` (keyed as stored) keyed as the request wrote it. IN (...) matched as the database
+    compares (on MariaDB without case or accents): the same comparison finds the row here, so
+    "sku-1" picks in a multi-line pick exactly as it does in a single issue."""
+    folded = {compared(key): value for key, value in found.items()}
+    matched = ((key, found.get(key) or folded.get(compared(key))) for key in asked)
+    return {key: value for key, value in matched if value is not None}
+
+
 def _resolve_lines(lines: Sequence[PickLine]) -> tuple[dict[str, _Item], dict[str, _Location]]:
     skus = {line.sku for line in lines}
     codes = {line.location for line in lines}
-    items = {r.sku: _Item(*r) for r in db.session.execute(_item_query().where(Item.sku.in_(skus)))}
-    locations = {
+    found_items = {r.sku: _Item(*r) for r in db.session.execute(_item_query().where(Item.sku.in_(skus)))}
+    found_places = {
         r.code: _Location(*r)
         for r in db.session.execute(select(Location.id, Location.code, Location.active).where(Location.code.in_(codes)))
     }
+    items, locations = _as_asked(found_items, skus), _as_asked(found_places, codes)
     for line in lines:
         if line.sku not in items:
             raise UnknownItem(line.sku)

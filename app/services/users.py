@@ -20,6 +20,7 @@ from app.extensions import db
 from app.models import ROLES, TOKEN_SCOPES, ApiToken, User
 from app.models.types import utcnow
 from app.services.errors import Conflict, InvalidInput, UnknownUser
+from app.services.text import URL_UNSAFE, single_line
 from app.services.transaction import after_commit, unit_of_work
 
 TOKEN_PREFIX = "inv_"  # noqa: S105 - a marker, not a secret
@@ -80,16 +81,16 @@ def _check_password(password: str) -> str:
 @unit_of_work
 def create_user(*, username: str, password: str, role: str, display_name: str = "") -> User:
     """Raises InvalidInput (role, username, short password) and Conflict (username taken)."""
-    username = (username or "").strip()
-    if not username or len(username) > 64 or any(ch.isspace() for ch in username):
-        raise InvalidInput("username", "1 to 64 characters without spaces")
+    username = single_line((username or "").strip(), "username")
+    if not username or len(username) > 64 or any(ch.isspace() or ch in URL_UNSAFE for ch in username):
+        raise InvalidInput("username", "1 to 64 characters without spaces, / or \\")
     if role not in ROLES:
         raise InvalidInput("role", f"one of {', '.join(ROLES)}")
     if db.session.scalar(select(User.id).where(User.username == username)) is not None:
         raise Conflict(f"user {username!r} already exists", field="username")
     user = User(
         username=username,
-        display_name=(display_name or username).strip()[:100],
+        display_name=single_line((display_name or username).strip(), "display_name")[:100],
         password_hash=hash_password(_check_password(password)),
         role=role,
         active=True,
@@ -143,7 +144,7 @@ def create_token(
     token_text = f"{TOKEN_PREFIX}{secret}"
     token = ApiToken(
         user_id=user.id,
-        name=(name or "").strip()[:100],
+        name=single_line((name or "").strip(), "name")[:100],
         prefix=token_text[:12],
         token_hash=hash_token(token_text),
         scopes="read write" if scope == "write" else "read",

@@ -7,6 +7,7 @@ robot URL carries its key (`...webhook/send?key=...`): it is a secret, never log
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -20,6 +21,41 @@ MARKDOWN_LIMIT_BYTES = 4096
 MESSAGES_PER_MINUTE = 20
 TRUNCATION_MARK = "\n…(truncated)"
 TIMEOUT_SECONDS = 5
+
+
+_TAG = re.compile(r"<[^>]*>?")
+_LINE_BREAKS = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]+")
+# What makes inline markdown: emphasis, code, links and images, tags, strike-through, tables.
+_METACHARACTERS = re.compile(r"([\\`*_\[\]<>~|!])")
+_SCHEME = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*):/+")
+_CODE_SPAN = re.compile(r"(`[^`\n]*`)")
+_LINK = re.compile(r"(?<!\\)\]\(([^)]*)\)")
+
+
+def inline(value: object, limit: int = 200) -> str:
+    """A value (an item name, a location code: anything a user or an import typed) as literal
+    text on one line of a message: tags dropped, line breaks and control characters made spaces,
+    markdown metacharacters escaped, and "scheme://" broken so that no client turns it into a link."""
+    text = _LINE_BREAKS.sub(" ", _TAG.sub("", str(value))).strip()[:limit]
+    return _METACHARACTERS.sub(r"\\\1", _SCHEME.sub(r"\1:∕∕", text))
+
+
+def code(value: object, limit: int = 64) -> str:
+    """A value for a `code span`, where markdown is literal but a backtick would end the span."""
+    return _SCHEME.sub(r"\1:∕∕", _LINE_BREAKS.sub(" ", str(value)).replace("`", "'").strip()[:limit])
+
+
+def own_links(text: str, base_url: str) -> str:
+    """Markdown links that lead anywhere but under `base_url` lose their target (code spans,
+    where nothing is a link, are left as they are)."""
+    root = base_url.rstrip("/") + "/"
+
+    def checked(part: str) -> str:
+        if part.startswith("`"):
+            return part
+        return _LINK.sub(lambda m: m.group(0) if m.group(1).startswith(root) else "]", part)
+
+    return "".join(checked(part) for part in _CODE_SPAN.split(text))
 
 
 class DeliveryFailed(Exception):

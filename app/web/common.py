@@ -51,6 +51,12 @@ def domain_message(error: errors.DomainError) -> str:
         ),
         errors.UnknownMovement: lambda: _("No movement #%(id)s.", id=x.get("movement_id")),
         errors.UnknownUser: lambda: _("No user %(name)s.", name=x.get("username")),
+        errors.QuantityOutOfRange: lambda: _(
+            "That would take %(sku)s at %(location)s past the largest quantity stored (%(limit)s).",
+            sku=x.get("sku"),
+            location=x.get("location"),
+            limit=_plain(x.get("limit")),
+        ),
     }
     for kind, message in messages.items():
         if isinstance(error, kind):
@@ -91,6 +97,16 @@ def attach_error(form: FlaskForm, error: errors.DomainError) -> None:
     if target is not None:
         target.errors = [*target.errors, message]
     form.form_errors.append(message)
+
+
+def whole_number(text: str | None, *, maximum: int) -> int | None:
+    """`text` as a whole number from 0 to `maximum`, or None. ASCII digits only: str.isdigit()
+    also says yes to "²" and "١٢", which int() then refuses."""
+    text = (text or "").strip()
+    if not text or len(text) > len(str(maximum)) or not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if number <= maximum else None
 
 
 def new_key() -> str:

@@ -7,7 +7,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from flask import Flask, session
 from flask_babel import format_datetime, get_locale, get_timezone
@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.config import settings
+from app.services.admin import valid_timezone
 
 LOCALES = ("zh_CN", "en")
 DEFAULT_LOCALE = "zh_CN"
@@ -30,8 +31,10 @@ def select_locale() -> str:
 
 
 def select_timezone() -> str:
-    if current_user and current_user.is_authenticated:
-        return str(current_user.timezone or DEFAULT_TIMEZONE)
+    """The user's zone; one stored before it was checked (or that a tz database update dropped)
+    falls back to the default rather than failing every page."""
+    if current_user and current_user.is_authenticated and valid_timezone(str(current_user.timezone or "")):
+        return str(current_user.timezone)
     return DEFAULT_TIMEZONE
 
 
@@ -40,14 +43,6 @@ def babel_options(app: Flask) -> dict[str, Any]:
     app.config.setdefault("BABEL_DEFAULT_TIMEZONE", DEFAULT_TIMEZONE)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
     return {"locale_selector": select_locale, "timezone_selector": select_timezone}
-
-
-def valid_timezone(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
 
 
 def current_locale() -> str:

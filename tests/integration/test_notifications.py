@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from datetime import timedelta
 from decimal import Decimal
@@ -13,7 +14,7 @@ import pytest
 from sqlalchemy import select, update
 
 from app.extensions import db, login_manager
-from app.models import LowStockEvent
+from app.models import Item, LowStockEvent
 from app.models.notification import NotificationDelivery
 from app.models.types import utcnow
 from app.observability.logging import configure_root_logger
@@ -480,3 +481,29 @@ def test_admin_forms_need_the_csrf_token(make_app, factory):
     assert answer.status_code == 400
     with strict.app_context():
         assert notifications.list_targets() == []
+
+
+def test_item_names_and_skus_cannot_post_headings_links_or_tags(app, factory, robot):
+    warehouse = factory.warehouse(code="WH7")
+    hostile = '螺母\n# 紧急通知 <font color="warning">快</font>\n[点此领奖](http://phish.example/login)'
+    item, _location = low_stock(app, factory, sku="NUT`*[x](javascript:alert(1))", name="螺母", warehouse=warehouse)
+    with app.app_context():  # stored before names refused line breaks
+        db.session.execute(update(Item).where(Item.id == item.id).values(name=hostile))
+        db.session.commit()
+    subscribe_wecom(app, warehouse)
+
+    dispatch(app, channel(robot))
+
+    [text] = robot.markdown()
+    lines = text.split("\n")
+    assert not any(line.startswith("#") for line in lines[1:])  # only the message's own header
+    links = re.findall(r"(?<!\\)\]\(([^)]*)\)", re.sub(r"`[^`\n]*`", "", text))  # code spans link nothing
+    assert links and all(link.startswith(f"{BASE_URL}/items/") for link in links)
+    assert "phish.example/login" not in " ".join(links) and "http://phish" not in text
+    assert '<font color="warning">快' not in text and "\\[点此领奖\\]" in text
+    assert "`NUT'*[x](javascript:alert(1))`" in text  # literal inside its code span, so no link
+
+
+def test_own_links_drops_targets_outside_the_base_url():
+    text = "[ok](https://inventory.example.cn/items/A) [bad](https://inventory.example.cn.evil/x)"
+    assert wecom.own_links(text, BASE_URL) == "[ok](https://inventory.example.cn/items/A) [bad]"

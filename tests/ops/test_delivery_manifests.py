@@ -295,3 +295,11 @@ def test_chart_schema_refuses_latest(tools: Path, tmp_path: Path) -> None:
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__]))
+
+
+def test_the_ingress_passes_bodies_as_large_as_the_app_reads(rendered: list[Doc]) -> None:
+    ingress = find(rendered, "Ingress", "inventory-web")
+    size = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+    number, unit = re.fullmatch(r"([0-9]+)([kmg]?)", size).groups()  # type: ignore[union-attr]
+    allowed = int(number) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit]
+    assert allowed >= Config().MAX_CONTENT_LENGTH

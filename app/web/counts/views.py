@@ -12,7 +12,7 @@ from flask_login import current_user
 from app.auth.roles import role_required
 from app.services import catalog, counts
 from app.services.errors import DomainError
-from app.web.common import confirm_page, domain_message
+from app.web.common import confirm_page, domain_message, whole_number
 from app.web.counts import bp
 from app.web.counts.forms import CountActionForm, OpenCountForm
 
@@ -71,7 +71,8 @@ def show(count_id: int) -> Any:
 @role_required("clerk")
 def enter(count_id: int) -> Any:
     fields = request.form.items()
-    lines = {int(k[4:]): v.strip() for k, v in fields if k.startswith("qty:") and k[4:].isdigit() and v.strip()}
+    numbered = ((whole_number(k[4:], maximum=2**63 - 1), v.strip()) for k, v in fields if k.startswith("qty:"))
+    lines = {line_id: value for line_id, value in numbered if line_id is not None and value}
     found = {}
     if code := request.form.get("code", "").strip():
         found[code] = request.form.get("quantity", "").strip() or "1"

@@ -10,6 +10,7 @@ from flask import abort, flash, jsonify, redirect, render_template, request, url
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.auth.roles import role_required
 from app.config import settings
@@ -33,6 +34,7 @@ EXPECTED = {
     "quantity": _l("a number of zero or more, with at most 3 decimal places"),
     "duplicate_sku": _l("a SKU that no earlier row uses"),
     "duplicate_barcode": _l("a barcode that no other item uses"),
+    "code_taken": _l("a code that is not another item's SKU or barcode, nor a location code"),
 }
 
 
@@ -41,6 +43,11 @@ def _rejected(error: imports.ImportRejected) -> str:
     reasons = {
         "too_large": lambda: _("The file is larger than %(mb)s MB.", mb=facts["limit"] // (1024 * 1024)),
         "too_many_rows": lambda: _("The file has more than %(n)s rows: split it.", n=facts["limit"]),
+        "too_many_columns": lambda: _("The sheet is wider than %(n)s columns.", n=facts["limit"]),
+        "too_large_unpacked": lambda: _(
+            "The workbook unpacks to more than %(mb)s MB: save it again in Excel or split it.",
+            mb=facts["limit"] // (1024 * 1024),
+        ),
         "encoding": lambda: _("The file is neither UTF-8 nor GBK text: save it as CSV UTF-8 and try again."),
         "file_type": lambda: _("Upload a .csv or .xlsx file."),
         "not_xlsx": lambda: _("The file is not a readable Excel workbook."),
@@ -65,14 +72,17 @@ def index() -> Any:
 @bp.post("")
 @role_required("manager")
 def upload() -> Any:
-    form = UploadImportForm()
-    if (request.content_length or 0) > imports.MAX_BYTES + 64 * 1024:
-        # Refused before the body is read: a huge upload never reaches memory.
-        form.file.errors = [_rejected(imports.ImportRejected("too_large", limit=imports.MAX_BYTES))]
-        return _index(form, 413)
-    if not form.validate_on_submit():
-        return _index(form, 422)
-    data, filename = form.file.data.read(), form.file.data.filename or "import.csv"
+    try:
+        # Past MAX_CONTENT_LENGTH, Werkzeug refuses the body unread when it declares its length,
+        # and stops reading it when it streams in without one (chunked).
+        form = UploadImportForm()
+        if not form.validate_on_submit():
+            return _index(form, 422)
+    except RequestEntityTooLarge:
+        return _too_large()
+    data, filename = form.file.data.read(imports.MAX_BYTES + 1), form.file.data.filename or "import.csv"
+    if len(data) > imports.MAX_BYTES:
+        return _too_large()
     try:
         checked = imports.check_file(data, filename)
     except imports.ImportRejected as error:
@@ -82,6 +92,12 @@ def upload() -> Any:
     commit = CommitImportForm(digest=checked.digest, filename=filename)
     context = dict(checked=checked, filename=filename, form=commit, expected=EXPECTED, shown=imports.MAX_ERRORS_SHOWN)
     return render_template("imports/preview.html", **context), 422 if checked.errors else 200
+
+
+def _too_large() -> Any:
+    form = UploadImportForm(formdata=None)
+    form.file.errors = [_rejected(imports.ImportRejected("too_large", limit=imports.MAX_BYTES))]
+    return _index(form, 413)
 
 
 @bp.post("/commit")

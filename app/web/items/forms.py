@@ -37,7 +37,10 @@ class ItemForm(FlaskForm):
 
     def __init__(self, *args: Any, categories: Iterable[Category] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.sku.validators = [*self.sku.validators, Regexp(r"^\S+$", message=_l("No spaces, please."))]
+        self.sku.validators = [
+            *self.sku.validators,
+            Regexp(r"^[^\s/\\]+$", message=_l("No spaces, / or \\, please: it names a page.")),
+        ]
         self._category_names = {str(c.id): c.name for c in categories}
         self.category.choices = [
             SelectChoice("", _l("No category")),

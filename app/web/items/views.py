@@ -15,7 +15,7 @@ from app.auth.roles import role_required
 from app.services import catalog, counts, dashboard, items
 from app.services.errors import DomainError, InvalidInput, UnknownItem
 from app.web.charts import step_line
-from app.web.common import attach_error, confirm_page
+from app.web.common import attach_error, confirm_page, whole_number
 from app.web.items import bp
 from app.web.items.forms import ArchiveItemForm, CategoryForm, EditItemForm, ItemForm
 
@@ -29,7 +29,7 @@ def _list_filters() -> dict[str, Any]:
     sort = args.get("sort", "sku")
     return {
         "q": args.get("q", "").strip() or None,
-        "category_id": int(category) if category.isdigit() else None,
+        "category_id": whole_number(category, maximum=2**31 - 1),
         "warehouse": args.get("warehouse") or None,
         "low_stock": args.get("low") == "1",
         "archived": archived,

@@ -11,19 +11,20 @@ from flask import render_template, request
 from app.auth.roles import role_required
 from app.services import catalog, labels
 from app.services.errors import DomainError
-from app.web.common import domain_message
+from app.web.common import domain_message, whole_number
 from app.web.labels import bp
 
 SIZES = ("sheet", "single")
+MAX_COPIES = 100
 
 
 def _choice() -> dict[str, Any]:
-    copies = request.args.get("copies", "1").strip()
+    copies = whole_number(request.args.get("copies"), maximum=MAX_COPIES) or 1
     return {
         "skus": request.args.get("skus", ""),
         "location": request.args.get("location", "").strip(),
         "size": request.args.get("size") if request.args.get("size") in SIZES else "sheet",
-        "copies": int(copies) if copies.isdigit() and 0 < int(copies) <= 100 else 1,
+        "copies": copies,
     }
 
 

@@ -15,9 +15,16 @@ from flask_wtf.csrf import generate_csrf
 
 from app.auth.roles import role_required
 from app.services import catalog, codes, stock
-from app.services.errors import Conflict, DomainError, InsufficientStock, InvalidInput, InvalidQuantity
+from app.services.errors import (
+    Conflict,
+    DomainError,
+    InsufficientStock,
+    InvalidInput,
+    InvalidQuantity,
+    MalformedRequest,
+)
 from app.services.quantities import parse_quantity
-from app.web.common import domain_message
+from app.web.common import domain_message, whole_number
 from app.web.i18n import format_quantity
 from app.web.scan import bp
 
@@ -58,9 +65,8 @@ def token() -> Any:
 @bp.post("/moves")
 @role_required("clerk")
 def move() -> Any:
-    data = request.get_json(silent=True) or {}
     try:
-        return jsonify(_apply(data))
+        return jsonify(_apply(_payload()))
     except DomainError as error:
         return _error(error)
 
@@ -92,11 +98,20 @@ def discard() -> Any:
 @bp.post("/undo")
 @role_required("clerk")
 def undo() -> Any:
-    data = request.get_json(silent=True) or {}
     try:
-        return jsonify(_undo(data))
+        return jsonify(_undo(_payload()))
     except DomainError as error:
         return _error(error)
+
+
+def _payload() -> dict[str, Any]:
+    """The JSON object the page posts; anything else (a list, a number, no JSON) is refused."""
+    data = request.get_json(silent=True)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise MalformedRequest("body", "must be a JSON object")
+    return data
 
 
 def _text(data: dict[str, Any], name: str) -> str:
@@ -153,10 +168,12 @@ def _apply(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _undo(data: dict[str, Any]) -> dict[str, Any]:
-    try:
-        movement_id = int(data.get("movement_id") or 0)
-    except (TypeError, ValueError):
-        raise InvalidInput("movement_id", "must be a number") from None
+    raw = data.get("movement_id")
+    movement_id = (
+        raw if isinstance(raw, int) and not isinstance(raw, bool) else whole_number(str(raw), maximum=2**63 - 1)
+    )
+    if movement_id is None or not 0 < movement_id < 2**63:
+        raise InvalidInput("movement_id", "must be a number")
     # A clerk may take back their own scans (the service checks, under the row lock); anything
     # else is a manager's reversal on the ledger.
     reversal = stock.reverse_movement(

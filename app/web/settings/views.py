@@ -16,7 +16,8 @@ from wtforms.validators import ValidationError
 from app.auth.roles import role_required
 from app.auth.views import safe_next
 from app.services import admin
-from app.web.i18n import LOCALES, valid_timezone
+from app.services.admin import valid_timezone
+from app.web.i18n import LOCALES
 from app.web.settings import bp
 
 LANGUAGE_NAMES = {"zh_CN": "简体中文", "en": "English"}

@@ -33,7 +33,10 @@ class CreateUserForm(FlaskForm):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
-        self.username.validators = [*self.username.validators, Regexp(r"^\S+$", message=_l("No spaces, please."))]
+        self.username.validators = [
+            *self.username.validators,
+            Regexp(r"^[^\s/\\]+$", message=_l("No spaces, / or \\, please: it names a page.")),
+        ]
 
 
 class RoleForm(FlaskForm):

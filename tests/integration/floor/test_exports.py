@@ -12,7 +12,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from openpyxl import load_workbook
+from sqlalchemy import text, update
 
+from app.extensions import db
+from app.models import Item
 from app.services import exports
 from tests.factories import Factory
 from tests.integration.floor.conftest import Stocked
@@ -100,3 +103,29 @@ def test_exports_stream_many_pages(app: Flask, factory: Factory, monkeypatch: py
 
 def test_anonymous_cannot_export(client: FlaskClient) -> None:
     assert client.get("/imports/export/items").status_code == 302
+
+
+def test_a_control_character_stored_earlier_never_breaks_an_export(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any], stocked: Stocked
+) -> None:
+    movement = stocked.receipt
+    with app.app_context():
+        # Written straight to the database, as rows stored before inputs refused control characters.
+        db.session.execute(update(Item).where(Item.sku == "SKU-SCREW").values(name="螺丝\x1b钉\x00"))
+        db.session.execute(
+            text("UPDATE movements SET note = :note WHERE id = :id"), {"note": "旧\x1b备注", "id": movement.id}
+        )
+        db.session.commit()
+    login_as("viewer")
+    ledger = client.get("/movements/export.csv?format=xlsx")
+    assert ledger.status_code == 200
+    row = next(r for r in _xlsx(ledger) if "旧\ufffd备注" in r)
+    assert "螺丝\ufffd钉\ufffd" in row
+    items_xlsx = _xlsx(client.get("/imports/export/items?format=xlsx"))
+    assert next(r for r in items_xlsx if r[0] == "SKU-SCREW")[1] == "螺丝\ufffd钉\ufffd"
+    items_csv = _csv(client.get("/imports/export/items"))
+    assert next(r for r in items_csv if r[0] == "SKU-SCREW")[1] == "螺丝\ufffd钉\ufffd"
+
+
+def test_unwritable_characters_are_replaced_but_tabs_and_newlines_kept() -> None:
+    assert exports.neutralise("a\x1bb\x0cc\td\ne") == "a\ufffdb\ufffdc\td\ne"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import time
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -245,3 +247,159 @@ def test_commit_reports_its_progress(app: Flask, stocked: Stocked) -> None:
     with app.app_context():
         imports.commit_import(data=content, filename="p.csv", user="t", progress=lambda *p: seen.append(p))
     assert seen == [("checking", 5000, 5001), ("writing", 5001, 5001)]
+
+
+# ---------------------------------------------------------------- hostile workbooks
+
+_WORKBOOK_PARTS = {
+    "[Content_Types].xml": (
+        '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Default Extension="xml" ContentType="application/xml"/>'
+        '<Override PartName="/xl/workbook.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+        '<Override PartName="/xl/worksheets/sheet1.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>'
+    ),
+    "_rels/.rels": (
+        '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        '<Relationship Id="rId1" Target="xl/workbook.xml" '
+        'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument"/></Relationships>'
+    ),
+    "xl/workbook.xml": (
+        '<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" '
+        'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">'
+        '<sheets><sheet name="S" sheetId="1" r:id="rId1"/></sheets></workbook>'
+    ),
+    "xl/_rels/workbook.xml.rels": (
+        '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        '<Relationship Id="rId1" Target="worksheets/sheet1.xml" '
+        'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet"/></Relationships>'
+    ),
+}
+_SHEET_START = '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+_HEADER_ROW = (
+    '<row r="1"><c r="A1" t="inlineStr"><is><t>sku</t></is></c><c r="B1" t="inlineStr"><is><t>name</t></is></c></row>'
+)
+
+
+def _workbook(sheet_parts: Iterable[str]) -> bytes:
+    """A minimal workbook whose only sheet's XML is `sheet_parts` joined, written as it streams."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, xml in _WORKBOOK_PARTS.items():
+            archive.writestr(name, xml)
+        with archive.open("xl/worksheets/sheet1.xml", "w") as sheet:
+            for part in sheet_parts:
+                sheet.write(part.encode())
+    return buffer.getvalue()
+
+
+def test_a_workbook_declaring_the_whole_sheet_is_refused_before_reading(
+    client: FlaskClient, login_as: Callable[..., Any]
+) -> None:
+    declared = _workbook(
+        [_SHEET_START, '<dimension ref="A1:XFD1048576"/><sheetData>', _HEADER_ROW, "</sheetData></worksheet>"]
+    )
+    assert len(declared) < 2000
+    with pytest.raises(imports.ImportRejected) as caught:
+        # Before the fix the first row alone came back 16,384 cells wide, then a million more rows.
+        for row in itertools.islice(imports.read_rows(declared, "big.xlsx"), 3):
+            assert len(row) <= imports.MAX_COLUMNS
+    assert caught.value.reason == "too_many_rows"
+    login_as("manager")
+    response = _upload(client, declared, "big.xlsx")
+    assert response.status_code == 422
+    assert f"文件超过 {imports.MAX_ROWS} 行" in text_of(response)
+
+
+def test_rows_far_below_the_data_stop_the_read_at_the_row_limit() -> None:
+    far = '<row r="1048576"><c r="A1048576" t="inlineStr"><is><t>x</t></is></c></row>'
+    data = _workbook([_SHEET_START, "<sheetData>", _HEADER_ROW, far, "</sheetData></worksheet>"])
+    rows = imports.read_rows(data, "far.xlsx")
+    with pytest.raises(imports.ImportRejected) as caught:
+        for _ in itertools.islice(rows, imports.MAX_ROWS + 5):
+            pass
+    assert caught.value.reason == "too_many_rows"
+
+
+def test_a_zip_bomb_is_refused_before_it_is_unpacked(client: FlaskClient, login_as: Callable[..., Any]) -> None:
+    filler = '<row><c t="inlineStr"><is><t>AAAAAAAA</t></is></c></row>' * 1000
+    rounds = imports.MAX_UNPACKED_BYTES // len(filler) + 1
+    bomb = _workbook(itertools.chain([_SHEET_START, "<sheetData>", _HEADER_ROW], itertools.repeat(filler, rounds)))
+    assert len(bomb) < 2 * 1024 * 1024
+    with pytest.raises(imports.ImportRejected) as caught:
+        next(imports.read_rows(bomb, "bomb.xlsx"))
+    assert caught.value.reason == "too_large_unpacked"
+    login_as("manager")
+    response = _upload(client, bomb, "bomb.xlsx")
+    assert response.status_code == 422
+    assert "解压后超过" in text_of(response)
+
+
+def test_a_member_packed_like_a_bomb_is_refused_even_under_the_total_limit() -> None:
+    filler = '<row><c t="inlineStr"><is><t>AAAAAAAA</t></is></c></row>' * 1000
+    small_bomb = _workbook(itertools.chain([_SHEET_START, "<sheetData>"], itertools.repeat(filler, 400)))
+    with pytest.raises(imports.ImportRejected) as caught:
+        next(imports.read_rows(small_bomb, "bomb.xlsx"))
+    assert caught.value.reason == "too_large_unpacked"
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "utf-8"])
+def test_gbk_names_that_are_also_valid_utf8_are_read_as_gbk(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any], stocked: Stocked, encoding: str
+) -> None:
+    content = "sku,name\nGB-1,水桶\nGB-2,铜丝\n".encode(encoding)
+    assert content.decode("utf-8")  # the GBK bytes of 水桶 and 铜丝 happen to be valid UTF-8 too
+    login_as("manager")
+    preview = text_of(_upload(client, content))
+    assert "GB-1 水桶" in preview and "GB-2 铜丝" in preview
+    _commit(client, content)
+    with app.app_context():
+        assert db.session.scalar(select(Item.name).where(Item.sku == "GB-1")) == "水桶"
+
+
+def test_one_gbk_row_in_a_long_ascii_file_decides_the_encoding() -> None:
+    text = "sku,name\n" + "".join(f"X-{n},plain\n" for n in range(20_000)) + "GB-1,铜丝\n"
+    assert imports.decode_csv(text.encode("gbk")).endswith("GB-1,铜丝\n")
+
+
+def _multipart(content: bytes, filename: str) -> tuple[bytes, str]:
+    boundary = "secinput-boundary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        "Content-Type: text/csv\r\n\r\n"
+    ).encode()
+    return head + content + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def test_an_upload_streamed_without_content_length_stops_at_the_limit(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any]
+) -> None:
+    assert app.config["MAX_CONTENT_LENGTH"] == imports.MAX_BYTES + 64 * 1024
+    body, content_type = _multipart(b"sku,name\n" + b"A,a\n" * (imports.MAX_BYTES // 4 + 1), "huge.csv")
+    stream = io.BytesIO(body)
+    login_as("manager")
+    # Chunked, as gunicorn hands it over: no CONTENT_LENGTH, the input marked as terminated.
+    response = client.post(
+        "/imports",
+        input_stream=stream,
+        content_type=content_type,
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413
+    assert f"文件超过 {imports.MAX_BYTES // (1024 * 1024)} MB" in text_of(response)
+    assert stream.tell() <= app.config["MAX_CONTENT_LENGTH"] + 64 * 1024  # the rest was never read
+
+
+def test_a_streamed_upload_under_the_limit_is_read(client: FlaskClient, login_as: Callable[..., Any]) -> None:
+    body, content_type = _multipart("sku,name\nST-1,扳手\n".encode(), "small.csv")
+    login_as("manager")
+    response = client.post(
+        "/imports",
+        input_stream=io.BytesIO(body),
+        content_type=content_type,
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 200
+    assert "ST-1 扳手" in text_of(response)

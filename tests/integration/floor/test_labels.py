@@ -6,10 +6,12 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from app.services import codes, labels
+from app.services.errors import InvalidInput
 from tests.factories import Factory
 from tests.integration.floor.conftest import Stocked, text_of
 
@@ -71,3 +73,27 @@ def test_a_long_code_is_narrowed_to_fit_the_label() -> None:
     short, long = labels.code128_svg("AB-1"), labels.code128_svg("LONG-SKU-" + "X" * 30)
     widths = [float(re.search(r'width="([\d.]+)mm"', svg or "").group(1)) for svg in (short, long)]  # type: ignore[union-attr]
     assert widths[0] < 30 and 40 <= widths[1] <= 44.5  # 40 mm of bars plus the quiet zones
+
+
+def test_a_request_draws_each_label_once_and_at_most_a_bounded_number_of_them(
+    app: Flask, factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    skus = [factory.item(f"LBL-{n:03d}").sku for n in range(labels.MAX_DISTINCT_LABELS + 1)]
+    drawn: list[str] = []
+    real = labels.qr_svg
+    monkeypatch.setattr(labels, "qr_svg", lambda text: drawn.append(text) or real(text))
+    with app.app_context():
+        sheet = labels.item_labels(skus[:3], copies=100)
+        assert len(sheet) == 300 and len(drawn) == 3  # copies reuse the drawing
+        with pytest.raises(InvalidInput) as caught:
+            labels.item_labels(skus, copies=1)
+    assert caught.value.field == "skus" and len(drawn) == 3  # refused before drawing anything
+
+
+def test_the_labels_page_refuses_too_many_different_labels(
+    client: FlaskClient, login_as: Callable[..., Any], factory: Any
+) -> None:
+    skus = ",".join(factory.item(f"PG-{n:03d}").sku for n in range(labels.MAX_DISTINCT_LABELS + 1))
+    login_as("viewer")
+    response = client.get("/labels/print", query_string={"skus": skus})
+    assert response.status_code == 422

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import pytest
 from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 from flask import Flask
+from sqlalchemy import select, update
 
+from app.extensions import db
+from app.models import User
 from app.services import admin, users
+from app.services.errors import InvalidInput
 from tests.factories import DEFAULT_PASSWORD
 from tests.integration.web.conftest import Stocked, text_of
 
@@ -183,3 +190,27 @@ def test_location_and_user_forms_reject_bad_input(client: Any, login_as: Any, st
     assert unknown_role.status_code == 422
     spaced = client.post("/users", data={"username": "a b", "role": "clerk", "password": "long-enough-1"})
     assert spaced.status_code == 422 and "不能包含空格" in text_of(spaced)
+
+
+def test_a_time_zone_the_formatter_cannot_load_is_refused(app: Flask, client: Any, login_as: Any) -> None:
+    viewer = login_as("viewer")
+    refused = client.post("/settings", data={"locale": "zh_CN", "timezone": "posix/Asia/Shanghai"})
+    assert refused.status_code == 422
+    with app.app_context():
+        assert db.session.scalar(select(User.timezone).where(User.id == viewer.id)) != "posix/Asia/Shanghai"
+        with pytest.raises(InvalidInput):
+            admin.set_preferences(username=viewer.username, timezone="posix/Asia/Shanghai")
+
+
+def test_a_bad_time_zone_stored_earlier_falls_back_instead_of_breaking_pages(
+    app: Flask, client: Any, login_as: Any, stocked: Stocked
+) -> None:
+    viewer = login_as("viewer")
+    with app.app_context():
+        db.session.execute(update(User).where(User.id == viewer.id).values(timezone="posix/Asia/Shanghai"))
+        db.session.commit()
+    for path in ("/", f"/movements/{stocked.receipt.id}", "/settings"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+    expected = stocked.receipt.created_at.replace(tzinfo=UTC).astimezone(ZoneInfo("Asia/Shanghai"))
+    assert expected.strftime("%Y-%m-%d %H:%M") in text_of(client.get(f"/movements/{stocked.receipt.id}"))
