@@ -18,7 +18,7 @@ own, linked to the traces whose transactions queued it (`current_traceparent()` 
 
 from __future__ import annotations
 
-import random
+import secrets
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
@@ -90,9 +90,10 @@ def _instrument(app: Flask, provider: Any) -> None:
 
 def _ids(parent: SpanContext | None = None) -> NonRecordingSpan:
     """A span that records nothing, with fresh ids (in the parent's trace when there is one)."""
-    trace_id = parent.trace_id if parent is not None and parent.is_valid else random.getrandbits(128)
+    fresh_trace, span_id = secrets.randbits(128), secrets.randbits(64)
+    trace_id = parent.trace_id if parent is not None and parent.is_valid else fresh_trace
     flags = parent.trace_flags if parent is not None and parent.is_valid else TraceFlags(TraceFlags.DEFAULT)
-    return NonRecordingSpan(SpanContext(trace_id, random.getrandbits(64), is_remote=False, trace_flags=flags))
+    return NonRecordingSpan(SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags))
 
 
 def _start_ids() -> None:
