@@ -155,6 +155,11 @@ def progress(digest: str) -> Any:
         state["message"] = _("All %(n)s rows are valid; writing them…", n=state["total"])
     elif state["state"] == "done":
         state["message"] = _summary(imports.ImportResult(**state["result"]))
+    elif state.get("error") == "worker_died":
+        state["message"] = _(
+            "The import stopped because the server process running it ended; nothing was imported. "
+            "Upload the file and commit it again."
+        )
     elif state["state"] == "failed":
         state["message"] = _("The import failed and nothing was imported (%(error)s).", error=state.get("error"))
     return jsonify(state)
