@@ -90,7 +90,10 @@ def handle_http_error(error: HTTPException) -> Any:
             if header in headers:
                 response.headers[header] = headers[header]
         return response
-    return _page(status, _http_detail(status))
+    # Our views abort with a translated description (which SKU, which role); werkzeug's own
+    # descriptions are English, so those give way to ours.
+    ours = error.description if error.description != type(error).description else None
+    return _page(status, ours or _http_detail(status))
 
 
 def handle_csrf_error(error: CSRFError) -> Any:

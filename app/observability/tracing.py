@@ -30,6 +30,8 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanKind, TraceFlags, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from app.config import settings
+
 TRACE_HEADER = "X-Trace-Id"
 _EXTENSION = "inventory_tracer"
 _CONTEXT_KEY = "_inventory_trace_context"
@@ -40,7 +42,7 @@ _NOTHING: AbstractContextManager[None] = nullcontext()
 
 
 def init_tracing(app: Flask) -> None:
-    if app.config.get("TRACING_ENABLED"):
+    if settings(app).TRACING_ENABLED:
         provider = _process_provider()
         _instrument(app, provider)
         app.extensions[_EXTENSION] = provider.get_tracer("inventory")
