@@ -371,10 +371,10 @@ class LowStockOut(BaseModel):
     sku: str
     name: str
     unit: str
-    on_hand: QuantityText
+    on_hand: QuantityText | None = Field(description=BLIND)
     reorder_point: QuantityText
     reorder_quantity: QuantityText
-    suggested: QuantityText = Field(description="What to order to get back above the reorder point.")
+    suggested: QuantityText | None = Field(description="What to order to get back above the reorder point; " + BLIND)
 
 
 class LowStockList(BaseModel):

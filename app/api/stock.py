@@ -171,15 +171,16 @@ def low_stock(principal: Principal, *, query: LowStockQuery) -> dict[str, Any]:
     """Items at or below their reorder point
     Totals over all locations, or over one `warehouse`; items with a zero reorder point are not tracked."""
     page = catalog.list_low_stock(warehouse=query.warehouse, after=query.cursor, limit=query.limit)
+    blind = {sku for sku, _ in blind_places(principal, [row.sku for row in page.rows])}
     rows = [
         {
             "sku": row.sku,
             "name": row.name,
             "unit": row.unit,
-            "on_hand": text(row.on_hand),
+            "on_hand": None if row.sku in blind else text(row.on_hand),
             "reorder_point": text(row.reorder_point),
             "reorder_quantity": text(row.reorder_quantity),
-            "suggested": text(row.suggested),
+            "suggested": None if row.sku in blind else text(row.suggested),
         }
         for row in page.rows
     ]

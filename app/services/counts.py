@@ -122,6 +122,12 @@ def blind_places(*, skus: Collection[str] | None = None) -> set[tuple[str, str]]
     return {(sku, code) for sku, code in db.session.execute(stmt)}
 
 
+def hidden_places(role: str, *, skus: Collection[str] | None = None) -> set[tuple[str, str]]:
+    """The (SKU, location code) places whose quantity a user of `role` may not see now: the lines of
+    open counts for a counter, for `skus` or for every item; none (and no query) for anyone else."""
+    return blind_places(skus=skus) if counts_blind(role) else set()
+
+
 def _location_code(location_id: int | None) -> str | None:
     return None if location_id is None else db.session.scalar(select(Location.code).where(Location.id == location_id))
 

@@ -6,9 +6,10 @@ from typing import Any
 
 from flask import abort, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_login import current_user
 
 from app.auth.roles import role_required
-from app.services import catalog
+from app.services import catalog, counts
 from app.services.errors import InvalidInput
 from app.web.common import csv_response
 from app.web.i18n import format_quantity
@@ -24,9 +25,11 @@ def index() -> Any:
     except InvalidInput:
         abort(400)
     args: dict[str, Any] = {"warehouse": warehouse} if warehouse else {}
+    blind = counts.hidden_places(current_user.role, skus=[row.sku for row in page.rows])
     return render_template(
         "low_stock/index.html",
         page=page,
+        hidden_skus={sku for sku, _code in blind},
         warehouses=catalog.list_warehouses(),
         selected=warehouse or "",
         args=args,
@@ -39,6 +42,8 @@ def index() -> Any:
 @role_required("viewer")
 def export() -> Any:
     rows = catalog.list_low_stock(warehouse=request.args.get("warehouse") or None, limit=None).rows
+    # A counter's open count hides the total, and the suggested order it is worked out from.
+    hidden_skus = {sku for sku, _code in counts.hidden_places(current_user.role)}
     header = [_("SKU"), _("Name"), _("Unit"), _("On hand"), _("Reorder point"), _("Suggested order")]
     return csv_response(
         "low-stock.csv",
@@ -48,7 +53,10 @@ def export() -> Any:
                 r.sku,
                 r.name,
                 r.unit,
-                *(format_quantity(v).replace(",", "") for v in (r.on_hand, r.reorder_point, r.suggested)),
+                *(
+                    "" if r.sku in hidden_skus and v is not r.reorder_point else format_quantity(v).replace(",", "")
+                    for v in (r.on_hand, r.reorder_point, r.suggested)
+                ),
             ]
             for r in rows
         ),

@@ -15,7 +15,7 @@ from wtforms import SelectChoice
 
 from app.auth.roles import role_required
 from app.models import MOVEMENT_KINDS, Movement
-from app.services import catalog, stock
+from app.services import catalog, counts, stock
 from app.services.errors import DomainError
 from app.web.common import arg_date, attach_error, day_range, domain_message, export_response
 from app.web.i18n import format_quantity, format_when, kind_label, reason_label
@@ -195,8 +195,10 @@ def index() -> Any:
     args: dict[str, Any] = {k: v for k in FILTERS if (v := request.args.get(k, "").strip())}
     next_url = url_for(".index", **args, after=page.next_cursor) if page.next_cursor else None
     first_url = url_for(".index", **args) if request.args.get("after") else None
+    blind = counts.hidden_places(current_user.role, skus={row.sku for row in page.rows})
+    rows = list(catalog.hide_balances(page.rows, blind))
     return render_template(
-        "movements/index.html", form=form, page=page, args=args, next_url=next_url, first_url=first_url
+        "movements/index.html", form=form, rows=rows, args=args, next_url=next_url, first_url=first_url
     )
 
 
@@ -223,7 +225,7 @@ def export() -> Any:
             m.username,
             m.reverses_id or "",
         ]
-        for m in catalog.iter_movements(**filters)
+        for m in catalog.hide_balances(catalog.iter_movements(**filters), counts.hidden_places(current_user.role))
     )
     return export_response("movements", header, rows)
 
@@ -232,6 +234,8 @@ def export() -> Any:
 @role_required("viewer")
 def show(movement_id: int) -> Any:
     movement, reversed_by = catalog.get_movement(movement_id)
+    blind = counts.hidden_places(current_user.role, skus=[movement.sku])
+    movement = next(catalog.hide_balances([movement], blind))
     return render_template(
         "movements/show.html", movement=movement, reversed_by=reversed_by, form=ReverseMovementForm()
     )
