@@ -44,6 +44,8 @@ def _told(movement: Movement) -> Markup:
     """What one posting did, in the words of the floor: "Received 12 pcs 六角螺母 M5 → WH1-A-01-02,
     now 337", with a link to the ledger line (where a manager can reverse it)."""
     row, _reversal = catalog.get_movement(movement.id)
+    # A counter moving stock at a place being counted is not told the balance it left.
+    row = next(catalog.hide_balances([row], counts.hidden_places(current_user.role, skus=[row.sku])))
     quantity = f"{format_quantity(row.quantity)} {row.unit}"
     texts = {
         "receive": lambda: _(
@@ -68,6 +70,17 @@ def _told(movement: Movement) -> Markup:
             to=row.to_location,
         ),
     }
+    if row.kind == "receive" and row.to_balance is None:
+        texts["receive"] = lambda: _(
+            "Received %(quantity)s %(name)s → %(to)s.", quantity=quantity, name=row.item_name, to=row.to_location
+        )
+    if row.kind == "issue" and row.from_balance is None:
+        texts["issue"] = lambda: _(
+            "Issued %(quantity)s %(name)s from %(source)s.",
+            quantity=quantity,
+            name=row.item_name,
+            source=row.from_location,
+        )
     if row.kind not in texts:
         return _recorded([movement])
     link = Markup('<a href="{}">#{}</a>').format(url_for("movements.show", movement_id=row.id), row.id)

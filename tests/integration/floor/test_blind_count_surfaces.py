@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -212,3 +213,30 @@ def test_the_api_hides_counted_balances_and_low_stock_totals_from_a_counter(
     assert _api(client, manager) == visible
     _close(app, counted, "approve")
     assert _api(client, clerk) == visible
+
+
+# ---------------------------------------------------------------- what a stock form says it did
+
+KEY = re.compile(r'name="idempotency_key"[^>]*value="([^"]+)"')
+
+
+def _post(client: FlaskClient, kind: str, location: str) -> str:
+    page = client.get(f"/movements/{kind}").get_data(as_text=True)
+    form = {"sku": "SKU-SCREW", "location": location, "quantity": "1", "idempotency_key": KEY.search(page).group(1)}
+    response = client.post(f"/movements/{kind}", data=form, follow_redirects=True)
+    assert response.status_code == 200
+    return text_of(response)
+
+
+def test_a_counter_moving_stock_at_a_counted_place_is_not_told_its_balance(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any], counted: int
+) -> None:
+    login_as("clerk")
+    assert "已入库 1 pcs 螺丝钉 → WH1-A-01-01。" in _post(client, "receive", "WH1-A-01-01")
+    assert "已出库 1 pcs 螺丝钉 ← WH1-A-01-01。" in _post(client, "issue", "WH1-A-01-01")
+    assert "已入库 1 pcs 螺丝钉 → WH1-A-01-02，现有 5。" in _post(client, "receive", "WH1-A-01-02")
+    login_as("manager")
+    assert "已入库 1 pcs 螺丝钉 → WH1-A-01-01，现有 11。" in _post(client, "receive", "WH1-A-01-01")
+    _close(app, counted, "cancel")
+    login_as("clerk")
+    assert "已出库 1 pcs 螺丝钉 ← WH1-A-01-01，剩余 10。" in _post(client, "issue", "WH1-A-01-01")
