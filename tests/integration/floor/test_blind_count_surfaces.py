@@ -240,3 +240,38 @@ def test_a_counter_moving_stock_at_a_counted_place_is_not_told_its_balance(
     _close(app, counted, "cancel")
     login_as("clerk")
     assert "已出库 1 pcs 螺丝钉 ← WH1-A-01-01，剩余 10。" in _post(client, "issue", "WH1-A-01-01")
+
+
+def test_the_api_and_the_scan_page_tell_a_counter_no_balance_at_a_counted_place(
+    app: Flask, client: FlaskClient, factory: Factory, login_as: Callable[..., Any], counted: int
+) -> None:
+    def issue(headers: dict[str, str], location: str) -> Any:
+        body = {"sku": "SKU-SCREW", "location": location, "quantity": "1"}
+        response = client.post("/api/v1/stock/issue", json=body, headers=headers)
+        assert response.status_code == 201
+        return response.get_json()
+
+    def writer(role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {factory.token(factory.user(role=role), scope='write')}"}
+
+    clerk, manager = writer("clerk"), writer("manager")
+    told = issue(clerk, "WH1-A-01-01")
+    assert (told["balance"], told["movement"]["from_balance"]) == (None, None)
+    assert issue(clerk, "WH1-A-01-02")["balance"] == "3"
+    picked = client.post(
+        "/api/v1/stock/issue-lines",
+        json={
+            "lines": [{"sku": "SKU-SCREW", "location": loc, "quantity": "1"} for loc in ("WH1-A-01-01", "WH1-A-01-02")]
+        },
+        headers=clerk,
+    ).get_json()["movements"]
+    assert [m["from_balance"] for m in picked] == [None, "2"]
+    assert issue(manager, "WH1-A-01-01")["balance"] == "7"
+
+    login_as("clerk")
+    scanned = client.post("/scan/moves", json={"code": "SKU-SCREW", "mode": "issue", "location": "WH1-A-01-01"})
+    assert scanned.get_json()["balance"] == HIDDEN
+    _close(app, counted, "cancel")
+    assert issue(clerk, "WH1-A-01-01")["balance"] == "5"
+    scanned = client.post("/scan/moves", json={"code": "SKU-SCREW", "mode": "issue", "location": "WH1-A-01-01"})
+    assert scanned.get_json()["balance"] == "4"
