@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from flask import abort, render_template, request, url_for
@@ -45,19 +46,12 @@ def export() -> Any:
     # A counter's open count hides the total, and the suggested order it is worked out from.
     hidden_skus = {sku for sku, _code in counts.hidden_places(current_user.role)}
     header = [_("SKU"), _("Name"), _("Unit"), _("On hand"), _("Reorder point"), _("Suggested order")]
-    return csv_response(
-        "low-stock.csv",
-        header,
-        (
-            [
-                r.sku,
-                r.name,
-                r.unit,
-                *(
-                    "" if r.sku in hidden_skus and v is not r.reorder_point else format_quantity(v).replace(",", "")
-                    for v in (r.on_hand, r.reorder_point, r.suggested)
-                ),
-            ]
-            for r in rows
-        ),
-    )
+    return csv_response("low-stock.csv", header, (_row(r, hidden=r.sku in hidden_skus) for r in rows))
+
+
+def _row(r: catalog.LowStockRow, *, hidden: bool) -> list[str]:
+    def number(value: Decimal) -> str:
+        return format_quantity(value).replace(",", "")
+
+    on_hand, suggested = ("", "") if hidden else (number(r.on_hand), number(r.suggested))
+    return [r.sku, r.name, r.unit, on_hand, number(r.reorder_point), suggested]
