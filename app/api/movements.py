@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.api import bp
-from app.api.auth import Principal
+from app.api.auth import Principal, blind_places
 from app.api.openapi import operation
 from app.api.schemas import (
     ConflictProblem,
@@ -37,7 +37,8 @@ def index(principal: Principal, *, query: MovementQuery) -> dict[str, Any]:
         after=query.cursor,
         limit=query.limit,
     )
-    return {"data": [row_body(row) for row in page.rows], "next": page.next_cursor}
+    blind = blind_places(principal, sorted({row.sku for row in page.rows}))
+    return {"data": [row_body(row) for row in catalog.hide_balances(page.rows, blind)], "next": page.next_cursor}
 
 
 @operation(bp, "GET", "/movements/{movement_id}", path_types={"movement_id": int}, response=MovementDetail)
@@ -46,6 +47,7 @@ def show(principal: Principal, *, movement_id: int) -> dict[str, Any]:
     if movement_id > _BIGINT:
         raise UnknownMovement(movement_id)
     row, reversed_by = catalog.get_movement(movement_id)
+    row = next(catalog.hide_balances([row], blind_places(principal, [row.sku])))
     return {**row_body(row), "reversed_by": reversed_by}
 
 

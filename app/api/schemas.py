@@ -9,6 +9,7 @@ path); the contract tests and schemathesis hold them to the response models.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -194,7 +195,10 @@ class MovementDetail(MovementOut):
 
 class MovementResult(BaseModel):
     movement: MovementOut
-    balance: QuantityText = Field(description="The stock level at the location the request named, after it.")
+    balance: QuantityText | None = Field(
+        description="The stock level at the location the request named, after it; null for a counter (clerk) "
+        "while an open count covers that place: the count is blind."
+    )
 
 
 class MovementsResult(BaseModel):
@@ -206,8 +210,11 @@ class MovementList(BaseModel):
     next: str | None
 
 
-def movement_body(m: Any, *, sku: str, from_location: str | None, to_location: str | None) -> dict[str, Any]:
-    """A Movement (or a catalogue MovementRow) as MovementOut."""
+def movement_body(
+    m: Any, *, sku: str, from_location: str | None, to_location: str | None, hidden: Collection[str] = ()
+) -> dict[str, Any]:
+    """A Movement (or a catalogue MovementRow) as MovementOut; the balances of the `hidden` sides
+    ("from", "to") left out (a blind count)."""
     return {
         "id": m.id,
         "kind": m.kind,
@@ -215,8 +222,8 @@ def movement_body(m: Any, *, sku: str, from_location: str | None, to_location: s
         "from_location": from_location,
         "to_location": to_location,
         "quantity": text(m.quantity),
-        "from_balance": text(m.from_balance),
-        "to_balance": text(m.to_balance),
+        "from_balance": None if "from" in hidden else text(m.from_balance),
+        "to_balance": None if "to" in hidden else text(m.to_balance),
         "reference": m.reference,
         "note": m.note,
         "reason_code": m.reason_code,
@@ -371,10 +378,10 @@ class LowStockOut(BaseModel):
     sku: str
     name: str
     unit: str
-    on_hand: QuantityText
+    on_hand: QuantityText | None = Field(description=BLIND)
     reorder_point: QuantityText
     reorder_quantity: QuantityText
-    suggested: QuantityText = Field(description="What to order to get back above the reorder point.")
+    suggested: QuantityText | None = Field(description="What to order to get back above the reorder point; " + BLIND)
 
 
 class LowStockList(BaseModel):

@@ -34,7 +34,7 @@ from app.api.schemas import (
     stock_body,
     text,
 )
-from app.services import catalog
+from app.services import catalog, counts
 from app.services import stock as stock_service
 
 _CONFLICTS = {409: ConflictProblem}
@@ -63,6 +63,15 @@ def _movement(
     )
 
 
+def _hidden_sides(principal: Principal, movements: list[Any]) -> list[set[str]]:
+    """For each movement just written, the sides ("from", "to") whose balance the caller may not
+    see: a counter's, at a place an open count covers (that balance is the place's quantity now)."""
+    hidden = counts.hidden_location_ids(principal.role, item_ids={m.item_id for m in movements})
+    return [
+        {side for side in ("from", "to") if (m.item_id, getattr(m, f"{side}_location_id")) in hidden} for m in movements
+    ]
+
+
 def acting(principal: Principal, body: Any) -> dict[str, Any]:
     """What every stock request passes besides its quantities: who, why, and the caller's key."""
     return {"user": principal.username, "reference": body.reference, "note": body.note, **keyed(principal)}
@@ -78,9 +87,10 @@ def issue(principal: Principal, *, body: IssueStock) -> dict[str, Any]:
         quantity=body.quantity,
         **acting(principal, body),
     )
+    [hidden] = _hidden_sides(principal, [m])
     return {
-        "movement": movement_body(m, sku=body.sku, from_location=body.location, to_location=None),
-        "balance": text(m.from_balance),
+        "movement": movement_body(m, sku=body.sku, from_location=body.location, to_location=None, hidden=hidden),
+        "balance": None if "from" in hidden else text(m.from_balance),
     }
 
 
@@ -93,9 +103,10 @@ def receive(principal: Principal, *, body: ReceiveStock) -> dict[str, Any]:
         quantity=body.quantity,
         **acting(principal, body),
     )
+    [hidden] = _hidden_sides(principal, [m])
     return {
-        "movement": movement_body(m, sku=body.sku, from_location=None, to_location=body.location),
-        "balance": text(m.to_balance),
+        "movement": movement_body(m, sku=body.sku, from_location=None, to_location=body.location, hidden=hidden),
+        "balance": None if "to" in hidden else text(m.to_balance),
     }
 
 
@@ -110,9 +121,11 @@ def transfer(principal: Principal, *, body: TransferStock) -> dict[str, Any]:
         quantity=body.quantity,
         **acting(principal, body),
     )
+    [hidden] = _hidden_sides(principal, [m])
+    places = {"from_location": body.from_location, "to_location": body.to_location}
     return {
-        "movement": movement_body(m, sku=body.sku, from_location=body.from_location, to_location=body.to_location),
-        "balance": text(m.from_balance),
+        "movement": movement_body(m, sku=body.sku, **places, hidden=hidden),
+        "balance": None if "from" in hidden else text(m.from_balance),
     }
 
 
@@ -148,8 +161,8 @@ def issue_lines(principal: Principal, *, body: IssueLines) -> dict[str, Any]:
     )
     return {
         "movements": [
-            movement_body(m, sku=line.sku, from_location=line.location, to_location=None)
-            for m, line in zip(movements, body.lines, strict=True)
+            movement_body(m, sku=line.sku, from_location=line.location, to_location=None, hidden=hidden)
+            for m, line, hidden in zip(movements, body.lines, _hidden_sides(principal, movements), strict=True)
         ]
     }
 
@@ -171,15 +184,16 @@ def low_stock(principal: Principal, *, query: LowStockQuery) -> dict[str, Any]:
     """Items at or below their reorder point
     Totals over all locations, or over one `warehouse`; items with a zero reorder point are not tracked."""
     page = catalog.list_low_stock(warehouse=query.warehouse, after=query.cursor, limit=query.limit)
+    blind = {sku for sku, _ in blind_places(principal, [row.sku for row in page.rows])}
     rows = [
         {
             "sku": row.sku,
             "name": row.name,
             "unit": row.unit,
-            "on_hand": text(row.on_hand),
+            "on_hand": None if row.sku in blind else text(row.on_hand),
             "reorder_point": text(row.reorder_point),
             "reorder_quantity": text(row.reorder_quantity),
-            "suggested": text(row.suggested),
+            "suggested": None if row.sku in blind else text(row.suggested),
         }
         for row in page.rows
     ]

@@ -14,12 +14,13 @@ from app.models.types import BigId, UtcDateTime, utcnow
 class SignInFailure(Model):
     __tablename__ = "sign_in_failures"
     __table_args__ = (
-        Index("ix_sign_in_failures_username_client_created_at", "username", "client", "created_at"),
+        Index("ix_sign_in_failures_username_digest_client_created_at", "username_digest", "client", "created_at"),
         Index("ix_sign_in_failures_client_created_at", "client", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    # As typed (lower-cased), so that guessing unknown usernames is throttled too.
-    username: Mapped[str] = mapped_column(String(64))
+    # HMAC-SHA256 (hex) of the username as typed, lower-cased: guessing unknown usernames is throttled
+    # too, and a password typed into the username box is never stored.
+    username_digest: Mapped[str] = mapped_column(String(64))
     client: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

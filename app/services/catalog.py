@@ -11,8 +11,8 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
@@ -540,6 +540,21 @@ def iter_movements(**filters: Any) -> Iterator[MovementRow]:
         if page.next_cursor is None:
             return
         after = page.next_cursor
+
+
+def hide_balances(rows: Iterable[MovementRow], places: Collection[tuple[str, str]]) -> Iterator[MovementRow]:
+    """`rows` without their balance after at `places` ((SKU, location code): a blind count's lines):
+    the latest balance after at a place is its quantity now."""
+    for row in rows:
+        hide_from = (row.sku, row.from_location) in places
+        hide_to = (row.sku, row.to_location) in places
+        if hide_from or hide_to:
+            row = replace(
+                row,
+                from_balance=None if hide_from else row.from_balance,
+                to_balance=None if hide_to else row.to_balance,
+            )
+        yield row
 
 
 def get_movement(movement_id: int) -> tuple[MovementRow, int | None]:

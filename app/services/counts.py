@@ -123,6 +123,25 @@ def blind_places(*, skus: Collection[str] | None = None) -> set[tuple[str, str]]
     return {(sku, code) for sku, code in db.session.execute(stmt)}
 
 
+def hidden_places(role: str, *, skus: Collection[str] | None = None) -> set[tuple[str, str]]:
+    """The (SKU, location code) places whose quantity a user of `role` may not see now: the lines of
+    open counts for a counter, for `skus` or for every item; none (and no query) for anyone else."""
+    return blind_places(skus=skus) if counts_blind(role) else set()
+
+
+def hidden_location_ids(role: str, *, item_ids: Collection[int]) -> set[tuple[int, int]]:
+    """hidden_places by ids, (item id, location id), for a movement just written: its item and
+    locations may be spelt differently in the request than in the catalogue."""
+    if not counts_blind(role):
+        return set()
+    stmt = (
+        select(CountLine.item_id, CountLine.location_id)
+        .join(Count, Count.id == CountLine.count_id)
+        .where(Count.status == "open", CountLine.item_id.in_(list(item_ids)))
+    )
+    return {(item_id, location_id) for item_id, location_id in db.session.execute(stmt)}
+
+
 def _location_code(location_id: int | None) -> str | None:
     return None if location_id is None else db.session.scalar(select(Location.code).where(Location.id == location_id))
 

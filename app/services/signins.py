@@ -13,11 +13,14 @@ The throttle slows guessing without letting anyone lock other people out:
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, delete, func, select, update
 
+from app.config import settings
 from app.extensions import db
 from app.models import SignInFailure, User
 from app.models.types import utcnow
@@ -38,8 +41,13 @@ class Throttle:
     reason: str  # "pair", "client" or "account"
 
 
-def _name(username: str) -> str:
-    return username.strip().lower()[:64]
+def _username_key(username: str) -> str:
+    """What the throttle keys a username on: a keyed hash (HMAC-SHA256 with SECRET_KEY) of the name
+    as typed (trimmed, lower-cased), never the text, because a password typed into the username box
+    would otherwise sit in the database for the whole window. Keyed, so the stored digests cannot be
+    checked against a list of guesses without the key."""
+    typed = username.strip().lower().encode()
+    return hmac.new(settings().SECRET_KEY.encode(), typed, hashlib.sha256).hexdigest()
 
 
 def _locked_until(stmt_filter: list[ColumnElement[bool]], limit: int, now: datetime) -> datetime | None:
@@ -62,7 +70,7 @@ def account_delay(failures: int) -> timedelta:
 
 
 def _account_wait(name: str, client: str, now: datetime) -> datetime | None:
-    recent = [SignInFailure.username == name, SignInFailure.created_at > now - WINDOW]
+    recent = [SignInFailure.username_digest == name, SignInFailure.created_at > now - WINDOW]
     failures = db.session.scalar(select(func.count()).select_from(SignInFailure).where(*recent)) or 0
     if failures < ACCOUNT_FREE_FAILURES:
         return None
@@ -78,8 +86,8 @@ def _account_wait(name: str, client: str, now: datetime) -> datetime | None:
 def throttle(*, username: str, client: str, now: datetime | None = None) -> Throttle | None:
     """Whether an attempt for this username from this client must be refused now, or None."""
     moment = now or utcnow()
-    name = _name(username)
-    pair = _locked_until([SignInFailure.username == name, SignInFailure.client == client], PAIR_LIMIT, moment)
+    name = _username_key(username)
+    pair = _locked_until([SignInFailure.username_digest == name, SignInFailure.client == client], PAIR_LIMIT, moment)
     address = _locked_until([SignInFailure.client == client], CLIENT_LIMIT, moment)
     locks = [Throttle(t, reason) for t, reason in ((pair, "pair"), (address, "client")) if t is not None]
     if locks:
@@ -92,18 +100,18 @@ def throttle(*, username: str, client: str, now: datetime | None = None) -> Thro
 def record_failure(*, username: str, client: str) -> int:
     """Count a failed sign-in; returns how many failures the pair has in the window now."""
     now = utcnow()
-    name = _name(username)
+    name = _username_key(username)
     db.session.execute(
         delete(SignInFailure).where(SignInFailure.client == client, SignInFailure.created_at < now - 2 * WINDOW)
     )
-    db.session.add(SignInFailure(username=name, client=client[:64], created_at=now))
+    db.session.add(SignInFailure(username_digest=name, client=client[:64], created_at=now))
     db.session.flush()
     return int(
         db.session.scalar(
             select(func.count())
             .select_from(SignInFailure)
             .where(
-                SignInFailure.username == name,
+                SignInFailure.username_digest == name,
                 SignInFailure.client == client,
                 SignInFailure.created_at > now - WINDOW,
             )
@@ -115,8 +123,10 @@ def record_failure(*, username: str, client: str) -> int:
 @unit_of_work
 def record_success(*, user_id: int, username: str, client: str) -> None:
     """Forget the pair's failures and stamp the user's last sign-in."""
-    name = _name(username)
-    db.session.execute(delete(SignInFailure).where(SignInFailure.username == name, SignInFailure.client == client))
+    name = _username_key(username)
+    db.session.execute(
+        delete(SignInFailure).where(SignInFailure.username_digest == name, SignInFailure.client == client)
+    )
     db.session.execute(update(User).where(User.id == user_id).values(last_login_at=utcnow()))
 
 

@@ -9,11 +9,12 @@ from typing import Any
 
 from flask import render_template
 from flask_babel import gettext as _
+from flask_login import current_user
 
 from app.auth.roles import role_required
 from app.config import settings
 from app.models import MOVEMENT_KINDS
-from app.services import catalog, dashboard
+from app.services import catalog, counts, dashboard
 from app.web.charts import KIND_COLOURS, stacked_bars
 from app.web.dashboard import bp
 from app.web.i18n import kind_label, today_start, utc_offset
@@ -56,6 +57,8 @@ def index() -> Any:
     days = [(since + timedelta(days=n)).date().isoformat() for n in range(DAYS)]
     series = {kind: [per_day.get(day, {}).get(kind, 0) for day in days] for kind in MOVEMENT_KINDS}
     labels = {kind: kind_label(kind) for kind in MOVEMENT_KINDS}
+    latest = catalog.list_movements(limit=10).rows
+    blind = counts.hidden_places(current_user.role, skus={row.sku for row in latest})
     return render_template(
         "dashboard/index.html",
         totals=totals,
@@ -63,6 +66,6 @@ def index() -> Any:
         chart=stacked_bars(days, series, labels, _("Movements per day, last 30 days")),
         legend=[(labels[k], KIND_COLOURS[k], sum(series[k])) for k in MOVEMENT_KINDS],
         most_moved=most_moved,
-        latest=catalog.list_movements(limit=10).rows,
+        latest=list(catalog.hide_balances(latest, blind)),
         cached_at=datetime.fromtimestamp(cached_at).astimezone() if cached_at else None,
     )

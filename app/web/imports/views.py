@@ -14,7 +14,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.auth.roles import role_required
 from app.config import settings
-from app.services import exports, imports
+from app.services import counts, exports, imports
 from app.services.errors import DomainError
 from app.web.common import export_response
 from app.web.imports import bp, jobs
@@ -175,10 +175,12 @@ def export_items() -> Any:
     filters = {k: v for k, v in items_filters().items() if k not in ("sort", "descending")}
     header = [_("SKU"), _("Name"), _("Barcode"), _("Unit"), _("Category"), _("Reorder point")]
     header += [_("Reorder quantity"), _("On hand"), _("Archived")]
-    return export_response("items", header, (_item_row(r) for r in exports.iter_items(**filters)))
+    hidden_skus = {sku for sku, _code in counts.hidden_places(current_user.role)}
+    rows = (_item_row(r, hidden=r.sku in hidden_skus) for r in exports.iter_items(**filters))
+    return export_response("items", header, rows)
 
 
-def _item_row(r: Any) -> list[Any]:
+def _item_row(r: Any, *, hidden: bool) -> list[Any]:
     return [
         r.sku,
         r.name,
@@ -187,7 +189,7 @@ def _item_row(r: Any) -> list[Any]:
         r.category or "",
         r.reorder_point,
         r.reorder_quantity,
-        r.on_hand,
+        "" if hidden else r.on_hand,
         _("Yes") if r.archived else "",
     ]
 
@@ -198,5 +200,9 @@ def export_stock() -> Any:
     """Stock levels, optionally for one SKU, location or warehouse (codes), as CSV or XLSX."""
     filters = {k: request.args.get(k, "").strip() or None for k in ("sku", "location", "warehouse")}
     header = [_("SKU"), _("Location"), _("Warehouse"), _("Quantity")]
-    rows = ([r.sku, r.location, r.warehouse, r.quantity] for r in exports.iter_stock_levels(**filters))
+    blind = counts.hidden_places(current_user.role)
+    rows = (
+        [r.sku, r.location, r.warehouse, "" if (r.sku, r.location) in blind else r.quantity]
+        for r in exports.iter_stock_levels(**filters)
+    )
     return export_response("stock-levels", header, rows)

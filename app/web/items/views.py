@@ -47,9 +47,11 @@ def index() -> Any:
     except InvalidInput:
         abort(400)
     args: dict[str, Any] = {k: v for k in LIST_ARGS if (v := request.args.get(k, "").strip())}
+    blind = counts.hidden_places(current_user.role, skus=[row.sku for row in page.rows])
     return render_template(
         "items/index.html",
         page=page,
+        hidden_skus={sku for sku, _code in blind},
         args=args,
         filters=filters,
         categories=items.list_categories(),
@@ -74,8 +76,7 @@ def show(sku: str) -> Any:
         abort(400)
     # A counter sees no quantity of a place being counted: not the level, nor the history and
     # ledger it could be worked out from.
-    blind = counts.blind_places(skus=[item.sku]) if counts.counts_blind(current_user.role) else set()
-    hidden = {code for _, code in blind}
+    hidden = {code for _, code in counts.hidden_places(current_user.role, skus=[item.sku])}
     history = [] if hidden else _local(dashboard.item_balance_history(item_id=item.id))
     span = history[-1][0] - history[0][0] if len(history) > 1 else timedelta(0)
     chart = step_line(history, _("On hand over time"), "%H:%M" if span < timedelta(days=2) else "%m-%d")

@@ -6,10 +6,11 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_login import current_user
 from wtforms import SelectChoice
 
 from app.auth.roles import role_required
-from app.services import admin, catalog, locations
+from app.services import admin, catalog, counts, locations
 from app.services.errors import DomainError, UnknownLocation
 from app.web.common import attach_error, confirm_page, domain_message
 from app.web.locations import bp
@@ -46,7 +47,10 @@ def show(code: str) -> Any:
         location = catalog.get_location(code)
     except UnknownLocation:
         abort(404, description=_("No location with code %(code)s.", code=code))
-    return render_template("locations/show.html", location=location, stock=catalog.list_location_stock(code=code))
+    stock = catalog.list_location_stock(code=code)
+    blind = counts.hidden_places(current_user.role, skus=[row.sku for row in stock])
+    hidden_skus = {sku for sku, place in blind if place == location.code}
+    return render_template("locations/show.html", location=location, stock=stock, hidden_skus=hidden_skus)
 
 
 @bp.post("/warehouses")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from flask import abort, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_login import current_user
 
 from app.auth.roles import role_required
-from app.services import catalog
+from app.services import catalog, counts
 from app.services.errors import InvalidInput
 from app.web.common import csv_response
 from app.web.i18n import format_quantity
@@ -24,9 +26,11 @@ def index() -> Any:
     except InvalidInput:
         abort(400)
     args: dict[str, Any] = {"warehouse": warehouse} if warehouse else {}
+    blind = counts.hidden_places(current_user.role, skus=[row.sku for row in page.rows])
     return render_template(
         "low_stock/index.html",
         page=page,
+        hidden_skus={sku for sku, _code in blind},
         warehouses=catalog.list_warehouses(),
         selected=warehouse or "",
         args=args,
@@ -39,17 +43,15 @@ def index() -> Any:
 @role_required("viewer")
 def export() -> Any:
     rows = catalog.list_low_stock(warehouse=request.args.get("warehouse") or None, limit=None).rows
+    # A counter's open count hides the total, and the suggested order it is worked out from.
+    hidden_skus = {sku for sku, _code in counts.hidden_places(current_user.role)}
     header = [_("SKU"), _("Name"), _("Unit"), _("On hand"), _("Reorder point"), _("Suggested order")]
-    return csv_response(
-        "low-stock.csv",
-        header,
-        (
-            [
-                r.sku,
-                r.name,
-                r.unit,
-                *(format_quantity(v).replace(",", "") for v in (r.on_hand, r.reorder_point, r.suggested)),
-            ]
-            for r in rows
-        ),
-    )
+    return csv_response("low-stock.csv", header, (_row(r, hidden=r.sku in hidden_skus) for r in rows))
+
+
+def _row(r: catalog.LowStockRow, *, hidden: bool) -> list[str]:
+    def number(value: Decimal) -> str:
+        return format_quantity(value).replace(",", "")
+
+    on_hand, suggested = ("", "") if hidden else (number(r.on_hand), number(r.suggested))
+    return [r.sku, r.name, r.unit, on_hand, number(r.reorder_point), suggested]

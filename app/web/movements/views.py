@@ -15,7 +15,7 @@ from wtforms import SelectChoice
 
 from app.auth.roles import role_required
 from app.models import MOVEMENT_KINDS, Movement
-from app.services import catalog, stock
+from app.services import catalog, counts, stock
 from app.services.errors import DomainError
 from app.web.common import arg_date, attach_error, day_range, domain_message, export_response
 from app.web.i18n import format_quantity, format_when, kind_label, reason_label
@@ -44,6 +44,8 @@ def _told(movement: Movement) -> Markup:
     """What one posting did, in the words of the floor: "Received 12 pcs 六角螺母 M5 → WH1-A-01-02,
     now 337", with a link to the ledger line (where a manager can reverse it)."""
     row, _reversal = catalog.get_movement(movement.id)
+    # A counter moving stock at a place being counted is not told the balance it left.
+    row = next(catalog.hide_balances([row], counts.hidden_places(current_user.role, skus=[row.sku])))
     quantity = f"{format_quantity(row.quantity)} {row.unit}"
     texts = {
         "receive": lambda: _(
@@ -68,6 +70,17 @@ def _told(movement: Movement) -> Markup:
             to=row.to_location,
         ),
     }
+    if row.kind == "receive" and row.to_balance is None:
+        texts["receive"] = lambda: _(
+            "Received %(quantity)s %(name)s → %(to)s.", quantity=quantity, name=row.item_name, to=row.to_location
+        )
+    if row.kind == "issue" and row.from_balance is None:
+        texts["issue"] = lambda: _(
+            "Issued %(quantity)s %(name)s from %(source)s.",
+            quantity=quantity,
+            name=row.item_name,
+            source=row.from_location,
+        )
     if row.kind not in texts:
         return _recorded([movement])
     link = Markup('<a href="{}">#{}</a>').format(url_for("movements.show", movement_id=row.id), row.id)
@@ -195,8 +208,10 @@ def index() -> Any:
     args: dict[str, Any] = {k: v for k in FILTERS if (v := request.args.get(k, "").strip())}
     next_url = url_for(".index", **args, after=page.next_cursor) if page.next_cursor else None
     first_url = url_for(".index", **args) if request.args.get("after") else None
+    blind = counts.hidden_places(current_user.role, skus={row.sku for row in page.rows})
+    rows = list(catalog.hide_balances(page.rows, blind))
     return render_template(
-        "movements/index.html", form=form, page=page, args=args, next_url=next_url, first_url=first_url
+        "movements/index.html", form=form, rows=rows, args=args, next_url=next_url, first_url=first_url
     )
 
 
@@ -223,7 +238,7 @@ def export() -> Any:
             m.username,
             m.reverses_id or "",
         ]
-        for m in catalog.iter_movements(**filters)
+        for m in catalog.hide_balances(catalog.iter_movements(**filters), counts.hidden_places(current_user.role))
     )
     return export_response("movements", header, rows)
 
@@ -232,6 +247,8 @@ def export() -> Any:
 @role_required("viewer")
 def show(movement_id: int) -> Any:
     movement, reversed_by = catalog.get_movement(movement_id)
+    blind = counts.hidden_places(current_user.role, skus=[movement.sku])
+    movement = next(catalog.hide_balances([movement], blind))
     return render_template(
         "movements/show.html", movement=movement, reversed_by=reversed_by, form=ReverseMovementForm()
     )

@@ -14,7 +14,7 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
 from app.auth.roles import role_required
-from app.services import catalog, codes, stock
+from app.services import catalog, codes, counts, stock
 from app.services.errors import (
     Conflict,
     DomainError,
@@ -148,8 +148,15 @@ def _apply(data: dict[str, Any]) -> dict[str, Any]:
     else:
         action = stock.issue_stock if mode == "issue" else stock.receive_stock
         movement = action(location=location, **common)
-    # The balances the movement left behind (a replayed scan shows what it did the first time).
-    balance = movement.to_balance if mode == "receive" else movement.from_balance
+    # The balances the movement left behind (a replayed scan shows what it did the first time);
+    # not to a counter at a place being counted, whose balance is the count's answer.
+    hidden = counts.hidden_location_ids(current_user.role, item_ids=[movement.item_id])
+
+    def shown(balance: Any, location_id: int | None) -> str:
+        return (
+            _("Hidden while it is counted") if (movement.item_id, location_id) in hidden else format_quantity(balance)
+        )
+
     result = {
         "status": "ok",
         "kind": "movement",
@@ -160,10 +167,12 @@ def _apply(data: dict[str, Any]) -> dict[str, Any]:
         "unit": resolved.unit,
         "quantity": format_quantity(movement.quantity),
         "location": location,
-        "balance": format_quantity(balance),
+        "balance": shown(movement.to_balance, movement.to_location_id)
+        if mode == "receive"
+        else shown(movement.from_balance, movement.from_location_id),
     }
     if mode == "transfer":
-        result.update(to_location=target, to_balance=format_quantity(movement.to_balance))
+        result.update(to_location=target, to_balance=shown(movement.to_balance, movement.to_location_id))
     return result
 
 

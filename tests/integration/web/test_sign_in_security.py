@@ -127,6 +127,30 @@ def test_a_delayed_client_may_try_again_once_its_wait_has_passed(app: Flask, fac
     assert _sign_in(client, "tang").status_code == 303
 
 
+def test_a_failed_sign_in_never_stores_the_typed_username(make_app: Any, factory: Any) -> None:
+    factory.user(role="clerk", username="he")
+    typed = "Hunter2-Password-Typed-In-The-Wrong-Box"
+    app = make_app(SECRET_KEY="one-secret-" + "k" * 32)
+    client = _from(app, "192.0.2.9")
+    for _ in range(signins.PAIR_LIMIT):
+        assert _sign_in(client, typed, "guess").status_code == 401
+    with app.app_context():
+        rows = db.session.query(SignInFailure).all()
+        stored = [value for row in rows for value in (row.username_digest, row.client)]
+    assert len(rows) == signins.PAIR_LIMIT and len({row.username_digest for row in rows}) == 1
+    assert not any(typed.lower() in value.lower() for value in stored)
+    assert not any("hunter2" in value.lower() for value in stored)
+    # The same name, however it is typed, is still one throttled pair; another name is not.
+    assert _sign_in(client, f"  {typed.upper()} ", "guess").status_code == 429
+    assert _sign_in(client, "he").status_code == 303
+    # Keyed: another SECRET_KEY gives another digest, so a digest cannot be checked against guesses.
+    other = make_app(SECRET_KEY="another-secret-" + "k" * 32)
+    with other.app_context():
+        signins.record_failure(username=typed, client="192.0.2.10")
+        digest = db.session.query(SignInFailure).filter_by(client="192.0.2.10").one().username_digest
+    assert digest != rows[0].username_digest
+
+
 # ---------------------------------------------------------------- cookies that can be revoked
 
 
