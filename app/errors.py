@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, flash, jsonify, redirect, render_template, request
+from flask import Flask, Response, flash, g, jsonify, redirect, render_template, request
 from flask_babel import gettext as _
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from app.services import counts
 from app.services.errors import DomainError, InvalidInput
 
 log = logging.getLogger(__name__)
@@ -63,7 +65,16 @@ def _http_detail(status: int) -> str:
     return details.get(status, _("The request could not be completed."))
 
 
+def caller_role() -> str | None:
+    """The role of whoever made this request: the API token's, else the signed-in user's."""
+    role: str | None = g.get("api_role")
+    if role is None and current_user.is_authenticated:
+        role = current_user.role
+    return role
+
+
 def handle_domain_error(error: DomainError) -> Any:
+    error = counts.blinded(error, caller_role())
     if wants_problem_json():
         extras = error.to_dict()
         if isinstance(error, InvalidInput):

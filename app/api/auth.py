@@ -171,4 +171,5 @@ def authenticate(*, scope: str, role: str) -> Principal:
         raise Forbidden(f"This token lacks the {scope!r} scope.")
     if not role_covers(principal.role, role):
         raise Forbidden(f"This action needs the {role!r} role or above; {principal.username} is {principal.role!r}.")
+    g.api_role = principal.role  # what an error answer may show this caller (app/errors.py)
     return principal

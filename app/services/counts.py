@@ -21,7 +21,16 @@ from app.models import Count, CountLine, Item, Location, StockLevel
 from app.models.types import utcnow
 from app.services import stock
 from app.services.codes import resolve_code
-from app.services.errors import Conflict, InvalidInput, NotFound, UnknownItem, UnknownLocation
+from app.services.errors import (
+    Conflict,
+    DomainError,
+    InsufficientStock,
+    InvalidInput,
+    NotFound,
+    StockShortDuringCount,
+    UnknownItem,
+    UnknownLocation,
+)
 from app.services.quantities import parse_quantity
 from app.services.text import multi_line
 from app.services.transaction import unit_of_work
@@ -127,6 +136,16 @@ def hidden_places(role: str, *, skus: Collection[str] | None = None) -> set[tupl
     """The (SKU, location code) places whose quantity a user of `role` may not see now: the lines of
     open counts for a counter, for `skus` or for every item; none (and no query) for anyone else."""
     return blind_places(skus=skus) if counts_blind(role) else set()
+
+
+def blinded(error: DomainError, role: str | None) -> DomainError:
+    """`error` as a user of `role` may see it: an InsufficientStock at a place being counted loses
+    its available quantity for a counter (one query, only on that refusal)."""
+    if not (isinstance(error, InsufficientStock) and role and counts_blind(role)):
+        return error
+    if (error.sku, error.location) not in blind_places(skus=[error.sku]):
+        return error
+    return StockShortDuringCount(sku=error.sku, location=error.location, requested=error.requested)
 
 
 def hidden_location_ids(role: str, *, item_ids: Collection[int]) -> set[tuple[int, int]]:

@@ -135,6 +135,27 @@ class InsufficientStock(DomainError):
         self.available = available
 
 
+class StockShortDuringCount(DomainError):
+    """InsufficientStock as a counter sees it at a place being counted (a blind count): the same
+    refusal, without the quantity that would unblind the count."""
+
+    status = 409
+    code = "insufficient_stock"
+    title = "Insufficient stock"
+
+    def __init__(self, *, sku: str, location: str, requested: Decimal) -> None:
+        super().__init__(
+            f"not enough {sku} at {location} for {requested} requested; the quantity is hidden while it is counted",
+            sku=sku,
+            location=location,
+            requested=requested,
+            quantity_hidden=True,
+        )
+        self.sku = sku
+        self.location = location
+        self.requested = requested
+
+
 class QuantityOutOfRange(DomainError):
     """A movement would take a stock level, or an item's total over every location, past the
     largest quantity the database stores (NUMERIC(18, 3))."""

@@ -13,11 +13,12 @@ from flask import Response, render_template, request, stream_with_context
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from wtforms import Field, HiddenField, StringField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
-from app.services import errors, exports
+from app.services import counts, errors, exports
 from app.services.quantities import parse_quantity
 from app.web.i18n import local_day_bounds
 
@@ -29,6 +30,14 @@ def domain_message(error: errors.DomainError) -> str:
         return _(
             "Insufficient stock: only %(available)s of %(sku)s available at %(location)s (%(requested)s requested).",
             available=_plain(error.available),
+            sku=error.sku,
+            location=error.location,
+            requested=_plain(error.requested),
+        )
+    if isinstance(error, errors.StockShortDuringCount):
+        return _(
+            "Insufficient stock: not enough %(sku)s at %(location)s for %(requested)s requested "
+            "(the quantity there is hidden while it is being counted).",
             sku=error.sku,
             location=error.location,
             requested=_plain(error.requested),
@@ -84,11 +93,12 @@ def _plain(value: Any) -> str:
 
 def attach_error(form: FlaskForm, error: errors.DomainError) -> None:
     """Put the error on the field it is about (by name, or by the value it names), else on the form."""
+    error = counts.blinded(error, current_user.role)
     message = domain_message(error)
     field_name = error.extras.get("field")
     named = error.extras.get("location") or error.extras.get("sku")
     target: Field | None = None
-    if isinstance(error, errors.InsufficientStock):
+    if isinstance(error, (errors.InsufficientStock, errors.StockShortDuringCount)):
         target = form._fields.get("quantity")
     elif field_name and field_name in form._fields:
         target = form._fields[field_name]

@@ -3,6 +3,7 @@ a domain error (e.g. insufficient stock) is shown on the form in the user's lang
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -157,7 +158,14 @@ def _mark_pick_lines(form: PickListForm) -> bool:
     every line; False when no line has a problem one can see without the locks (a race)."""
     filled = form.filled_lines()
     checks = catalog.check_pick_lines([(f.sku.data, f.location.data, f.quantity.data) for _, f in filled])
+    # A counter is never told the quantity at a place being counted (a blind count).
+    counted = {
+        (sku.casefold(), code.casefold())
+        for sku, code in counts.hidden_places(current_user.role, skus=[f.sku.data for _, f in filled])
+    }
     for (n, line), check in zip(filled, checks, strict=True):
+        if ((line.sku.data or "").casefold(), (line.location.data or "").casefold()) in counted:
+            check = dataclasses.replace(check, available=None)
         line.checked = check
         if check.problem:
             field = {"unknown_item": line.sku, "archived_item": line.sku, "insufficient": line.quantity}
@@ -174,12 +182,16 @@ def _pick_problem(n: int, line: Any, check: catalog.PickLineCheck) -> str:
         "archived_item": lambda: _("Line %(n)s: item %(sku)s is archived.", n=n, sku=sku),
         "unknown_location": lambda: _("Line %(n)s: no location with code %(code)s.", n=n, code=code),
         "inactive_location": lambda: _("Line %(n)s: location %(code)s is inactive.", n=n, code=code),
-        "insufficient": lambda: _(
-            "Line %(n)s: only %(available)s %(unit)s available at %(code)s.",
-            n=n,
-            available=format_quantity(check.available),
-            unit=check.unit,
-            code=code,
+        "insufficient": lambda: (
+            _(
+                "Line %(n)s: only %(available)s %(unit)s available at %(code)s.",
+                n=n,
+                available=format_quantity(check.available),
+                unit=check.unit,
+                code=code,
+            )
+            if check.available is not None
+            else _("Line %(n)s: not enough at %(code)s (hidden while it is being counted).", n=n, code=code)
         ),
     }
     return str(messages[check.problem or "insufficient"]())

@@ -196,6 +196,7 @@ def _undo(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def _error(error: DomainError) -> tuple[Response, int]:
+    error = counts.blinded(error, current_user.role)
     body: dict[str, Any] = {"status": "error", "code": error.code, "message": _scan_message(error)}
     if isinstance(error, InsufficientStock):
         body["available"] = format_quantity(Decimal(error.available))

@@ -275,3 +275,43 @@ def test_the_api_and_the_scan_page_tell_a_counter_no_balance_at_a_counted_place(
     assert issue(clerk, "WH1-A-01-01")["balance"] == "5"
     scanned = client.post("/scan/moves", json={"code": "SKU-SCREW", "mode": "issue", "location": "WH1-A-01-01"})
     assert scanned.get_json()["balance"] == "4"
+
+
+# ---------------------------------------------------------------- what a refusal says
+
+
+def test_a_refusal_at_a_counted_place_does_not_tell_a_counter_the_quantity(
+    app: Flask, client: FlaskClient, factory: Factory, login_as: Callable[..., Any], counted: int
+) -> None:
+    """Asking for 1,000 of the 10 on the counted shelf is refused, with the figure for a manager
+    and without it for a counter: "only 10 available" would unblind the count."""
+    too_many = {"sku": "SKU-SCREW", "location": "WH1-A-01-01", "quantity": "1000"}
+    ten = re.compile(r"(?<![\d.-])10(\.0+)?(?![\d])")  # the 10 on the shelf, not 1000 nor A-01-01
+
+    def api(role: str) -> Any:
+        headers = {"Authorization": f"Bearer {factory.token(factory.user(role=role), scope='write')}"}
+        response = client.post("/api/v1/stock/issue", json=too_many, headers=headers)
+        assert response.status_code == 409 and response.get_json()["code"] == "insufficient_stock"
+        return response.get_json()
+
+    assert Decimal(api("manager")["available"]) == 10
+    refused = api("clerk")
+    assert "available" not in refused and refused["quantity_hidden"] is True and not ten.search(refused["detail"])
+
+    login_as("clerk")
+    page = client.get("/movements/issue").get_data(as_text=True)
+    form = text_of(client.post("/movements/issue", data={**too_many, "idempotency_key": KEY.search(page).group(1)}))
+    assert "盘点期间不显示" in form and not ten.search(form)
+    scanned = client.post(
+        "/scan/moves", json={"code": "SKU-SCREW", "mode": "issue", "location": "WH1-A-01-01", "quantity": "1000"}
+    ).get_json()
+    assert "available" not in scanned and not ten.search(scanned["message"])
+    pick = {"lines-0-sku": "SKU-SCREW", "lines-0-location": "WH1-A-01-01", "lines-0-quantity": "1000"}
+    page = client.get("/movements/pick").get_data(as_text=True)
+    picked = text_of(client.post("/movements/pick", data={**pick, "idempotency_key": KEY.search(page).group(1)}))
+    assert "第 1 行" in picked and "盘点期间不显示" in picked and not ten.search(picked)
+
+    _close(app, counted, "cancel")
+    page = client.get("/movements/issue").get_data(as_text=True)
+    form = text_of(client.post("/movements/issue", data={**too_many, "idempotency_key": KEY.search(page).group(1)}))
+    assert ten.search(form) and "盘点期间不显示" not in form
