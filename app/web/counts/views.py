@@ -64,14 +64,31 @@ def create() -> Any:
 @role_required("clerk")
 def show(count_id: int) -> Any:
     view = counts.get_count(count_id)
-    return render_template("counts/show.html", view=view, form=CountActionForm())
+    done = sum(1 for line in view.lines if not line.awaiting)
+    return render_template("counts/show.html", view=view, form=CountActionForm(), entered=_entered(view), done=done)
+
+
+def _entered(view: counts.CountView) -> dict[int, str]:
+    """What the counter entered on each line, as typed back into its box: the second count once
+    one is asked for (empty until entered), else the first."""
+    shown = {}
+    for line in view.lines:
+        value = line.second_count if line.recount_requested else line.first_count
+        shown[line.id] = "" if value is None else f"{value.normalize():f}"
+    return shown
 
 
 @bp.post("/<int:count_id>/entries")
 @role_required("clerk")
 def enter(count_id: int) -> Any:
     fields = request.form.items()
-    lines = {int(k[4:]): v.strip() for k, v in fields if k.startswith("qty:") and k[4:].isdigit() and v.strip()}
+    # The sheet shows what was entered; a box sent back as it was shown is not a new count.
+    shown = _entered(counts.get_count(count_id))
+    lines = {
+        int(k[4:]): v.strip()
+        for k, v in fields
+        if k.startswith("qty:") and k[4:].isdigit() and v.strip() and v.strip() != shown.get(int(k[4:]))
+    }
     found = {}
     if code := request.form.get("code", "").strip():
         found[code] = request.form.get("quantity", "").strip() or "1"
@@ -87,7 +104,26 @@ def enter(count_id: int) -> Any:
 @role_required("manager")
 def review(count_id: int) -> Any:
     view = counts.get_count(count_id)
-    return render_template("counts/review.html", view=view, form=CountActionForm())
+    only_variances = request.args.get("only") == "variances"
+    varied = [line for line in view.lines if line.variance]
+
+    # Variances above the count's threshold first, the largest on top, then every other line
+    # in sheet order (location, SKU): what needs a decision is read before what does not.
+    def large(line: counts.LineView) -> bool:
+        return line.variance is not None and abs(line.variance) > view.count.threshold
+
+    shown = sorted(
+        varied if only_variances else view.lines, key=lambda line: -abs(line.variance or 0) if large(line) else 0
+    )
+    return render_template(
+        "counts/review.html",
+        view=view,
+        form=CountActionForm(),
+        lines=shown,
+        large={line.id for line in view.lines if large(line)},
+        varied=len(varied),
+        only_variances=only_variances,
+    )
 
 
 @bp.post("/<int:count_id>/recount")
@@ -135,7 +171,7 @@ def _act(count_id: int, back: str, action: Any) -> Any:
         flash(_message(error), "error")
         return redirect(url_for(back, count_id=count_id), 303)
     messages = {
-        "counts.enter": lambda: _("%(n)s counts saved.", n=result),
+        "counts.enter": lambda: _("%(n)s counts saved.", n=result) if result else _("Nothing new to save."),
         "counts.recount": lambda: _("%(n)s lines sent for a second count.", n=result),
         "counts.approve": lambda: _("Count approved: %(n)s stocktake lines posted.", n=len(result)),
         "counts.cancel": lambda: _("Count cancelled."),

@@ -111,7 +111,7 @@ def test_approval_posts_the_variance_linked_to_the_count(
     count_id = _count_id(app)
     client.post(f"/counts/{count_id}/entries", data={_qty(app, count_id, "SKU-SCREW"): "7"})
     review = text_of(client.get(f"/counts/{count_id}/review"))
-    assert "-3" in review
+    assert "−3 pcs" in review  # signed with a true minus, unit beside it
     response = client.post(f"/counts/{count_id}/approve")
     assert response.status_code == 303
     assert _level(app, stocked) == Decimal(7)
