@@ -3,6 +3,7 @@ only the manager's review shows the system quantity, the count and the variance.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -112,9 +113,10 @@ def review(count_id: int) -> Any:
     def large(line: counts.LineView) -> bool:
         return line.variance is not None and abs(line.variance) > view.count.threshold
 
-    shown = sorted(
-        varied if only_variances else view.lines, key=lambda line: -abs(line.variance or 0) if large(line) else 0
-    )
+    def order(line: counts.LineView) -> Decimal:
+        return -abs(line.variance) if line.variance is not None and large(line) else Decimal(0)
+
+    shown = sorted(varied if only_variances else view.lines, key=order)
     return render_template(
         "counts/review.html",
         view=view,
