@@ -105,7 +105,7 @@ def enter(count_id: int) -> Any:
 @role_required("manager")
 def review(count_id: int) -> Any:
     view = counts.get_count(count_id)
-    only_variances = request.args.get("only") == "variances"
+    only_variances = request.args.get("show") == "variances"
     varied = [line for line in view.lines if line.variance]
 
     # Variances above the count's threshold first, the largest on top, then every other line

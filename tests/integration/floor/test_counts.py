@@ -279,5 +279,5 @@ def test_sheet_keeps_entries_and_review_filters_variances_without_script(
     assert after == before
     full = text_of(client.get(f"/counts/{count_id}/review"))
     assert full.index("SKU-SCREW") < full.index("SKU-NUT")  # the large variance first
-    only = text_of(client.get(f"/counts/{count_id}/review?only=variances"))
+    only = text_of(client.get(f"/counts/{count_id}/review?show=variances"))
     assert "SKU-SCREW" in only and "SKU-NUT" not in only and "只看差异 (1)" in only
