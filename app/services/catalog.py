@@ -317,6 +317,39 @@ def list_stock(*, sku: str) -> list[StockRow]:
 
 
 @dataclass(frozen=True)
+class ItemLookup:
+    """One match of the stock forms' item picker: the item and where it is held, fullest first."""
+
+    sku: str
+    name: str
+    unit: str
+    barcode: str | None
+    stock: list[StockRow]
+
+
+LOOKUP_LIMIT = 10
+
+
+def lookup_items(q: str, *, limit: int = LOOKUP_LIMIT) -> list[ItemLookup]:
+    """Active items matching `q` the way the item list's search does (SKU, name, barcode,
+    pinyin), each with its non-empty stock levels, in two statements whatever the count."""
+    found = list_items(q=q, limit=limit).rows if q.strip() else []
+    if not found:
+        return []
+    held: dict[int, list[StockRow]] = {row.id: [] for row in found}
+    levels = db.session.execute(
+        select(StockLevel.item_id, Location.code, Location.name, Warehouse.code, StockLevel.quantity)
+        .join(Location, Location.id == StockLevel.location_id)
+        .join(Warehouse, Warehouse.id == Location.warehouse_id)
+        .where(StockLevel.item_id.in_(list(held)), StockLevel.quantity != 0)
+        .order_by(StockLevel.quantity.desc(), Location.code)
+    )
+    for item_id, *row in levels:
+        held[item_id].append(StockRow(*row))
+    return [ItemLookup(row.sku, row.name, row.unit, row.barcode, held[row.id]) for row in found]
+
+
+@dataclass(frozen=True)
 class StockLevelRow:
     sku: str
     location: str

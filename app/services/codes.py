@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, func, select
 
 from app.extensions import db
 from app.models import Item, Location, StockLevel
+from app.services.catalog import canonical_sku
 from app.services.errors import Conflict, NotFound
 from app.services.search_keys import fold
 
@@ -80,13 +81,15 @@ def resolve_code(scanned: str) -> Resolved:
     text = (scanned or "").strip()
     if not text or len(text) > 128:
         raise UnknownCode(text[:128])
+    # Location codes are stored upper-case and SKUs match in any case (a scanner set to lower
+    # case, a code typed by hand); barcodes are taken exactly as printed.
     location = db.session.execute(
-        select(Location.code, Location.name, Location.active).where(Location.code == text)
+        select(Location.code, Location.name, Location.active).where(Location.code.in_({text, text.upper()}))
     ).first()
     if location is not None:
         return Resolved("location", location.code, location.name, active=location.active)
-    for column in (Item.barcode, Item.sku):
-        item = db.session.execute(select(Item.sku, Item.name, Item.unit, Item.archived).where(column == text)).first()
+    for column, value in ((Item.barcode, text), (Item.sku, canonical_sku(text))):
+        item = db.session.execute(select(Item.sku, Item.name, Item.unit, Item.archived).where(column == value)).first()
         if item is not None:
             return Resolved("item", item.sku, item.name, item.unit, active=not item.archived)
     raise UnknownCode(text)

@@ -35,6 +35,7 @@ document.addEventListener("DOMContentLoaded", () => {
       copy.classList.remove("has-problem");
       copy.querySelector(".line-no").textContent = String(n + 1);
       last.after(copy);
+      copy.dispatchEvent(new CustomEvent("line-added", { bubbles: true }));
     });
   }
   // The item form: the new-category name shows only when "New category…" is chosen (without

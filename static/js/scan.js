@@ -11,7 +11,8 @@
   const resultBox = $("scan-result");
   const log = $("scan-log");
   const msg = JSON.parse(root.dataset.messages);
-  const locations = new Set(JSON.parse(root.dataset.locations));
+  // Location codes by their upper-case form: a lower-case scan or typed code finds its place.
+  const locations = new Map(JSON.parse(root.dataset.locations).map((c) => [c.toUpperCase(), c]));
   let csrf = root.dataset.csrf;
   const me = root.dataset.user;
   const state = { location: null, target: null, quantity: "1" };
@@ -253,7 +254,8 @@
       show("info", fill(msg.quantity, { quantity: state.quantity }));
       return;
     }
-    if (locations.has(code)) { setLocation(code); return; }
+    const place = locations.get(code.toUpperCase());
+    if (place) { setLocation(place); return; }
     const scan = {
       code,
       mode: mode(),

@@ -80,7 +80,7 @@ def test_blind_count_through_approval(sign_in: Callable[..., Page]) -> None:
     expect(clerk.locator(".flash-success")).to_contain_text("已保存 1 个盘点数")
 
     manager.goto(count_url + "/review")
-    expect(manager.locator("#review-lines")).to_contain_text("-1")
+    expect(manager.locator("#review-lines")).to_contain_text("−1")
     manager.get_by_role("button", name="要求复盘").click()
     expect(manager.locator(".flash-success")).to_contain_text("1 行已要求复盘")
 

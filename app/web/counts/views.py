@@ -3,6 +3,7 @@ only the manager's review shows the system quantity, the count and the variance.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
@@ -64,15 +65,30 @@ def create() -> Any:
 @role_required("clerk")
 def show(count_id: int) -> Any:
     view = counts.get_count(count_id)
-    return render_template("counts/show.html", view=view, form=CountActionForm())
+    done = sum(1 for line in view.lines if not line.awaiting)
+    return render_template("counts/show.html", view=view, form=CountActionForm(), entered=_entered(view), done=done)
+
+
+def _entered(view: counts.CountView) -> dict[int, str]:
+    """What the counter entered on each line, as typed back into its box: the second count once
+    one is asked for (empty until entered), else the first."""
+    shown = {}
+    for line in view.lines:
+        value = line.second_count if line.recount_requested else line.first_count
+        shown[line.id] = "" if value is None else f"{value.normalize():f}"
+    return shown
 
 
 @bp.post("/<int:count_id>/entries")
 @role_required("clerk")
 def enter(count_id: int) -> Any:
     fields = request.form.items()
+    # The sheet shows what was entered; a box sent back as it was shown is not a new count.
+    shown = _entered(counts.get_count(count_id))
     numbered = ((whole_number(k[4:], maximum=2**63 - 1), v.strip()) for k, v in fields if k.startswith("qty:"))
-    lines = {line_id: value for line_id, value in numbered if line_id is not None and value}
+    lines = {
+        line_id: value for line_id, value in numbered if line_id is not None and value and value != shown.get(line_id)
+    }
     found = {}
     if code := request.form.get("code", "").strip():
         found[code] = request.form.get("quantity", "").strip() or "1"
@@ -88,7 +104,27 @@ def enter(count_id: int) -> Any:
 @role_required("manager")
 def review(count_id: int) -> Any:
     view = counts.get_count(count_id)
-    return render_template("counts/review.html", view=view, form=CountActionForm())
+    only_variances = request.args.get("show") == "variances"
+    varied = [line for line in view.lines if line.variance]
+
+    # Variances above the count's threshold first, the largest on top, then every other line
+    # in sheet order (location, SKU): what needs a decision is read before what does not.
+    def large(line: counts.LineView) -> bool:
+        return line.variance is not None and abs(line.variance) > view.count.threshold
+
+    def order(line: counts.LineView) -> Decimal:
+        return -abs(line.variance) if line.variance is not None and large(line) else Decimal(0)
+
+    shown = sorted(varied if only_variances else view.lines, key=order)
+    return render_template(
+        "counts/review.html",
+        view=view,
+        form=CountActionForm(),
+        lines=shown,
+        large={line.id for line in view.lines if large(line)},
+        varied=len(varied),
+        only_variances=only_variances,
+    )
 
 
 @bp.post("/<int:count_id>/recount")
@@ -136,7 +172,7 @@ def _act(count_id: int, back: str, action: Any) -> Any:
         flash(_message(error), "error")
         return redirect(url_for(back, count_id=count_id), 303)
     messages = {
-        "counts.enter": lambda: _("%(n)s counts saved.", n=result),
+        "counts.enter": lambda: _("%(n)s counts saved.", n=result) if result else _("Nothing new to save."),
         "counts.recount": lambda: _("%(n)s lines sent for a second count.", n=result),
         "counts.approve": lambda: _("Count approved: %(n)s stocktake lines posted.", n=len(result)),
         "counts.cancel": lambda: _("Count cancelled."),

@@ -6,16 +6,18 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import get_timezone
 from flask_babel import gettext as _
 from flask_login import current_user
 
 from app.auth.roles import role_required
+from app.errors import problem
 from app.services import catalog, counts, dashboard, items
 from app.services.errors import DomainError, InvalidInput, UnknownItem
 from app.web.charts import step_line
 from app.web.common import attach_error, confirm_page, whole_number
+from app.web.i18n import format_quantity
 from app.web.items import bp
 from app.web.items.forms import ArchiveItemForm, CategoryForm, EditItemForm, ItemForm
 
@@ -64,6 +66,54 @@ def index() -> Any:
 def _local(points: list[Any]) -> list[Any]:
     zone = ZoneInfo(str(get_timezone()))
     return [(when.astimezone(zone), value) for when, value in points]
+
+
+LOOKUP_MAX_CHARS = 100
+
+
+@bp.app_template_global()
+def item_lookup_messages() -> dict[str, str]:
+    """What the item picker says, for templates/_macros/item_lookup.html ({n} and {location} are
+    filled in by the script)."""
+    return {
+        "label": _("Matching items"),
+        "none": _("No item matches; check the SKU, name or barcode."),
+        "count": _("Matching items: {n}. Arrow keys to move, Enter to choose."),
+        "nowhere": _("Not in stock anywhere."),
+        "hidden": _("(being counted)"),
+        "suggested": _("Location {location} suggested."),
+    }
+
+
+@bp.get("/lookup")
+@role_required("viewer")
+def lookup() -> Any:
+    """The stock forms' item picker (static/js/combobox.js): up to ten items matching `q`, each
+    with its unit and stock per location, fullest first (the place to suggest)."""
+    q = request.args.get("q", "").strip()
+    if len(q) > LOOKUP_MAX_CHARS or any(ord(c) < 32 for c in q):
+        message = _("Type at most %(n)s characters, without control characters.", n=LOOKUP_MAX_CHARS)
+        return problem(400, _("Invalid search"), message, "invalid_input")
+    found = catalog.lookup_items(q)
+    # A counter sees no quantity of a place being counted (the count stays blind); such an item's
+    # places are listed by code so their order does not tell either.
+    blind = counts.blind_places(skus=[i.sku for i in found]) if counts.counts_blind(current_user.role) else set()
+    results = []
+    for item in found:
+        hidden = {code for sku, code in blind if sku == item.sku}
+        places = sorted(item.stock, key=lambda s: s.location) if hidden else item.stock
+        stock = [
+            {
+                "location": s.location,
+                "warehouse": s.warehouse,
+                "quantity": None if s.location in hidden else format_quantity(s.quantity),
+            }
+            for s in places
+        ]
+        results.append({"sku": item.sku, "name": item.name, "unit": item.unit, "barcode": item.barcode, "stock": stock})
+    response: Response = jsonify({"items": results})
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/<sku>")

@@ -111,7 +111,7 @@ def test_approval_posts_the_variance_linked_to_the_count(
     count_id = _count_id(app)
     client.post(f"/counts/{count_id}/entries", data={_qty(app, count_id, "SKU-SCREW"): "7"})
     review = text_of(client.get(f"/counts/{count_id}/review"))
-    assert "-3" in review
+    assert "−3 pcs" in review  # signed with a true minus, unit beside it
     response = client.post(f"/counts/{count_id}/approve")
     assert response.status_code == 303
     assert _level(app, stocked) == Decimal(7)
@@ -256,3 +256,28 @@ def test_an_item_found_during_an_item_count_needs_its_location(
     assert "请说明扫描的物品是在哪个库位找到的" in text_of(asked)
     client.post(f"/counts/{count_id}/entries", data={"code": "SKU-SCREW", "quantity": "2", "location": "WH1-A-01-02"})
     assert "WH1-A-01-02" in text_of(client.get(f"/counts/{count_id}/review"))
+
+
+def test_sheet_keeps_entries_and_review_filters_variances_without_script(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any], stocked: Stocked, factory: Any
+) -> None:
+    factory.stock(factory.item("SKU-NUT", name="螺母"), stocked.shelf, 4)
+    login_as("manager")
+    _open(client)
+    count_id = _count_id(app)
+    entries = {_qty(app, count_id, "SKU-SCREW"): "7", _qty(app, count_id, "SKU-NUT"): "4"}
+    client.post(f"/counts/{count_id}/entries", data=entries)
+    sheet = client.get(f"/counts/{count_id}").get_data(as_text=True)
+    assert 'value="7"' in sheet and 'value="4"' in sheet  # what the counter entered, shown back
+    assert "已盘 2 / 2" in text_of(client.get(f"/counts/{count_id}"))
+    with app.app_context():
+        before = [(line.first_count, line.first_by, line.counted_at) for line in db.session.scalars(select(CountLine))]
+    again = client.post(f"/counts/{count_id}/entries", data=entries, follow_redirects=True)
+    assert "没有新的盘点数需要保存" in text_of(again)
+    with app.app_context():
+        after = [(line.first_count, line.first_by, line.counted_at) for line in db.session.scalars(select(CountLine))]
+    assert after == before
+    full = text_of(client.get(f"/counts/{count_id}/review"))
+    assert full.index("SKU-SCREW") < full.index("SKU-NUT")  # the large variance first
+    only = text_of(client.get(f"/counts/{count_id}/review?show=variances"))
+    assert "SKU-SCREW" in only and "SKU-NUT" not in only and "只看差异 (1)" in only
