@@ -143,4 +143,5 @@ def test_error_pages_speak_the_users_language(client: Any, login_as: Any) -> Non
     assert "没有这个页面" in page
     assert "requested URL was not found" not in page
     forbidden = client.get("/users")
-    assert forbidden.status_code == 403 and "您的角色无权执行此操作" in text_of(forbidden)
+    assert forbidden.status_code == 403 and "您的角色是“访客”" in text_of(forbidden)
+    assert "You don't have the permission" not in text_of(forbidden)
