@@ -72,7 +72,7 @@ fmt: venv
 # in translations/zh_Hans_CN), and compile. The compiled .mo files are committed; a test checks
 # that they match the .po files.
 translations: venv
-	$(BIN)/pybabel extract -F babel.cfg -k _l -o translations/messages.pot --no-location --sort-output --omit-header .
+	$(BIN)/pybabel extract -F babel.cfg -k _l --ignore-dirs ".*" -o translations/messages.pot --no-location --sort-output --omit-header .
 	$(BIN)/pybabel update -i translations/messages.pot -d translations --width 120 --ignore-obsolete -N
 	$(BIN)/pybabel compile -d translations
 
