@@ -219,12 +219,17 @@ def test_sighup_reload_under_load_fails_no_request(server: Server) -> None:
 
 
 def test_sigterm_finishes_in_flight_requests_and_leaves_the_ledger_whole(server: Server) -> None:
-    picks: list[tuple[int, float]] = []
+    picks: list[tuple[int | str, float, str]] = []
 
     def big_pick(reference: str) -> None:
         lines = [{"sku": PICK_SKU, "location": PICK_LOCATION, "quantity": "0.01"}] * PICK_LINES
-        status, _ = server.request("POST", "/api/v1/stock/issue-lines", {"lines": lines, "reference": reference})
-        picks.append((status, time.monotonic()))
+        try:
+            status: int | str = server.request(
+                "POST", "/api/v1/stock/issue-lines", {"lines": lines, "reference": reference}
+            )[0]
+        except OSError as exc:  # still queued for a busy sync worker at SIGTERM: reset, never read
+            status = type(exc).__name__
+        picks.append((status, time.monotonic(), reference))
 
     load = Load(server).start()
     time.sleep(1.0)
@@ -240,11 +245,13 @@ def test_sigterm_finishes_in_flight_requests_and_leaves_the_ledger_whole(server:
     results = load.finish()
 
     assert exit_code == 0, server.log.read_text()
-    # Every pick was accepted before SIGTERM and at least one was still running when it arrived.
-    assert sorted(status for status, _ in picks) == [201, 201, 201]
-    assert max(done for _, done in picks) > term_at
-    for n in range(3):
-        assert _movements(server.database, f"PICK-{n}") == PICK_LINES
+    # Every pick a worker took finished with 201, at least one was still running when SIGTERM
+    # arrived, and each pick is written whole or (reset before a worker read it) not at all.
+    answered = [(status, done) for status, done, _ in picks if isinstance(status, int)]
+    assert answered and {status for status, _ in answered} == {201}, picks
+    assert max(done for _, done in answered) > term_at
+    for status, _, reference in picks:
+        assert _movements(server.database, reference) == (PICK_LINES if status == 201 else 0)
     # Writers racing the stop either got 201 (written) or never reached a worker (not written).
     written, ok = _movements(server.database, "LOAD"), sum(1 for r in results if r[1] == "write" and r[2] == 201)
     unanswered = sum(1 for r in results if r[1] == "write" and not isinstance(r[2], int))
