@@ -65,11 +65,10 @@ def _movement(
 
 def _hidden_sides(principal: Principal, movements: list[Any]) -> list[set[str]]:
     """For each movement just written, the sides ("from", "to") whose balance the caller may not
-    see: a counter's, at a place an open count covers (that balance is the place's quantity now)."""
-    hidden = counts.hidden_location_ids(principal.role, item_ids={m.item_id for m in movements})
-    return [
-        {side for side in ("from", "to") if (m.item_id, getattr(m, f"{side}_location_id")) in hidden} for m in movements
-    ]
+    see: a counter's, at a place an open count covers (that balance is the place's quantity now).
+    The stock service read which sides those are inside its transaction."""
+    blind = counts.counts_blind(principal.role)
+    return [set(m.counted_sides) if blind else set() for m in movements]
 
 
 def acting(principal: Principal, body: Any) -> dict[str, Any]:

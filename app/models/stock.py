@@ -84,6 +84,11 @@ class Movement(Model):
     from_location: Mapped[Location | None] = relationship(foreign_keys=[from_location_id], lazy="raise_on_sql")
     to_location: Mapped[Location | None] = relationship(foreign_keys=[to_location_id], lazy="raise_on_sql")
 
+    #: Not stored: the sides ("from", "to") that were at a place an open count covers when the
+    #: stock service wrote (or replayed) this movement, read inside its transaction. A counter is
+    #: not shown those balances (the count would not be blind).
+    counted_sides = frozenset[str]()
+
 
 class LowStockEvent(Model):
     """Outbox row written in the same transaction as the movement that crossed the reorder point.

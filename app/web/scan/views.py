@@ -150,12 +150,10 @@ def _apply(data: dict[str, Any]) -> dict[str, Any]:
         movement = action(location=location, **common)
     # The balances the movement left behind (a replayed scan shows what it did the first time);
     # not to a counter at a place being counted, whose balance is the count's answer.
-    hidden = counts.hidden_location_ids(current_user.role, item_ids=[movement.item_id])
+    hidden = movement.counted_sides if counts.counts_blind(current_user.role) else frozenset()
 
-    def shown(balance: Any, location_id: int | None) -> str:
-        return (
-            _("Hidden while it is counted") if (movement.item_id, location_id) in hidden else format_quantity(balance)
-        )
+    def shown(balance: Any, side: str) -> str:
+        return _("Hidden while it is counted") if side in hidden else format_quantity(balance)
 
     result = {
         "status": "ok",
@@ -167,12 +165,10 @@ def _apply(data: dict[str, Any]) -> dict[str, Any]:
         "unit": resolved.unit,
         "quantity": format_quantity(movement.quantity),
         "location": location,
-        "balance": shown(movement.to_balance, movement.to_location_id)
-        if mode == "receive"
-        else shown(movement.from_balance, movement.from_location_id),
+        "balance": shown(movement.to_balance, "to") if mode == "receive" else shown(movement.from_balance, "from"),
     }
     if mode == "transfer":
-        result.update(to_location=target, to_balance=shown(movement.to_balance, movement.to_location_id))
+        result.update(to_location=target, to_balance=shown(movement.to_balance, "to"))
     return result
 
 

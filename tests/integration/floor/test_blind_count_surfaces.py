@@ -277,6 +277,31 @@ def test_the_api_and_the_scan_page_tell_a_counter_no_balance_at_a_counted_place(
     assert scanned.get_json()["balance"] == "4"
 
 
+def test_a_transfer_and_a_replay_tell_a_counter_no_balance_at_a_counted_place(
+    app: Flask, client: FlaskClient, factory: Factory, counted: int
+) -> None:
+    """The counted side is read inside the write's transaction, for each side of a transfer, and
+    again when an Idempotency-Key replays the write after the count opened."""
+    clerk = {"Authorization": f"Bearer {factory.token(factory.user(role='clerk'), scope='write')}"}
+    body = {"sku": "SKU-SCREW", "from_location": "WH1-A-01-02", "to_location": "WH1-A-01-01", "quantity": "1"}
+    moved = client.post("/api/v1/stock/transfer", json=body, headers=clerk).get_json()["movement"]
+    assert (moved["from_balance"], moved["to_balance"]) == ("3", None)
+    back = {**body, "from_location": "WH1-A-01-01", "to_location": "WH1-A-01-02"}
+    moved = client.post("/api/v1/stock/transfer", json=back, headers=clerk).get_json()["movement"]
+    assert (moved["from_balance"], moved["to_balance"]) == (None, "4")
+
+    _close(app, counted, "cancel")
+    keyed = {**clerk, "Idempotency-Key": "replay-during-count"}
+    issue = {"sku": "SKU-SCREW", "location": "WH1-A-01-01", "quantity": "1"}
+    first = client.post("/api/v1/stock/issue", json=issue, headers=keyed)
+    assert first.status_code == 201 and first.get_json()["balance"] == "9"
+    with app.app_context():
+        counts.open_count(user="boss", location="WH1-A-01-01")
+    again = client.post("/api/v1/stock/issue", json=issue, headers=keyed)
+    assert again.get_json()["movement"]["id"] == first.get_json()["movement"]["id"]
+    assert (again.get_json()["balance"], again.get_json()["movement"]["from_balance"]) == (None, None)
+
+
 # ---------------------------------------------------------------- what a refusal says
 
 
