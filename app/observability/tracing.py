@@ -18,7 +18,7 @@ own, linked to the traces whose transactions queued it (`current_traceparent()` 
 
 from __future__ import annotations
 
-import secrets
+import os
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
@@ -39,6 +39,7 @@ _CONTEXT_KEY = "_inventory_trace_context"
 _EXCLUDED_URLS = "/healthz,/readyz,/metrics,/static/"
 _w3c = TraceContextTextMapPropagator()
 _NOTHING: AbstractContextManager[None] = nullcontext()
+_SPAN_BITS = (1 << 64) - 1
 
 
 def init_tracing(app: Flask) -> None:
@@ -92,14 +93,19 @@ def _instrument(app: Flask, provider: Any) -> None:
 
 def _ids(parent: SpanContext | None = None) -> NonRecordingSpan:
     """A span that records nothing, with fresh ids (in the parent's trace when there is one)."""
-    fresh_trace, span_id = secrets.randbits(128), secrets.randbits(64)
+    # Both ids from one read of the system's random source (two reads were a system call more on
+    # every request); an all-zero id would be invalid, and is 2**-128 away.
+    bits = int.from_bytes(os.urandom(24), "big")
+    fresh_trace, span_id = (bits >> 64) or 1, (bits & _SPAN_BITS) or 1
     trace_id = parent.trace_id if parent is not None and parent.is_valid else fresh_trace
     flags = parent.trace_flags if parent is not None and parent.is_valid else TraceFlags(TraceFlags.DEFAULT)
     return NonRecordingSpan(SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags))
 
 
 def _start_ids() -> None:
-    caller = trace.get_current_span(_w3c.extract(request.headers)).get_span_context()
+    # Most requests carry no traceparent: then there is nothing to parse.
+    header = request.environ.get("HTTP_TRACEPARENT")
+    caller = trace.get_current_span(_w3c.extract({"traceparent": header})).get_span_context() if header else None
     g.setdefault(_CONTEXT_KEY, otel_context.attach(trace.set_span_in_context(_ids(caller))))
 
 
