@@ -5,9 +5,15 @@ attempts fails clearly, progress visible to other connections, and retention."""
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +29,7 @@ from app.models.job import CHUNK_BYTES
 from app.models.types import utcnow
 from app.services import imports, jobs
 
+ROOT = Path(__file__).resolve().parents[2]
 MYSQL_ONLY = pytest.mark.parametrize("backend", [pytest.param("mysql", marks=pytest.mark.mysql)], indirect=True)
 
 
@@ -210,3 +217,42 @@ def test_the_worker_command_runs_one_job(app: Flask, db: Any) -> None:
     assert job is not None and job.state == "done"
     again = app.test_cli_runner().invoke(args=["jobs", "run", "--once"])
     assert "no job to run" in again.output
+
+
+@pytest.mark.slow
+def test_sigterm_lets_the_worker_finish_the_job_in_hand(app: Flask, database_url: str, db: Any, tmp_path: Path) -> None:
+    rows = 10_000
+    job_id = _queue(_csv("TERM", rows))
+    db.session.remove()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INVENTORY_", "DATABASE_", "FLASK_"))}
+    env |= {"DATABASE_URL": database_url, "FLASK_APP": "wsgi", "INVENTORY_ENV": "testing"}
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path)
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "flask", "jobs", "run", "--interval", "0.2"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while _state(job_id) != "running":  # claimed: its import is under way
+            assert time.monotonic() < deadline and worker.poll() is None, log.read_text()
+            time.sleep(0.02)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=120) == 0, log.read_text()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert (_state(job_id), _imported("TERM")) == ("done", (rows, 1)), log.read_text()
+    # The signal landed while the job ran, and the worker finished it before it stopped.
+    output = log.read_text()
+    assert output.index("jobs worker stopping") < output.index("import job finished") < output.index("worker stopped")
+
+
+def _state(job_id: int) -> str | None:
+    db.session.rollback()
+    return db.session.scalar(select(ImportJob.state).where(ImportJob.id == job_id))
