@@ -147,7 +147,12 @@ def claimable(job: ImportJob, *, now: datetime | None = None) -> bool:
 
 
 def stalled(job: ImportJob, *, now: datetime | None = None) -> bool:
-    """Whether no worker has taken up a claimable job for a whole lease period: none is running."""
+    """Whether no worker has taken up a claimable job for a whole lease period: none is running.
+
+    On SQLite a running job's lease cannot be renewed (the import holds the one write lock until
+    its COMMIT), so a lapsed lease there proves nothing and only a queued job can be stalled."""
+    if job.state == "running" and db.engine.dialect.name == "sqlite":
+        return False
     now = now or utcnow()
     patience = timedelta(seconds=settings().INVENTORY_JOBS_LEASE_SECONDS)
     since = job.updated_at if job.state == "queued" else job.lease_expires_at

@@ -194,6 +194,18 @@ def test_a_queued_job_no_worker_takes_up_reads_as_stalled_and_final(
     assert "作业进程" in state["message"]
 
 
+def test_a_running_job_is_stalled_when_its_lease_lapsed_a_lease_ago_except_on_sqlite(db: Any, backend: str) -> None:
+    job_id = _queue(_csv("LAPSE"))
+    assert jobs.claim_next(owner="gone") is not None
+    job = jobs.get_job(job_id)
+    assert job is not None
+    lease = timedelta(seconds=settings().INVENTORY_JOBS_LEASE_SECONDS)
+
+    assert not jobs.stalled(job, now=utcnow() + lease + timedelta(seconds=1))  # claimable, not yet stalled
+    # SQLite cannot renew a lease while the import holds its one write lock: a lapse proves nothing.
+    assert jobs.stalled(job, now=utcnow() + 2 * lease + timedelta(seconds=1)) is (backend == "mysql")
+
+
 def test_retention_deletes_old_uploads_but_not_one_a_job_still_needs(db: Any) -> None:
     kept = _queue(_csv("KEPT"))
     old = jobs.store_upload(data=_csv("OLD"), filename="old.csv", user="boss")
