@@ -219,6 +219,17 @@ def test_retention_deletes_old_uploads_but_not_one_a_job_still_needs(db: Any) ->
     assert db.session.scalar(select(func.count()).select_from(ImportUpload)) == 1
 
 
+def test_the_cleanup_command_deletes_expired_uploads(app: Flask, db: Any) -> None:
+    digest = jobs.store_upload(data=_csv("GONE"), filename="gone.csv", user="boss")
+    long_ago = utcnow() - timedelta(hours=settings().INVENTORY_IMPORT_RETENTION_HOURS, minutes=1)
+    db.session.execute(update(ImportUpload).where(ImportUpload.digest == digest).values(created_at=long_ago))
+    db.session.commit()
+    db.session.remove()
+    out = app.test_cli_runner().invoke(args=["jobs", "cleanup"])
+    assert "deleted 1 expired upload(s)" in out.output, out.output
+    assert jobs.read_upload(digest) is None
+
+
 def test_the_worker_command_runs_one_job(app: Flask, db: Any) -> None:
     job_id = _queue(_csv("CLI"))
     db.session.remove()
