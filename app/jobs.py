@@ -142,7 +142,10 @@ def local_progress(job_id: int) -> tuple[str, int, int] | None:
 
 def cleanup() -> int:
     """Delete expired uploads (and old finished jobs); how many uploads went."""
-    return jobs.delete_expired()
+    deleted = jobs.delete_expired()
+    if deleted:
+        log.info("expired import uploads deleted", extra={"uploads": deleted})
+    return deleted
 
 
 # ---------------------------------------------------------------- the embedded default

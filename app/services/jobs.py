@@ -107,8 +107,6 @@ def delete_expired(*, now: datetime | None = None) -> int:
         db.session.execute(delete(ImportUploadChunk).where(ImportUploadChunk.digest.in_(digests)))
         db.session.execute(delete(ImportUpload).where(ImportUpload.digest.in_(digests)))
     db.session.execute(delete(ImportJob).where(ImportJob.state.not_in(ACTIVE_STATES), ImportJob.updated_at < cutoff))
-    if digests:
-        log.info("expired import uploads deleted", extra={"uploads": len(digests)})
     return len(digests)
 
 
