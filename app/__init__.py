@@ -40,11 +40,13 @@ def create_app(config: Config | None = None) -> Flask:
     from app.backup_cli import register_backup_cli
     from app.cli import register_cli
     from app.errors import register_error_handlers
+    from app.jobs_cli import register_jobs_cli
     from app.notify_cli import register_notify_cli
 
     register_error_handlers(app)
     register_cli(app)
     register_notify_cli(app)
+    register_jobs_cli(app)
     register_backup_cli(app)
     return app
 

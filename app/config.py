@@ -120,6 +120,17 @@ class Config:
     # Imports with more rows than this are written by a background job with a progress page; the
     # rest within the request.
     INVENTORY_IMPORT_BACKGROUND_ROWS: int = 5000
+    # Uploaded files (kept in the database for preview and commit) are deleted this many hours
+    # after upload, by the job worker and `flask jobs cleanup`.
+    INVENTORY_IMPORT_RETENTION_HOURS: int = 72
+    # Background imports run in the web process itself (a thread claiming jobs like a worker), so
+    # the embedded SQLite default needs nothing else started. Off: `flask jobs run` runs them
+    # (the default on MariaDB; the cluster and Kubernetes run that worker).
+    INVENTORY_JOBS_INLINE: bool = True
+    # A job's lease: its worker renews it every quarter of this; when it lapses, the worker is
+    # taken for dead and the job is run again, at most INVENTORY_JOBS_MAX_ATTEMPTS times in all.
+    INVENTORY_JOBS_LEASE_SECONDS: int = 60
+    INVENTORY_JOBS_MAX_ATTEMPTS: int = 3
     # Spans exported over OTLP (app/observability/tracing.py); set from the standard OTEL_*
     # variables, never from one of ours. Off: log lines still carry trace and span ids.
     TRACING_ENABLED: bool = False
@@ -142,11 +153,12 @@ class Config:
         secret = env.get("SECRET_KEY", "")
         if inventory_env == "production" and (not secret or secret == DEV_SECRET_KEY or len(secret) < 32):
             raise ConfigError("SECRET_KEY must be set to a random value of at least 32 characters in production")
+        database_url = normalise_database_url(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL)
         secure_cookies = parse_bool(env.get("INVENTORY_SECURE_COOKIES"), default=inventory_env == "production")
         return cls(
             SECRET_KEY=secret or DEV_SECRET_KEY,
             INVENTORY_ENV=inventory_env,
-            SQLALCHEMY_DATABASE_URI=normalise_database_url(env.get("DATABASE_URL") or DEFAULT_DATABASE_URL),
+            SQLALCHEMY_DATABASE_URI=database_url,
             SESSION_COOKIE_SECURE=secure_cookies,
             REMEMBER_COOKIE_SECURE=secure_cookies,
             REMEMBER_COOKIE_DURATION=timedelta(days=_remember_days(env)),
@@ -166,6 +178,12 @@ class Config:
             INVENTORY_WECOM_WEBHOOK_URL=read_secret(env, "INVENTORY_WECOM_WEBHOOK_URL"),
             INVENTORY_LOG_LEVEL=env.get("INVENTORY_LOG_LEVEL", "INFO").strip().upper() or "INFO",
             INVENTORY_IMPORT_BACKGROUND_ROWS=int(env.get("INVENTORY_IMPORT_BACKGROUND_ROWS", "").strip() or "5000"),
+            INVENTORY_IMPORT_RETENTION_HOURS=parse_count(env, "INVENTORY_IMPORT_RETENTION_HOURS", 72),
+            INVENTORY_JOBS_INLINE=parse_bool(
+                env.get("INVENTORY_JOBS_INLINE"), default=database_url.startswith("sqlite")
+            ),
+            INVENTORY_JOBS_LEASE_SECONDS=_lease_seconds(env),
+            INVENTORY_JOBS_MAX_ATTEMPTS=max(1, parse_count(env, "INVENTORY_JOBS_MAX_ATTEMPTS", 3)),
             TRACING_ENABLED=otel_traces_exported(env),
             INVENTORY_BACKUP_TARGET=env.get("INVENTORY_BACKUP_TARGET", "").strip() or str(INSTANCE_DIR / "backups"),
             INVENTORY_BACKUP_S3_ENDPOINT_URL=env.get("INVENTORY_BACKUP_S3_ENDPOINT_URL", "").strip(),
@@ -177,6 +195,13 @@ def _remember_days(env: Mapping[str, str]) -> int:
     if not 1 <= days <= 365:
         raise ConfigError(f"INVENTORY_REMEMBER_DAYS must be between 1 and 365, not {days}")
     return days
+
+
+def _lease_seconds(env: Mapping[str, str]) -> int:
+    seconds = parse_count(env, "INVENTORY_JOBS_LEASE_SECONDS", 60)
+    if seconds < 4:
+        raise ConfigError(f"INVENTORY_JOBS_LEASE_SECONDS must be at least 4, not {seconds}")
+    return seconds
 
 
 def settings(app: Flask | None = None) -> Config:

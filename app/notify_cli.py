@@ -8,17 +8,15 @@ import signal
 import sys
 import threading
 import time
-from types import FrameType
 
 import click
 from flask import Flask
 from flask.cli import AppGroup
-from sqlalchemy.exc import SQLAlchemyError
 
 from app.config import settings
-from app.extensions import db
 from app.observability.logging import log_to_stdout
 from app.services import notifications
+from app.worker import run_rounds
 
 log = logging.getLogger(__name__)
 notify = AppGroup("notify", help="Deliver low-stock notifications and audit the ledger.")
@@ -64,34 +62,19 @@ def audit_command() -> None:
 )
 def run_command(interval: float, audit_every: float) -> None:
     """The long-running worker: dispatch due events every few seconds, audit the ledger every few minutes."""
-    log_to_stdout()
-    stop = threading.Event()
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("notify worker stopping", extra={"signal": signum})
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
     channel = _channel()
     next_audit = time.monotonic()
-    log.info("notify worker started", extra={"interval_s": interval, "audit_every_s": audit_every})
-    while not stop.is_set():
-        try:
-            if time.monotonic() >= next_audit:
-                notifications.run_ledger_audit()
-                next_audit = time.monotonic() + audit_every
-            report = notifications.dispatch_once(channel)
-        except SQLAlchemyError:
-            # The database is away (restart, failover): keep the worker alive and try again.
-            log.exception("notify round failed")
-            db.session.rollback()
-            report = notifications.DispatchReport()
-        finally:
-            db.session.remove()
+
+    def one_round() -> bool:
+        nonlocal next_audit
+        if time.monotonic() >= next_audit:
+            notifications.run_ledger_audit()
+            next_audit = time.monotonic() + audit_every
+        report = notifications.dispatch_once(channel)
         # A full batch means more is due: go again at once instead of sleeping.
-        if report.claimed < notifications.CLAIM_BATCH or report.deferred:
-            stop.wait(interval)
+        return report.claimed >= notifications.CLAIM_BATCH and not report.deferred
+
+    run_rounds("notify", one_round, interval=interval, audit_every_s=audit_every)
 
 
 @click.command("wecom-relay")

@@ -3,6 +3,7 @@
 from app.models.backup import BACKUP_RUN_KINDS, BackupRun
 from app.models.count import COUNT_STATUSES, Count, CountLine, ImportBatch
 from app.models.item import Category, Item, ItemRequest, SearchGram
+from app.models.job import JOB_STATES, ImportJob, ImportUpload, ImportUploadChunk
 from app.models.location import Location, Warehouse
 from app.models.notification import LedgerAudit, NotificationDelivery, NotificationSubscription, NotificationTarget  # noqa: F401
 from app.models.signin import SignInFailure
@@ -12,6 +13,7 @@ from app.models.user import ROLES, TOKEN_SCOPES, ApiToken, User
 __all__ = [
     "BACKUP_RUN_KINDS",
     "COUNT_STATUSES",
+    "JOB_STATES",
     "MOVEMENT_KINDS",
     "ROLES",
     "TOKEN_SCOPES",
@@ -21,6 +23,9 @@ __all__ = [
     "Count",
     "CountLine",
     "ImportBatch",
+    "ImportJob",
+    "ImportUpload",
+    "ImportUploadChunk",
     "Item",
     "ItemRequest",
     "Location",

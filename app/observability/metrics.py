@@ -57,6 +57,7 @@ class BusinessMetrics:
     backup_verify_time: Gauge
     backup_size: Gauge
     backup_duration: Gauge
+    import_jobs: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> BusinessMetrics:
@@ -121,6 +122,9 @@ class BusinessMetrics:
             backup_size=gauge("inventory_backup_size_bytes", "Compressed size of the last successful backup."),
             backup_duration=gauge(
                 "inventory_backup_duration_seconds", "How long the last successful backup took, by kind.", ("kind",)
+            ),
+            import_jobs=gauge(
+                "inventory_import_jobs", "Import jobs, by state (queued, running, done, failed).", ("state",)
             ),
         )
 
@@ -249,10 +253,19 @@ def _refresh_from_database(metrics: BusinessMetrics) -> None:
     metrics.outbox_failing.set(failing or 0)
     metrics.outbox_oldest_pending.set((utcnow() - oldest).total_seconds() if oldest is not None else 0)
     _refresh_backups(metrics)
+    _refresh_import_jobs(metrics)
     audit = db.session.scalars(select(LedgerAudit).order_by(LedgerAudit.id.desc()).limit(1)).first()
     if audit is not None:
         metrics.ledger_mismatches.set(audit.mismatches)
         metrics.ledger_audit_time.set(audit.finished_at.timestamp())
+
+
+def _refresh_import_jobs(metrics: BusinessMetrics) -> None:
+    """A queue that only grows means no job worker is running (see `flask jobs run`)."""
+    from app.services.jobs import counts_by_state
+
+    for state, count in counts_by_state().items():
+        metrics.import_jobs.labels(state=state).set(count)
 
 
 def _refresh_backups(metrics: BusinessMetrics) -> None:

@@ -492,6 +492,11 @@ def start_notifier(state: dict[str, Any]) -> None:
     launch(state, "notifier", [str(VENV_BIN / "flask"), "notify", "run", "--interval", "5"], env=app_env(state))
 
 
+def start_jobs(state: dict[str, Any]) -> None:
+    """The import job worker: commits of large imports, whichever app took the upload."""
+    launch(state, "jobs", [str(VENV_BIN / "flask"), "jobs", "run", "--interval", "0.5"], env=app_env(state))
+
+
 def migrate(state: dict[str, Any]) -> None:
     result = subprocess.run(  # noqa: S603
         [str(VENV_BIN / "flask"), "db", "upgrade"],
@@ -597,13 +602,14 @@ def _starter(state: dict[str, Any], name: str) -> Callable[[], None]:
         "router": lambda: start_router(state),
         "redis": lambda: start_redis(state),
         "notifier": lambda: start_notifier(state),
+        "jobs": lambda: start_jobs(state),
         "ingress": lambda: start_ingress(state),
     }
     return starters[name]
 
 
 def members(state: dict[str, Any]) -> list[str]:
-    return [*db_nodes(state), "dbcheck", "router", "redis", *app_names(state), "notifier", "ingress"]
+    return [*db_nodes(state), "dbcheck", "router", "redis", *app_names(state), "notifier", "jobs", "ingress"]
 
 
 def up(apps: int, db_mode: str, writers: str) -> dict[str, Any]:
@@ -644,6 +650,8 @@ def up(apps: int, db_mode: str, writers: str) -> dict[str, Any]:
         start_app(state, name, wait=False)
     if not alive(state["pids"].get("notifier")):
         start_notifier(state)
+    if not alive(state["pids"].get("jobs")):
+        start_jobs(state)
     for node in missing_nodes:
         start_node(state, node)
     for name in missing_apps:
@@ -737,7 +745,7 @@ def main() -> None:
     commands.add_parser("down", help="stop every member by pid and remove the cluster's data")
     commands.add_parser("status", help="print each member")
     for command in ("kill", "start"):
-        sub = commands.add_parser(command, help=f"{command} one member (db1.., app1.., worker, redis ...)")
+        sub = commands.add_parser(command, help=f"{command} one member (db1.., app1.., notifier, jobs, redis ...)")
         sub.add_argument("name")
     args = parser.parse_args()
     try:

@@ -39,6 +39,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # Low enough to prove a per-token limit is shared by every instance, high enough for the drains
 # (they write; reads are limited separately).
 READ_LIMIT_PER_MINUTE = 120
+# Short, so that a job whose worker was killed runs again within seconds.
+JOB_LEASE_SECONDS = 6
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Cluster:
     def _run(self, *args: str) -> str:
         env = {**os.environ, "INVENTORY_CLUSTER_DIR": str(self.directory)}
         env["INVENTORY_API_READ_LIMIT"] = f"{READ_LIMIT_PER_MINUTE}/minute"
+        env["INVENTORY_JOBS_LEASE_SECONDS"] = str(JOB_LEASE_SECONDS)
         result = subprocess.run(
             [str(ROOT / "ops" / "cluster" / args[0]), *args[1:]],
             env=env,
@@ -215,10 +218,10 @@ def wait_until(condition: Callable[[], bool], deadline: float, what: str) -> Non
     raise AssertionError(f"{what}: not within {deadline} s")
 
 
-def node_facts(url: str, hot: HotSku) -> tuple[Decimal, int, Decimal]:
-    """On one node: the hot level's quantity, the number of its issue movements and their total."""
+def connect(url: str) -> pymysql.connections.Connection:
+    """A plain connection to the database `url` names (a node, or the router)."""
     parsed = make_url(url)
-    connection = pymysql.connect(
+    return pymysql.connect(
         host=parsed.host,
         port=parsed.port,
         user=parsed.username,
@@ -226,6 +229,11 @@ def node_facts(url: str, hot: HotSku) -> tuple[Decimal, int, Decimal]:
         database=parsed.database,
         charset="utf8mb4",
     )
+
+
+def node_facts(url: str, hot: HotSku) -> tuple[Decimal, int, Decimal]:
+    """On one node: the hot level's quantity, the number of its issue movements and their total."""
+    connection = connect(url)
     try:
         with connection.cursor() as cursor:
             cursor.execute(

@@ -148,3 +148,18 @@ def test_database_gauges_show_low_stock_outbox_readiness_and_the_last_ledger_aud
         db.session.commit()
     app.test_cli_runner().invoke(args=["notify", "audit"])
     assert scrape(scraper)[("inventory_ledger_mismatches", ())] == 1
+
+
+def test_import_jobs_are_counted_by_state(app, make_app):
+    from app.services import jobs
+
+    scraper = make_app(INVENTORY_METRICS_TOKEN=TOKEN).test_client()
+    with app.app_context():
+        digest = jobs.store_upload(data=b"sku,name\nM-1,m\n", filename="m.csv", user="boss")
+        jobs.enqueue_import(digest=digest, filename="m.csv", user="boss", rows=1)
+        db.session.remove()
+
+    samples = scrape(scraper)
+
+    assert samples[("inventory_import_jobs", (("state", "queued"),))] == 1
+    assert samples[("inventory_import_jobs", (("state", "running"),))] == 0

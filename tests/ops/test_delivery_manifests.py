@@ -161,9 +161,11 @@ def test_workers_run_the_commands_the_app_provides(tools: Path) -> None:
     app = create_app(Config(SQLALCHEMY_DATABASE_URI="sqlite://", TESTING=True))
     commands = {
         name: find(docs, "Deployment", f"inventory-{name}")["spec"]["template"]["spec"]["containers"][0]["command"]
-        for name in ("notifier", "wecom-relay")
+        for name in ("notifier", "jobs", "wecom-relay")
     }
     assert commands["notifier"][:5] == ["flask", "--app", "wsgi", "notify", "run"]
+    assert commands["jobs"] == ["flask", "--app", "wsgi", "jobs", "run"]
+    assert "run" in app.cli.commands["jobs"].commands  # type: ignore[attr-defined]
     assert commands["wecom-relay"][3] == "wecom-relay"
     assert "notify" in app.cli.commands and "run" in app.cli.commands["notify"].commands  # type: ignore[attr-defined]
     assert "wecom-relay" in app.cli.commands

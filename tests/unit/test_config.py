@@ -115,3 +115,25 @@ def test_tracing_is_on_only_when_the_standard_otel_variables_name_an_endpoint(en
 def test_trusted_proxy_hops_default_to_none_and_come_from_the_environment():
     assert Config.from_env({}).INVENTORY_TRUSTED_PROXY_HOPS == 0
     assert Config.from_env({"INVENTORY_TRUSTED_PROXY_HOPS": "1"}).INVENTORY_TRUSTED_PROXY_HOPS == 1
+
+
+def test_import_jobs_run_inline_on_sqlite_and_need_a_worker_on_mariadb():
+    assert Config.from_env({}).INVENTORY_JOBS_INLINE is True
+    mariadb = Config.from_env({"DATABASE_URL": "mysql+pymysql://u:p@db/inventory"})
+    assert mariadb.INVENTORY_JOBS_INLINE is False
+    forced = {"DATABASE_URL": "mysql+pymysql://u:p@db/inventory", "INVENTORY_JOBS_INLINE": "yes"}
+    assert Config.from_env(forced).INVENTORY_JOBS_INLINE is True
+
+
+def test_import_job_lease_attempts_and_retention_come_from_the_environment():
+    config = Config.from_env(
+        {
+            "INVENTORY_JOBS_LEASE_SECONDS": "30",
+            "INVENTORY_JOBS_MAX_ATTEMPTS": "5",
+            "INVENTORY_IMPORT_RETENTION_HOURS": "24",
+        }
+    )
+    assert (config.INVENTORY_JOBS_LEASE_SECONDS, config.INVENTORY_JOBS_MAX_ATTEMPTS) == (30, 5)
+    assert config.INVENTORY_IMPORT_RETENTION_HOURS == 24
+    with pytest.raises(ConfigError, match="INVENTORY_JOBS_LEASE_SECONDS"):
+        Config.from_env({"INVENTORY_JOBS_LEASE_SECONDS": "1"})

@@ -1,23 +1,25 @@
 """Import pages: upload a file, see every row error (row, column, expected, found) or a summary,
-then commit it all at once. Files over the background threshold commit in a thread while the page
-shows a progress bar."""
+then commit it all at once. The upload is kept in the database, so any instance can commit it;
+files over the background threshold are committed by an import job while the page shows its
+progress, read from the database."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from app import jobs as runner
 from app.auth.roles import role_required
 from app.config import settings
-from app.services import counts, exports, imports
+from app.services import counts, exports, imports, jobs
 from app.services.errors import DomainError
 from app.web.common import export_response
-from app.web.imports import bp, jobs
+from app.web.imports import bp
 from app.web.imports.forms import CommitImportForm, UploadImportForm
 from app.web.items.views import _list_filters as items_filters  # the items page's own filter parsing
 
@@ -88,7 +90,7 @@ def upload() -> Any:
     except imports.ImportRejected as error:
         form.file.errors = [_rejected(error)]
         return _index(form, 422)
-    jobs.upload_path(checked.digest, filename).write_bytes(data)
+    jobs.store_upload(data=data, filename=filename, user=current_user.username)
     commit = CommitImportForm(digest=checked.digest, filename=filename)
     context = dict(checked=checked, filename=filename, form=commit, expected=EXPECTED, shown=imports.MAX_ERRORS_SHOWN)
     return render_template("imports/preview.html", **context), 422 if checked.errors else 200
@@ -107,16 +109,19 @@ def commit() -> Any:
     if not form.validate_on_submit():
         abort(400)
     digest, filename = form.digest.data, form.filename.data
-    path = jobs.upload_path(digest, filename)
-    if not path.exists():
-        abort(404)
-    data = path.read_bytes()
+    data = jobs.read_upload(digest)
+    if data is None:
+        flash(_("The uploaded file is no longer kept: upload it again."), "error")
+        return redirect(url_for(".index"), 303)
     rows = data.count(b"\n")
     if rows > settings().INVENTORY_IMPORT_BACKGROUND_ROWS or (
         filename.lower().endswith(".xlsx") and len(data) > 2_000_000
     ):
-        jobs.start(digest, filename, current_user.username, rows)
-        return redirect(url_for(".job", digest=digest), 303)
+        # Lines less the header: a first estimate for the page, until the job counts the rows.
+        estimate = max(rows - 1, 0)
+        job_id = jobs.enqueue_import(digest=digest, filename=filename, user=current_user.username, rows=estimate)
+        _kick()
+        return redirect(url_for(".job", job_id=job_id), 303)
     try:
         result = imports.commit_import(data=data, filename=filename, user=current_user.username)
     except DomainError as error:
@@ -137,32 +142,75 @@ def _summary(result: imports.ImportResult) -> str:
     )
 
 
-@bp.get("/jobs/<digest>")
-@role_required("manager")
-def job(digest: str) -> Any:
-    if jobs.progress_of(digest) is None:
-        abort(404)
-    return render_template("imports/job.html", digest=digest)
+def _kick() -> None:
+    """On the embedded default this process is the job worker: make sure it is running."""
+    if settings().INVENTORY_JOBS_INLINE:
+        runner.start_inline(current_app._get_current_object())  # type: ignore[attr-defined]
 
 
-@bp.get("/jobs/<digest>/progress")
+@bp.get("/jobs/<int:job_id>")
 @role_required("manager")
-def progress(digest: str) -> Any:
-    state = jobs.progress_of(digest)
-    if state is None:
+def job(job_id: int) -> Any:
+    if jobs.get_job(job_id) is None:
         abort(404)
-    if state["state"] == "writing":
-        state["message"] = _("All %(n)s rows are valid; writing them…", n=state["total"])
-    elif state["state"] == "done":
-        state["message"] = _summary(imports.ImportResult(**state["result"]))
-    elif state.get("error") == "worker_died":
-        state["message"] = _(
-            "The import stopped because the server process running it ended; nothing was imported. "
-            "Upload the file and commit it again."
+    return render_template("imports/job.html", job_id=job_id)
+
+
+@bp.get("/jobs/<int:job_id>/progress")
+@role_required("manager")
+def progress(job_id: int) -> Any:
+    """The job as the page shows it; `final` tells the page to stop asking."""
+    found = jobs.get_job(job_id)
+    if found is None:
+        abort(404)
+    if jobs.claimable(found):
+        _kick()
+    # A job this very process runs (the embedded default, where SQLite's one writer lock keeps its
+    # lease and progress from the database while the import runs) is alive, and its progress is here.
+    local = runner.local_progress(job_id)
+    phase, done, total = local or (found.phase, found.rows_done, found.rows_total)
+    stalled = local is None and jobs.stalled(found)
+    return jsonify(
+        state=found.state,
+        phase=phase,
+        done=done,
+        total=total,
+        attempts=found.attempts,
+        error=found.error,
+        stalled=stalled,
+        final=found.state in ("done", "failed") or stalled,
+        message=_job_message(found, phase, total, stalled=stalled),
+    )
+
+
+def _job_message(found: Any, phase: str | None, total: int, *, stalled: bool) -> str:
+    if found.state == "done":
+        result = jobs.result_of(found)
+        return _summary(result) if result else ""
+    if found.state == "failed":
+        return _job_failure(found)
+    if stalled:
+        return _(
+            "No job worker has taken up this import: ask an administrator to check the job worker, "
+            "then reload this page."
         )
-    elif state["state"] == "failed":
-        state["message"] = _("The import failed and nothing was imported (%(error)s).", error=state.get("error"))
-    return jsonify(state)
+    if found.state == "queued":
+        return _("Waiting for a job worker…")
+    if phase == "writing":
+        return _("All %(n)s rows are valid; writing them…", n=total)
+    return _("Checking the rows…")
+
+
+def _job_failure(found: Any) -> str:
+    if found.error == jobs.WORKER_DIED:
+        return _(
+            "The import stopped %(n)s times because the process running it ended; nothing was imported. "
+            "Upload the file and commit it again.",
+            n=found.attempts,
+        )
+    if found.error == jobs.UPLOAD_MISSING:
+        return _("The uploaded file is no longer kept; nothing was imported. Upload it again.")
+    return _("The import failed and nothing was imported (%(error)s).", error=found.error)
 
 
 # ---------------------------------------------------------------- exports

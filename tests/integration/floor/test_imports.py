@@ -5,13 +5,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import itertools
-import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import uuid
 import zipfile
 from collections.abc import Callable, Iterable
 from decimal import Decimal
@@ -23,6 +16,7 @@ from flask.testing import FlaskClient
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
+from app import jobs as runner
 from app.config import SETTINGS_KEY, settings
 from app.extensions import db
 from app.models import ImportBatch, Item, Movement, StockLevel
@@ -224,17 +218,22 @@ def test_large_files_run_as_a_job_with_progress(
         app.extensions[SETTINGS_KEY] = configured
     assert started.status_code == 303 and "/imports/jobs/" in started.headers["Location"]
     assert "导入进行中" in text_of(client.get(started.headers["Location"]))
-    state: dict[str, Any] = {}
-    for _ in range(100):
-        state = client.get(started.headers["Location"] + "/progress").get_json()
-        if state["state"] not in ("checking", "writing"):
-            break
-        time.sleep(0.1)
-    assert state["state"] == "done", state
+    # The embedded default: this process runs the job in a thread of its own.
+    assert runner.wait_inline(timeout=60)
+    state = client.get(started.headers["Location"] + "/progress").get_json()
+    assert (state["state"], state["final"], state["attempts"]) == ("done", True, 1), state
     assert "30 个新物品" in state["message"]
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(ImportBatch)) == 1
     assert _level(app, "JOB-29", stocked.other.id) == Decimal(1)
+
+
+def test_a_commit_of_an_upload_no_longer_kept_asks_for_it_again(
+    client: FlaskClient, login_as: Callable[..., Any], stocked: Stocked
+) -> None:
+    login_as("manager")
+    response = _commit(client, GOOD.encode())
+    assert "上传的文件已不再保留" in text_of(response)
 
 
 def test_an_upload_over_the_size_limit_is_refused_unread(
@@ -409,52 +408,3 @@ def test_a_streamed_upload_under_the_limit_is_read(client: FlaskClient, login_as
     )
     assert response.status_code == 200
     assert "ST-1 扳手" in text_of(response)
-
-
-def _job_file(app: Flask, **state: Any) -> tuple[str, Any]:
-    from app.web.imports import jobs
-
-    digest = uuid.uuid4().hex * 2
-    with app.test_request_context():
-        path = jobs.folder() / f"{digest}.json"
-    path.write_text(
-        json.dumps({"state": "writing", "done": 0, "total": 100_000, "host": socket.gethostname(), **state})
-    )
-    return digest, path
-
-
-@pytest.mark.parametrize(
-    "how",
-    ["process_gone", "heartbeat_stale"],
-)
-def test_a_job_whose_worker_died_shows_as_failed_not_forever_running(
-    app: Flask, client: FlaskClient, login_as: Callable[..., Any], how: str
-) -> None:
-    """A job dies with its worker process (recycled, killed, a deploy): its one transaction rolls
-    back, and the progress page must say so instead of polling forever (security finding 16)."""
-    if how == "process_gone":
-        ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-        state = {"pid": int(ended.stdout), "heartbeat": time.time()}
-    else:  # a live pid, but the file has not been touched for ten minutes (a worker on another pod)
-        state = {"pid": os.getpid(), "heartbeat": time.time() - 600, "host": "another-pod"}
-    digest, path = _job_file(app, **state)
-    login_as("manager")
-    try:
-        progress = client.get(f"/imports/jobs/{digest}/progress").get_json()
-    finally:
-        path.unlink()
-    assert progress["state"] == "failed" and progress["error"] == "worker_died"
-    assert "未导入任何内容" in progress["message"]
-
-
-def test_a_running_job_with_a_live_worker_and_fresh_heartbeat_stays_running(
-    app: Flask, client: FlaskClient, login_as: Callable[..., Any]
-) -> None:
-    digest, path = _job_file(app, pid=os.getpid(), heartbeat=time.time())
-    login_as("manager")
-    try:
-        progress = client.get(f"/imports/jobs/{digest}/progress").get_json()
-    finally:
-        path.unlink()
-    assert progress["state"] == "writing"
-    assert "error" not in progress
