@@ -253,3 +253,24 @@ def test_count_review_draws_each_variance_as_a_bar(sign_in: Callable[..., Page],
     assert drawn["width"] == 120 and drawn["height"] == 14
     assert axe_findings(page) == []
     shots(page, "count-review-bars")
+
+
+def test_ledger_lines_are_short_cards_on_a_phone(sign_in: Callable[..., Page], figures: int) -> None:
+    page = sign_in("viewer", viewport=PHONE)
+    page.goto("/movements?sku=FIG-M")
+    rows = page.locator("main table tbody tr")
+    expect(rows).to_have_count(2)
+    for n in range(2):
+        row = rows.nth(n)
+        # Item, kind and signed quantity on the first line; where, when and who under them.
+        item, kind, qty = (_box(row.locator(c)) for c in ("td.card-title", "td.card-badge .badge", ".qty"))
+        assert abs(item["y"] - qty["y"]) <= 6 and abs(kind["y"] - qty["y"]) <= 6, (item, kind, qty)
+        unit = _box(row.locator(".unit-slot"))
+        assert 0 <= unit["x"] - (qty["x"] + qty["width"]) <= 8
+        assert _box(row.locator("td").first)["y"] >= item["y"] + item["height"] - 2
+        assert _box(row)["height"] <= 100  # seven labelled rows before (about 190 px)
+        expect(row.locator("td.card-meta").nth(2)).to_be_hidden()  # no source for a receipt
+    to = rows.first.locator("td.card-to")
+    assert to.evaluate("td => getComputedStyle(td, '::before').content") == '"· →"'
+    assert axe_findings(page) == []
+    shots(page, "ledger-cards")
