@@ -317,6 +317,29 @@ def list_stock(*, sku: str) -> list[StockRow]:
 
 
 @dataclass(frozen=True)
+class HeldPlaces:
+    """Where an item is held, as a list shows it: how many locations hold some, and which one
+    when there is only one."""
+
+    count: int
+    only: str | None
+
+
+def held_places(item_ids: Collection[int]) -> dict[int, HeldPlaces]:
+    """HeldPlaces of each item holding stock anywhere, for a page of items in one grouped
+    statement (items with none are left out)."""
+    if not item_ids:
+        return {}
+    rows = db.session.execute(
+        select(StockLevel.item_id, func.count(), func.min(Location.code))
+        .join(Location, Location.id == StockLevel.location_id)
+        .where(StockLevel.item_id.in_(list(item_ids)), StockLevel.quantity > 0)
+        .group_by(StockLevel.item_id)
+    )
+    return {item_id: HeldPlaces(count, code if count == 1 else None) for item_id, count, code in rows}
+
+
+@dataclass(frozen=True)
 class ItemLookup:
     """One match of the stock forms' item picker: the item and where it is held, fullest first."""
 

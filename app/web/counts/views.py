@@ -9,10 +9,12 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user
+from markupsafe import Markup
 
 from app.auth.roles import role_required
 from app.services import catalog, counts
 from app.services.errors import DomainError
+from app.web.charts import variance_bar
 from app.web.common import confirm_page, domain_message, whole_number
 from app.web.counts import bp
 from app.web.counts.forms import CountActionForm, OpenCountForm
@@ -121,10 +123,19 @@ def review(count_id: int) -> Any:
         view=view,
         form=CountActionForm(),
         lines=shown,
+        bars=_variance_bars(shown, view.count.threshold),
         large={line.id for line in view.lines if large(line)},
         varied=len(varied),
         only_variances=only_variances,
     )
+
+
+def _variance_bars(lines: list[counts.LineView], threshold: Decimal) -> dict[int, Markup]:
+    """A bar per counted line, on one scale for the page wide enough that the threshold marks
+    sit inside it."""
+    counted = {line.id: (v, line.unit) for line in lines if (v := line.variance) is not None}
+    scale = max([abs(v) for v, _unit in counted.values()] + [threshold * Decimal("1.5")]) or Decimal(1)
+    return {line_id: variance_bar(v, threshold, scale, unit) for line_id, (v, unit) in counted.items()}
 
 
 @bp.post("/<int:count_id>/recount")

@@ -63,7 +63,7 @@ def index() -> Any:
         "dashboard/index.html",
         totals=totals,
         today=today.date().isoformat(),
-        chart=stacked_bars(days, series, labels, _("Movements per day, last 30 days")),
+        chart=stacked_bars(days, series, labels, _("Movements per day, last 30 days"), chart_id="movements-chart"),
         legend=[(labels[k], KIND_COLOURS[k], sum(series[k])) for k in MOVEMENT_KINDS],
         most_moved=most_moved,
         latest=list(catalog.hide_balances(latest, blind)),

@@ -54,6 +54,7 @@ def index() -> Any:
         "items/index.html",
         page=page,
         hidden_skus={sku for sku, _code in blind},
+        places=catalog.held_places([row.id for row in page.rows]),
         args=args,
         filters=filters,
         categories=items.list_categories(),
@@ -129,7 +130,14 @@ def show(sku: str) -> Any:
     hidden = {code for _, code in counts.hidden_places(current_user.role, skus=[item.sku])}
     history = [] if hidden else _local(dashboard.item_balance_history(item_id=item.id))
     span = history[-1][0] - history[0][0] if len(history) > 1 else timedelta(0)
-    chart = step_line(history, _("On hand over time"), "%H:%M" if span < timedelta(days=2) else "%m-%d")
+    chart = step_line(
+        history,
+        _("On hand over time"),
+        "%H:%M" if span < timedelta(days=2) else "%m-%d",
+        reorder_point=item.reorder_point,
+        unit=item.unit,
+        chart_id="item-chart",
+    )
     return render_template(
         "items/show.html",
         item=item,

@@ -12,6 +12,7 @@ from flask_login import current_user
 from app.auth.roles import role_required
 from app.services import catalog, counts
 from app.services.errors import InvalidInput
+from app.web.charts import level_bar
 from app.web.common import csv_response
 from app.web.i18n import format_quantity
 from app.web.low_stock import bp
@@ -31,6 +32,7 @@ def index() -> Any:
         "low_stock/index.html",
         page=page,
         hidden_skus={sku for sku, _code in blind},
+        bars={row.id: level_bar(row.on_hand, row.reorder_point) for row in page.rows},
         warehouses=catalog.list_warehouses(),
         selected=warehouse or "",
         args=args,

@@ -3,13 +3,14 @@ edit, archive; categories; and a constant number of SQL statements per page."""
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
 from flask import Flask
 from sqlalchemy import event
 
-from app.services import items
+from app.services import counts, items, stock
 from app.services.items import ItemInput
 from tests.integration.web.conftest import Stocked, text_of
 
@@ -175,3 +176,40 @@ def test_pages_issue_a_constant_number_of_statements(
     large = {u: statements(u) for u in ("/items", "/items/SKU-SCREW", "/movements")}
     assert small == large
     assert max(large.values()) <= 8
+
+
+def _location_cells(client: Any) -> dict[str, str]:
+    """Each row's SKU and the text of its location column (the fourth)."""
+    table = client.get("/items").get_data(as_text=True).split('id="items"')[1].split("</tbody>")[0]
+    cells = {}
+    for row in table.split("<tr")[2:]:
+        sku = row.split('href="/items/')[1].split('"')[0]
+        cells[sku] = re.sub(r"<[^>]+>|\s+", " ", row.split("<td")[4].split(">", 1)[1].split("</td>")[0]).strip()
+    return cells
+
+
+def test_list_names_an_items_one_location_or_how_many(
+    app: Flask, client: Any, login_as: Any, factory: Any, stocked: Stocked
+) -> None:
+    two = factory.item("SKU-TWO", name="两处物品")
+    factory.stock(two, stocked.shelf, 3)
+    factory.stock(two, stocked.other, 4)
+    emptied = factory.item("SKU-GONE", name="已出完")
+    factory.stock(emptied, stocked.other, 2)
+    with app.app_context():
+        stock.issue_stock(sku="SKU-GONE", location=stocked.other.code, quantity=2, user="factory")
+    login_as("viewer")
+    assert _location_cells(client) == {"SKU-GONE": "", "SKU-SCREW": "WH1-A-01-01", "SKU-TWO": "2 个库位"}
+    client.post("/settings/language", data={"locale": "en", "next": "/items"})
+    assert _location_cells(client)["SKU-TWO"] == "2 locations"
+
+
+def test_list_names_no_place_of_an_item_a_counter_is_counting(
+    app: Flask, client: Any, login_as: Any, stocked: Stocked
+) -> None:
+    with app.app_context():
+        counts.open_count(user="boss", location=stocked.shelf.code)
+    login_as("clerk")
+    assert _location_cells(client)["SKU-SCREW"] == ""
+    login_as("manager")
+    assert _location_cells(client)["SKU-SCREW"] == "WH1-A-01-01"

@@ -59,6 +59,6 @@ def test_ledger_signs_quantities_and_keeps_codes_on_one_line(
     form = {"sku": "SKU-SCREW", "location": "WH1-A-01-01", "quantity": "3", "idempotency_key": "s" * 32}
     client.post("/movements/issue", data=form)
     html = client.get("/movements?sku=SKU-SCREW").get_data(as_text=True)
-    assert '<span class="qty qty-out">−3 pcs</span>' in html
-    assert '<span class="qty qty-in">+10 pcs</span>' in html
-    assert 'class="nowrap">WH1-A-01-01</td>' in html and '<main id="main" class="wide">' in html
+    assert '<span class="qty qty-out">−3</span> <span class="unit-slot">pcs</span>' in html
+    assert '<span class="qty qty-in">+10</span> <span class="unit-slot">pcs</span>' in html
+    assert 'nowrap">WH1-A-01-01</td>' in html and '<main id="main" class="wide">' in html
