@@ -478,7 +478,8 @@ def start_app(state: dict[str, Any], name: str, *, wait: bool = True) -> None:
         GUNICORN_WORKERS=os.environ.get("INVENTORY_CLUSTER_APP_WORKERS", "2"),
         PROMETHEUS_MULTIPROC_DIR=str(metrics),
     )
-    launch(state, name, [str(VENV_BIN / "gunicorn"), "--config", str(ROOT / "gunicorn.conf.py"), "wsgi:app"], env=env)
+    argv = [str(VENV_BIN / "gunicorn"), "--config", str(ROOT / "gunicorn.conf.py"), "wsgi:app"]
+    launch(state, name, read_only_code(argv), env=env)
     if wait:
         wait_app(state, name)
 
@@ -488,13 +489,26 @@ def wait_app(state: dict[str, Any], name: str) -> None:
     wait_for(name, lambda: _http_status(url) == 200, SERVICE_DEADLINE, _log(name), state["pids"][name])
 
 
+def read_only_code(argv: list[str]) -> list[str]:
+    """`argv` run with the repository (code, virtualenv, instance/) read-only, as the shipped pods
+    see it (readOnlyRootFilesystem): in a mount namespace of its own, the repository is bind-mounted
+    onto itself read-only, so any write the app makes there fails as it would in Kubernetes. Its
+    writable places are the member's own directory and /tmp, like the pod's emptyDir volumes."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        raise ClusterError("the app members need root and unshare(1) for their read-only view of the code")
+    remount = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", remount, str(ROOT), *argv]
+
+
 def start_notifier(state: dict[str, Any]) -> None:
-    launch(state, "notifier", [str(VENV_BIN / "flask"), "notify", "run", "--interval", "5"], env=app_env(state))
+    argv = [str(VENV_BIN / "flask"), "notify", "run", "--interval", "5"]
+    launch(state, "notifier", read_only_code(argv), env=app_env(state))
 
 
 def start_jobs(state: dict[str, Any]) -> None:
     """The import job worker: commits of large imports, whichever app took the upload."""
-    launch(state, "jobs", [str(VENV_BIN / "flask"), "jobs", "run", "--interval", "0.5"], env=app_env(state))
+    argv = [str(VENV_BIN / "flask"), "jobs", "run", "--interval", "0.5"]
+    launch(state, "jobs", read_only_code(argv), env=app_env(state))
 
 
 def migrate(state: dict[str, Any]) -> None:
