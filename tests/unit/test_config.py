@@ -115,3 +115,24 @@ def test_tracing_is_on_only_when_the_standard_otel_variables_name_an_endpoint(en
 def test_trusted_proxy_hops_default_to_none_and_come_from_the_environment():
     assert Config.from_env({}).INVENTORY_TRUSTED_PROXY_HOPS == 0
     assert Config.from_env({"INVENTORY_TRUSTED_PROXY_HOPS": "1"}).INVENTORY_TRUSTED_PROXY_HOPS == 1
+
+
+def test_gs1_separator_is_read_and_must_not_be_gs1_data():
+    assert Config().INVENTORY_GS1_SEPARATOR == ""
+    assert Config.from_env({"INVENTORY_GS1_SEPARATOR": "~"}).INVENTORY_GS1_SEPARATOR == "~"
+    for taken in ("#1", "A", "_", "%"):
+        with pytest.raises(ConfigError, match="INVENTORY_GS1_SEPARATOR"):
+            Config.from_env({"INVENTORY_GS1_SEPARATOR": taken})
+
+
+def test_zpl_label_settings_have_defaults_and_bounds():
+    config = Config.from_env({})
+    assert (config.INVENTORY_ZPL_FONT, config.INVENTORY_ZPL_LABEL_WIDTH, config.INVENTORY_ZPL_LABEL_HEIGHT) == (
+        "E:NOTOSANSSC.TTF",
+        480,
+        320,
+    )
+    custom = Config.from_env({"INVENTORY_ZPL_FONT": "R:SIMSUN.TTF", "INVENTORY_ZPL_LABEL_WIDTH": "800"})
+    assert (custom.INVENTORY_ZPL_FONT, custom.INVENTORY_ZPL_LABEL_WIDTH) == ("R:SIMSUN.TTF", 800)
+    with pytest.raises(ConfigError, match="INVENTORY_ZPL_LABEL_HEIGHT"):
+        Config.from_env({"INVENTORY_ZPL_LABEL_HEIGHT": "10"})
