@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, or_, select
 
 from app.config import settings
 from app.extensions import db
@@ -102,6 +102,19 @@ def resolve_gs1(scanned: str, data: GS1Data) -> Resolved:
     if item is None:
         raise UnknownGtin(data.gtin)
     return Resolved("item", item.sku, item.name, item.unit, active=not item.archived, gs1=data)
+
+
+def resolve_item_label(scanned: str) -> Resolved | None:
+    """The item a GS1 label typed where a SKU is asked for names, or None when `scanned` is no GS1
+    label or is a SKU or barcode as stored (which wins). Raises InvalidGS1Code, UnknownGtin."""
+    data = read_gs1(scanned)
+    text = (scanned or "").strip()
+    if data is None:
+        return None
+    stored = select(Item.id).where(or_(Item.sku == text, Item.barcode == text)).limit(1)
+    if db.session.scalar(stored) is not None:
+        return None
+    return resolve_gs1(text, data)
 
 
 def resolve_code(scanned: str) -> Resolved:

@@ -61,7 +61,7 @@ class InvalidGS1Code(InvalidInput):
 
     def __init__(self, scanned: str, reason: str, detail: str, *, ai: str | None = None) -> None:
         super().__init__("code", f"{scanned!r} is not a valid GS1 code: {detail}")
-        self.extras.update(scanned=scanned, reason=reason, ai=ai)
+        self.extras.update(scanned=scanned, reason=reason, ai=ai, detail=detail)
         self.reason = reason
 
 
