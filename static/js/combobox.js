@@ -107,7 +107,8 @@
       close();
       echo.textContent = `${item.name} · ${item.unit} — ${stockText(item)}`;
       const label = state.label || {};
-      ["lot", "expiry", "serial"].filter((key) => label[key]).forEach((key) => { echo.textContent += ` · ${fill(msg[key], label)}`; });
+      const told = ["lot", "expiry", "serial"].filter((key) => label[key]).map((key) => fill(msg[key], label));
+      if (told.length) echo.textContent += ` ${told.join(" · ")}`;
       const quantity = scope.querySelector("input[name$='quantity']");
       if (quantity && !quantity.value && label.label_quantity) quantity.value = label.label_quantity;
       const place = scope.querySelector("input[name$='location']");
