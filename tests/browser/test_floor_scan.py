@@ -168,9 +168,7 @@ def test_a_supplier_gs1_label_with_group_separators_issues_its_count(
     expect(result).to_contain_text("批号 24A-17 · 有效期至 2027-03-31 · 序列号 SN-9")
     expect(result).to_have_class("scan-result ok")
     with live_app.app_context():
-        assert {row.location: row.quantity for row in catalog.list_stock(sku="PEN-GS1")} == {
-            "WH2-A-01-01": Decimal(44)
-        }
+        assert {row.location: row.quantity for row in catalog.list_stock(sku="PEN-GS1")} == {"WH2-A-01-01": Decimal(44)}
     # A GTIN that is no item's barcode is refused, naming it.
     _wedge(page, "]C10109501101530003")
     expect(result).to_have_class("scan-result bad")
