@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -181,7 +182,7 @@ class Config:
             INVENTORY_BACKUP_TARGET=env.get("INVENTORY_BACKUP_TARGET", "").strip() or str(INSTANCE_DIR / "backups"),
             INVENTORY_BACKUP_S3_ENDPOINT_URL=env.get("INVENTORY_BACKUP_S3_ENDPOINT_URL", "").strip(),
             INVENTORY_GS1_SEPARATOR=_gs1_separator(env),
-            INVENTORY_ZPL_FONT=env.get("INVENTORY_ZPL_FONT", "").strip() or cls.INVENTORY_ZPL_FONT,
+            INVENTORY_ZPL_FONT=_zpl_font(env.get("INVENTORY_ZPL_FONT", "").strip() or cls.INVENTORY_ZPL_FONT),
             INVENTORY_ZPL_LABEL_WIDTH=_dots(env, "INVENTORY_ZPL_LABEL_WIDTH", cls.INVENTORY_ZPL_LABEL_WIDTH),
             INVENTORY_ZPL_LABEL_HEIGHT=_dots(env, "INVENTORY_ZPL_LABEL_HEIGHT", cls.INVENTORY_ZPL_LABEL_HEIGHT),
         )
@@ -203,6 +204,13 @@ def _gs1_separator(env: Mapping[str, str]) -> str:
     if GS1_DATA_CHARACTERS.intersection(value):
         raise ConfigError(f"INVENTORY_GS1_SEPARATOR must not hold a character GS1 data may hold, not {value!r}")
     return value
+
+
+def _zpl_font(path: str) -> str:
+    # Written into ^A@ as a command parameter, where ^, ~ or a comma would break the label.
+    if not re.fullmatch(r"[A-Z]:[A-Za-z0-9_.-]{1,64}", path):
+        raise ConfigError(f"INVENTORY_ZPL_FONT must be a printer file path such as E:NOTOSANSSC.TTF, not {path!r}")
+    return path
 
 
 def _dots(env: Mapping[str, str], name: str, default: int) -> int:

@@ -16,6 +16,7 @@ from decimal import Decimal
 from biip import ParseConfig, ParseError
 from biip.gs1_element_strings import GS1ElementString
 from biip.gs1_messages import GS1Message
+from biip.gtin import Gtin
 from biip.symbology import GS1Symbology, SymbologyIdentifier
 
 from app.services.errors import InvalidGS1Code
@@ -50,8 +51,8 @@ class GS1Data:
             return []
         return [self.gtin[14 - n :] for n in (14, 13, 12, 8) if set(self.gtin[: 14 - n]) <= {"0"}]
 
-    def hri(self) -> str:
-        """The element strings in human-readable form, fixed-length AIs first: "(01)…(17)…(10)…"."""
+    def elements(self) -> list[tuple[str, str]]:
+        """(AI, data) of each field the code carries, fixed-length AIs first (no FNC1 after them)."""
         parts = [
             ("01", self.gtin),
             ("17", self.expiry.strftime("%y%m%d") if self.expiry else None),
@@ -59,7 +60,26 @@ class GS1Data:
             ("21", self.serial),
             ("30", str(int(self.quantity)) if self.quantity is not None else None),
         ]
-        return "".join(f"({ai}){value}" for ai, value in parts if value is not None)
+        return [(ai, value) for ai, value in parts if value is not None]
+
+    def hri(self) -> str:
+        """The element strings in human-readable form: "(01)…(17)…(10)…"."""
+        return "".join(f"({ai}){value}" for ai, value in self.elements())
+
+
+# Of the AIs GS1Data carries, those of variable length: a field after one needs FNC1 before it.
+VARIABLE_LENGTH_AIS = frozenset({"10", "21", "30"})
+
+
+def gtin14(code: str) -> str | None:
+    """`code` (a barcode as stored) as a GTIN-14 when it is a GTIN-8, -12, -13 or -14 with a
+    right check digit, else None."""
+    if not (code.isascii() and code.isdigit() and len(code) in (8, 12, 13, 14)):
+        return None
+    try:
+        return Gtin.parse(code).as_gtin_14()
+    except ParseError:
+        return None
 
 
 def read(scanned: str, *, stand_in: str = "") -> GS1Data | None:

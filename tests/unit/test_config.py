@@ -136,3 +136,5 @@ def test_zpl_label_settings_have_defaults_and_bounds():
     assert (custom.INVENTORY_ZPL_FONT, custom.INVENTORY_ZPL_LABEL_WIDTH) == ("R:SIMSUN.TTF", 800)
     with pytest.raises(ConfigError, match="INVENTORY_ZPL_LABEL_HEIGHT"):
         Config.from_env({"INVENTORY_ZPL_LABEL_HEIGHT": "10"})
+    with pytest.raises(ConfigError, match="INVENTORY_ZPL_FONT"):
+        Config.from_env({"INVENTORY_ZPL_FONT": "E:A.TTF^XZ"})
