@@ -93,7 +93,8 @@ def item_lookup_messages() -> dict[str, str]:
 @role_required("viewer")
 def lookup() -> Any:
     """The stock forms' item picker (static/js/combobox.js): up to ten items matching `q`, each
-    with its unit and stock per location, fullest first (the place to suggest)."""
+    with its unit and stock per location, fullest first (the place to suggest); for a scanned GS1
+    label, the item its GTIN names and what the label says (lot, expiry, serial, count)."""
     q = request.args.get("q", "").strip()
     # The group separator is the one control character allowed: a GS1 label's field separator.
     if len(q) > LOOKUP_MAX_CHARS or any(ord(c) < 32 and c != GROUP_SEPARATOR for c in q):

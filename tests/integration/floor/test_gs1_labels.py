@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Movement, StockLevel
+from app.models import Item, Location, Movement, StockLevel
 from app.services import codes
 from app.services.errors import InvalidGS1Code, UnknownGtin
 from tests.factories import Factory
@@ -36,8 +36,6 @@ def labelled(factory: Factory, stocked: Stocked) -> Stocked:
 
 def _level(app: Flask, sku: str, location: str = "WH1-A-01-01") -> Decimal:
     with app.app_context():
-        from app.models import Item, Location
-
         return db.session.scalar(
             select(StockLevel.quantity)
             .join(Item, Item.id == StockLevel.item_id)
