@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -140,6 +142,16 @@ class Config:
     # Endpoint of S3-compatible storage that is not AWS (MinIO, Ceph, OSS …); empty: AWS itself.
     INVENTORY_BACKUP_S3_ENDPOINT_URL: str = ""
 
+    # What a wedge scanner set up that way types for FNC1 between a GS1 label's fields, instead of
+    # the ASCII group separator it sends otherwise (which is always understood). Empty: none.
+    # Never a character GS1 data may hold (letters, digits, !"%&'()*+,-./:;<=>?_), e.g. "~" or "|".
+    INVENTORY_GS1_SEPARATOR: str = ""
+    # ZPL labels (Zebra-compatible printers, 203 dpi: 8 dots a millimetre): the size in dots and the
+    # TrueType font downloaded to the printer that prints names (Chinese too), see ops/README.md.
+    INVENTORY_ZPL_FONT: str = "E:NOTOSANSSC.TTF"
+    INVENTORY_ZPL_LABEL_WIDTH: int = 480
+    INVENTORY_ZPL_LABEL_HEIGHT: int = 320
+
     @property
     def is_production(self) -> bool:
         return self.INVENTORY_ENV == "production"
@@ -187,6 +199,10 @@ class Config:
             TRACING_ENABLED=otel_traces_exported(env),
             INVENTORY_BACKUP_TARGET=env.get("INVENTORY_BACKUP_TARGET", "").strip() or str(INSTANCE_DIR / "backups"),
             INVENTORY_BACKUP_S3_ENDPOINT_URL=env.get("INVENTORY_BACKUP_S3_ENDPOINT_URL", "").strip(),
+            INVENTORY_GS1_SEPARATOR=_gs1_separator(env),
+            INVENTORY_ZPL_FONT=_zpl_font(env.get("INVENTORY_ZPL_FONT", "").strip() or cls.INVENTORY_ZPL_FONT),
+            INVENTORY_ZPL_LABEL_WIDTH=_dots(env, "INVENTORY_ZPL_LABEL_WIDTH", cls.INVENTORY_ZPL_LABEL_WIDTH),
+            INVENTORY_ZPL_LABEL_HEIGHT=_dots(env, "INVENTORY_ZPL_LABEL_HEIGHT", cls.INVENTORY_ZPL_LABEL_HEIGHT),
         )
 
 
@@ -202,6 +218,31 @@ def _lease_seconds(env: Mapping[str, str]) -> int:
     if seconds < 4:
         raise ConfigError(f"INVENTORY_JOBS_LEASE_SECONDS must be at least 4, not {seconds}")
     return seconds
+
+
+# GS1's character set 82: what the data of a GS1 element string may hold.
+GS1_DATA_CHARACTERS = frozenset(string.ascii_letters + string.digits + "!\"%&'()*+,-./:;<=>?_")
+
+
+def _gs1_separator(env: Mapping[str, str]) -> str:
+    value = env.get("INVENTORY_GS1_SEPARATOR", "").strip()
+    if GS1_DATA_CHARACTERS.intersection(value):
+        raise ConfigError(f"INVENTORY_GS1_SEPARATOR must not hold a character GS1 data may hold, not {value!r}")
+    return value
+
+
+def _zpl_font(path: str) -> str:
+    # Written into ^A@ as a command parameter, where ^, ~ or a comma would break the label.
+    if not re.fullmatch(r"[A-Z]:[A-Za-z0-9_.-]{1,64}", path):
+        raise ConfigError(f"INVENTORY_ZPL_FONT must be a printer file path such as E:NOTOSANSSC.TTF, not {path!r}")
+    return path
+
+
+def _dots(env: Mapping[str, str], name: str, default: int) -> int:
+    dots = parse_count(env, name, default)
+    if not 80 <= dots <= 3000:
+        raise ConfigError(f"{name} must be between 80 and 3000 dots, not {dots}")
+    return dots
 
 
 def settings(app: Flask | None = None) -> Config:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -353,10 +353,17 @@ class ItemLookup:
 LOOKUP_LIMIT = 10
 
 
-def lookup_items(q: str, *, limit: int = LOOKUP_LIMIT) -> list[ItemLookup]:
+def lookup_items(q: str, *, limit: int = LOOKUP_LIMIT, sku: str | None = None) -> list[ItemLookup]:
     """Active items matching `q` the way the item list's search does (SKU, name, barcode,
-    pinyin), each with its non-empty stock levels, in two statements whatever the count."""
-    found = list_items(q=q, limit=limit).rows if q.strip() else []
+    pinyin), or only the one with this `sku` (a scanned label named it), each with its non-empty
+    stock levels, in two statements whatever the count."""
+    found: Sequence[Any] = list_items(q=q, limit=limit).rows if q.strip() else []
+    if sku is not None:
+        found = db.session.execute(
+            select(Item.id, Item.sku, Item.name, Item.unit, Item.barcode).where(
+                Item.sku == sku, Item.archived.is_(False)
+            )
+        ).all()
     if not found:
         return []
     held: dict[int, list[StockRow]] = {row.id: [] for row in found}

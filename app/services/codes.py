@@ -1,4 +1,5 @@
-"""What a scanned code names: a location code, an item barcode or an item SKU, in that order.
+"""What a scanned code names: a location code, an item barcode or an item SKU, in that order; else
+a supplier's GS1 label, whose GTIN names the item by its barcode (app/services/gs1.py).
 
 Every scanner-facing page resolves codes here, so the same label means the same thing everywhere.
 """
@@ -9,12 +10,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, or_, select
 
+from app.config import settings
 from app.extensions import db
 from app.models import Item, Location, StockLevel
+from app.services import gs1
 from app.services.catalog import canonical_sku
-from app.services.errors import Conflict, NotFound
+from app.services.errors import Conflict, InvalidGS1Code, NotFound, UnknownGtin
+from app.services.gs1 import GS1Data
 from app.services.search_keys import fold
 
 
@@ -67,20 +71,57 @@ def check_code_free(value: str | None, *, field: str, item_id: int | None = None
 
 @dataclass(frozen=True)
 class Resolved:
-    """`kind` is "item" or "location"; `code` is the SKU or the location code."""
+    """`kind` is "item" or "location"; `code` is the SKU or the location code; `gs1` is what a
+    GS1 label scanned for the item said (lot, expiry, serial, quantity)."""
 
     kind: str
     code: str
     name: str
     unit: str = ""
     active: bool = True
+    gs1: GS1Data | None = None
+
+
+def read_gs1(scanned: str) -> GS1Data | None:
+    """`scanned` read as a GS1 label with the scanners' FNC1 stand-in set up here, or None when it
+    is not one. Raises InvalidGS1Code."""
+    return gs1.read(scanned or "", stand_in=settings().INVENTORY_GS1_SEPARATOR)
+
+
+def resolve_gs1(scanned: str, data: GS1Data) -> Resolved:
+    """The item whose barcode is the GTIN of a scanned GS1 label, stored as GTIN-14 or as the
+    EAN-13, UPC-A or EAN-8 it stands for. Raises InvalidGS1Code (no GTIN), UnknownGtin."""
+    if data.gtin is None:
+        raise InvalidGS1Code(scanned, "no_gtin", "it names no GTIN (AI 01 or 02)")
+    item = db.session.execute(
+        select(Item.sku, Item.name, Item.unit, Item.archived)
+        .where(Item.barcode.in_(data.gtin_forms()))
+        .order_by(Item.id)
+        .limit(1)
+    ).first()
+    if item is None:
+        raise UnknownGtin(data.gtin)
+    return Resolved("item", item.sku, item.name, item.unit, active=not item.archived, gs1=data)
+
+
+def resolve_item_label(scanned: str) -> Resolved | None:
+    """The item a GS1 label typed where a SKU is asked for names, or None when `scanned` is no GS1
+    label or is a SKU or barcode as stored (which wins). Raises InvalidGS1Code, UnknownGtin."""
+    data = read_gs1(scanned)
+    text = (scanned or "").strip()
+    if data is None:
+        return None
+    stored = select(Item.id).where(or_(Item.sku == text, Item.barcode == text)).limit(1)
+    if db.session.scalar(stored) is not None:
+        return None
+    return resolve_gs1(text, data)
 
 
 def resolve_code(scanned: str) -> Resolved:
-    """The location or item a scanned code names. Raises UnknownCode."""
+    """The location or item a scanned code names. Raises UnknownCode, InvalidGS1Code, UnknownGtin."""
     text = (scanned or "").strip()
     if not text or len(text) > 128:
-        raise UnknownCode(text[:128])
+        return _resolve_gs1_or_refuse(scanned or "")
     # Location codes are stored upper-case and SKUs match in any case (a scanner set to lower
     # case, a code typed by hand); barcodes are taken exactly as printed.
     location = db.session.execute(
@@ -92,7 +133,15 @@ def resolve_code(scanned: str) -> Resolved:
         item = db.session.execute(select(Item.sku, Item.name, Item.unit, Item.archived).where(column == value)).first()
         if item is not None:
             return Resolved("item", item.sku, item.name, item.unit, active=not item.archived)
-    raise UnknownCode(text)
+    return _resolve_gs1_or_refuse(scanned)
+
+
+def _resolve_gs1_or_refuse(scanned: str) -> Resolved:
+    # Asked only after the codes we store missed: a SKU that happens to look like GS1 still wins.
+    data = read_gs1(scanned)
+    if data is None:
+        raise UnknownCode(scanned.strip()[:128])
+    return resolve_gs1(scanned.strip(), data)
 
 
 def balance(sku: str, location: str) -> Decimal:

@@ -51,6 +51,20 @@ class InvalidQuantity(InvalidInput):
         super().__init__(field, message)
 
 
+class InvalidGS1Code(InvalidInput):
+    """A scanned code that reads as a GS1 element string but breaks its rules: a GTIN whose check
+    digit is wrong, a date that does not exist, data that does not fit its Application Identifier.
+    `reason` is "check_digit", "date" or "format"; `detail` is the parser's own words."""
+
+    code = "invalid_gs1_code"
+    title = "Invalid GS1 code"
+
+    def __init__(self, scanned: str, reason: str, detail: str, *, ai: str | None = None) -> None:
+        super().__init__("code", f"{scanned!r} is not a valid GS1 code: {detail}")
+        self.extras.update(scanned=scanned, reason=reason, ai=ai, detail=detail)
+        self.reason = reason
+
+
 class NotFound(DomainError):
     status = 404
     code = "not_found"
@@ -71,6 +85,16 @@ class UnknownLocation(NotFound):
 
     def __init__(self, location: str) -> None:
         super().__init__(f"no location with code {location!r}", location=location)
+
+
+class UnknownGtin(NotFound):
+    """A GS1 code whose GTIN is no item's barcode (in any of its 14, 13, 12 or 8-digit forms)."""
+
+    code = "unknown_gtin"
+    title = "Unknown GTIN"
+
+    def __init__(self, gtin: str) -> None:
+        super().__init__(f"no item with barcode {gtin}", gtin=gtin)
 
 
 class UnknownMovement(NotFound):

@@ -19,6 +19,7 @@ from wtforms import Field, HiddenField, StringField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from app.services import counts, errors, exports
+from app.services.gs1 import GS1Data
 from app.services.quantities import parse_quantity
 from app.web.i18n import local_day_bounds
 
@@ -59,6 +60,10 @@ def domain_message(error: errors.DomainError) -> str:
             "This form was already submitted with other values. Reload the page to make a new entry."
         ),
         errors.UnknownMovement: lambda: _("No movement #%(id)s.", id=x.get("movement_id")),
+        errors.UnknownGtin: lambda: _(
+            "No item with barcode %(gtin)s (the GTIN on the scanned GS1 label).", gtin=x.get("gtin")
+        ),
+        errors.InvalidGS1Code: lambda: _gs1_problem(x),
         errors.UnknownUser: lambda: _("No user %(name)s.", name=x.get("username")),
         errors.QuantityOutOfRange: lambda: _(
             "That would take %(sku)s at %(location)s past the largest quantity stored (%(limit)s).",
@@ -83,6 +88,31 @@ def domain_message(error: errors.DomainError) -> str:
     if isinstance(error, errors.InvalidInput):
         return _("Invalid value (%(detail)s).", detail=error.message)
     return _("The request could not be carried out (%(detail)s).", detail=error.message)
+
+
+def _gs1_problem(x: dict[str, Any]) -> str:
+    # The group separator a scanner sends between fields is invisible: shown as its symbol, ␝.
+    code = str(x.get("scanned", "")).replace("\x1d", "\u241d")
+    if x.get("reason") == "check_digit":
+        return _(
+            "%(code)s is a GS1 code whose GTIN has a wrong check digit: scan it again or check the label.", code=code
+        )
+    if x.get("reason") == "date":
+        return _("%(code)s is a GS1 code with a date that does not exist (AI %(ai)s).", code=code, ai=x.get("ai"))
+    if x.get("reason") == "no_gtin":
+        return _("%(code)s is a GS1 code without a GTIN (AI 01 or 02), so it names no item.", code=code)
+    return _("%(code)s is not a valid GS1 code (%(detail)s).", code=code, detail=x.get("detail"))
+
+
+def gs1_fields(data: GS1Data | None) -> dict[str, str | None]:
+    """What a scanned GS1 label said, as JSON answers carry it (for the lots and serials to come)."""
+    return {
+        "gtin": data.gtin if data else None,
+        "lot": data.lot if data else None,
+        "expiry": data.expiry.isoformat() if data and data.expiry else None,
+        "serial": data.serial if data else None,
+        "label_quantity": str(data.quantity) if data and data.quantity is not None else None,
+    }
 
 
 def _plain(value: Any) -> str:

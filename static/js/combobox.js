@@ -43,7 +43,10 @@
 
     // `waiting`: a search is due or on its way; `enterWaiting`: Enter came before its answer (a
     // wedge scanner ends the code with Enter at once), so the answer's best match is chosen.
-    const state = { items: [], active: -1, timer: 0, asked: "", controller: null, waiting: false, enterWaiting: false };
+    // `label`: what a scanned supplier GS1 label said (lot, expiry, serial, quantity), or null.
+    const state = {
+      items: [], active: -1, timer: 0, asked: "", controller: null, waiting: false, enterWaiting: false, label: null,
+    };
     const options = () => Array.from(list.children);
     const scope = input.closest(".pick-line") || form;
 
@@ -103,6 +106,11 @@
       input.value = item.sku;
       close();
       echo.textContent = `${item.name} · ${item.unit} — ${stockText(item)}`;
+      const label = state.label || {};
+      const told = ["lot", "expiry", "serial"].filter((key) => label[key]).map((key) => fill(msg[key], label));
+      if (told.length) echo.textContent += ` ${told.join(" · ")}`;
+      const quantity = scope.querySelector("input[name$='quantity']");
+      if (quantity && !quantity.value && label.label_quantity) quantity.value = label.label_quantity;
       const place = scope.querySelector("input[name$='location']");
       const suggested = item.stock.find((s) => s.quantity !== null);
       if (place && !place.value && suggested) {
@@ -125,10 +133,12 @@
         const response = await fetch(`${url}?q=${encodeURIComponent(q)}`, {
           signal: state.controller.signal, headers: { Accept: "application/json" }, credentials: "same-origin",
         });
-        if (!response.ok) { state.waiting = false; render([]); return; }
-        const body = await response.json();
+        const body = (response.headers.get("Content-Type") || "").includes("json") ? await response.json() : {};
         if (input.value.trim() !== q) return;
         state.waiting = false;
+        // A scanned GS1 label naming no item (or a broken one) says why.
+        if (!response.ok) { render([]); if (body.detail) echo.textContent = body.detail; return; }
+        state.label = body.label && body.label.gtin ? body.label : null;
         if (document.activeElement === input) render(body.items);
       } catch (e) {
         if (e.name !== "AbortError") { state.waiting = false; state.enterWaiting = false; echo.textContent = ""; }

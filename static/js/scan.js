@@ -218,7 +218,9 @@
       return;
     }
     if (body.kind === "location") { setLocation(body.code); return; }
-    const text = fill(msg[body.mode], body);
+    // What a supplier's GS1 label said besides the item: lot, expiry, serial.
+    const label = ["lot", "expiry", "serial"].filter((key) => body[key]).map((key) => fill(msg[key], body));
+    const text = [fill(msg[body.mode], body), ...label].join(" · ");
     show("ok", text);
     const row = addRow("ok", text, body.mode);
     if (lastUndoable) lastUndoable.querySelector("[data-undo]")?.remove();

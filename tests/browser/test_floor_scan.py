@@ -11,7 +11,7 @@ from flask import Flask
 from playwright.sync_api import Page, expect
 
 from app.extensions import db
-from app.services import catalog
+from app.services import catalog, items, stock
 from tests.browser.conftest import shot
 
 
@@ -144,3 +144,33 @@ def test_transfer_mode_scans_source_then_destination(sign_in: Callable[..., Page
     expect(page.locator("#scan-result")).to_contain_text(
         "已调拨 1 × 不锈钢螺栓 M37（BOLT-037）WH1-A-01-01 → WH1-A-01-02：4 / 1"
     )
+
+
+def test_a_supplier_gs1_label_with_group_separators_issues_its_count(
+    sign_in: Callable[..., Page], live_app: Flask
+) -> None:
+    """A GS1-128 carton label as a wedge scanner types it: ]C1, GTIN, expiry, lot, the group
+    separator (ASCII 29) after the variable-length lot and serial, then the count (AI 30)."""
+    with live_app.app_context():
+        pen = items.create_item(sku="PEN-GS1", name="蓝色圆珠笔", unit="支", barcode="4006381333931")
+        stock.receive_stock(sku=pen.sku, location="WH2-A-01-01", quantity=Decimal(50), user="seed")
+    page = sign_in("clerk")
+    page.goto("/scan")
+    _wedge(page, "WH2-A-01-01")
+    expect(page.locator("#scan-location")).to_have_text("WH2-A-01-01")
+    page.keyboard.type("]C10104006381333931172703311024A-17")
+    page.keyboard.insert_text("\x1d")
+    page.keyboard.type("21SN-9")
+    page.keyboard.insert_text("\x1d")
+    _wedge(page, "306")
+    result = page.locator("#scan-result")
+    expect(result).to_contain_text("已出库 6 × 蓝色圆珠笔（PEN-GS1），库位 WH2-A-01-01：剩余 44")
+    expect(result).to_contain_text("批号 24A-17 · 有效期至 2027-03-31 · 序列号 SN-9")
+    expect(result).to_have_class("scan-result ok")
+    with live_app.app_context():
+        assert {row.location: row.quantity for row in catalog.list_stock(sku="PEN-GS1")} == {"WH2-A-01-01": Decimal(44)}
+    # A GTIN that is no item's barcode is refused, naming it.
+    _wedge(page, "]C10109501101530003")
+    expect(result).to_have_class("scan-result bad")
+    expect(result).to_contain_text("没有条码为 09501101530003 的物料")
+    shot(page, "scan-gs1")

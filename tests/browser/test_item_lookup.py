@@ -11,7 +11,7 @@ from decimal import Decimal
 from flask import Flask
 from playwright.sync_api import Page, expect
 
-from app.services import catalog
+from app.services import catalog, items
 from tests.browser.conftest import PHONE, axe_findings, shots
 
 
@@ -130,3 +130,26 @@ def test_scan_takes_a_location_code_typed_in_lower_case(sign_in: Callable[..., P
     page.locator("#scan-code").fill("wh2-a-01-01")
     page.locator("#scan-code").press("Enter")
     expect(page.locator("#scan-location")).to_have_text("WH2-A-01-01")
+
+
+def test_a_supplier_gs1_label_scanned_into_the_sku_box_fills_item_quantity_and_tells_the_lot(
+    sign_in: Callable[..., Page], live_app: Flask
+) -> None:
+    with live_app.app_context():
+        items.create_item(sku="ERASER-GS1", name="橡皮擦", unit="块", barcode="96385074")  # an EAN-8
+    page = sign_in("clerk")
+    page.goto("/movements/receive")
+    sku = page.get_by_role("combobox", name="SKU")
+    page.get_by_label("库位").fill("WH1-A-01-02")
+    sku.focus()
+    # GTIN-14 of the EAN-8, lot (variable length, so the group separator), then a count of 24.
+    page.keyboard.type("]d20100000096385074107B")
+    page.keyboard.insert_text("\x1d")
+    page.keyboard.type("3024")
+    page.keyboard.press("Enter")
+    expect(sku).to_have_value("ERASER-GS1")
+    expect(page.get_by_label("数量")).to_have_value("24")
+    expect(page.locator("#sku-echo")).to_contain_text("橡皮擦 · 块 — 无库存。 批号 7B")
+    page.get_by_role("button", name="入库", exact=True).click()
+    expect(page.locator(".flash-success")).to_contain_text("橡皮擦")
+    assert _held(live_app, "ERASER-GS1") == {"WH1-A-01-02": Decimal(24)}

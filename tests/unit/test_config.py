@@ -137,3 +137,26 @@ def test_import_job_lease_attempts_and_retention_come_from_the_environment():
     assert config.INVENTORY_IMPORT_RETENTION_HOURS == 24
     with pytest.raises(ConfigError, match="INVENTORY_JOBS_LEASE_SECONDS"):
         Config.from_env({"INVENTORY_JOBS_LEASE_SECONDS": "1"})
+
+
+def test_gs1_separator_is_read_and_must_not_be_gs1_data():
+    assert Config().INVENTORY_GS1_SEPARATOR == ""
+    assert Config.from_env({"INVENTORY_GS1_SEPARATOR": "~"}).INVENTORY_GS1_SEPARATOR == "~"
+    for taken in ("#1", "A", "_", "%"):
+        with pytest.raises(ConfigError, match="INVENTORY_GS1_SEPARATOR"):
+            Config.from_env({"INVENTORY_GS1_SEPARATOR": taken})
+
+
+def test_zpl_label_settings_have_defaults_and_bounds():
+    config = Config.from_env({})
+    assert (config.INVENTORY_ZPL_FONT, config.INVENTORY_ZPL_LABEL_WIDTH, config.INVENTORY_ZPL_LABEL_HEIGHT) == (
+        "E:NOTOSANSSC.TTF",
+        480,
+        320,
+    )
+    custom = Config.from_env({"INVENTORY_ZPL_FONT": "R:SIMSUN.TTF", "INVENTORY_ZPL_LABEL_WIDTH": "800"})
+    assert (custom.INVENTORY_ZPL_FONT, custom.INVENTORY_ZPL_LABEL_WIDTH) == ("R:SIMSUN.TTF", 800)
+    with pytest.raises(ConfigError, match="INVENTORY_ZPL_LABEL_HEIGHT"):
+        Config.from_env({"INVENTORY_ZPL_LABEL_HEIGHT": "10"})
+    with pytest.raises(ConfigError, match="INVENTORY_ZPL_FONT"):
+        Config.from_env({"INVENTORY_ZPL_FONT": "E:A.TTF^XZ"})

@@ -13,10 +13,11 @@ from flask_login import current_user
 
 from app.auth.roles import role_required
 from app.errors import problem
-from app.services import catalog, counts, dashboard, items
+from app.services import catalog, codes, counts, dashboard, items
 from app.services.errors import DomainError, InvalidInput, UnknownItem
+from app.services.gs1 import GROUP_SEPARATOR
 from app.web.charts import step_line
-from app.web.common import attach_error, confirm_page, whole_number
+from app.web.common import attach_error, confirm_page, domain_message, gs1_fields, whole_number
 from app.web.i18n import format_quantity
 from app.web.items import bp
 from app.web.items.forms import ArchiveItemForm, CategoryForm, EditItemForm, ItemForm
@@ -83,6 +84,9 @@ def item_lookup_messages() -> dict[str, str]:
         "nowhere": _("Not in stock anywhere."),
         "hidden": _("(being counted)"),
         "suggested": _("Location {location} suggested."),
+        "lot": _("Lot {lot}"),
+        "expiry": _("Expires {expiry}"),
+        "serial": _("Serial {serial}"),
     }
 
 
@@ -90,12 +94,18 @@ def item_lookup_messages() -> dict[str, str]:
 @role_required("viewer")
 def lookup() -> Any:
     """The stock forms' item picker (static/js/combobox.js): up to ten items matching `q`, each
-    with its unit and stock per location, fullest first (the place to suggest)."""
+    with its unit and stock per location, fullest first (the place to suggest); for a scanned GS1
+    label, the item its GTIN names and what the label says (lot, expiry, serial, count)."""
     q = request.args.get("q", "").strip()
-    if len(q) > LOOKUP_MAX_CHARS or any(ord(c) < 32 for c in q):
+    # The group separator is the one control character allowed: a GS1 label's field separator.
+    if len(q) > LOOKUP_MAX_CHARS or any(ord(c) < 32 and c != GROUP_SEPARATOR for c in q):
         message = _("Type at most %(n)s characters, without control characters.", n=LOOKUP_MAX_CHARS)
         return problem(400, _("Invalid search"), message, "invalid_input")
-    found = catalog.lookup_items(q)
+    try:
+        label = codes.resolve_item_label(q)
+    except DomainError as error:
+        return problem(error.status, _("Unknown or invalid label"), domain_message(error), error.code)
+    found = catalog.lookup_items(q) if label is None else catalog.lookup_items("", sku=label.code)
     # A counter sees no quantity of a place being counted (the count stays blind); such an item's
     # places are listed by code so their order does not tell either.
     blind = counts.blind_places(skus=[i.sku for i in found]) if counts.counts_blind(current_user.role) else set()
@@ -112,7 +122,8 @@ def lookup() -> Any:
             for s in places
         ]
         results.append({"sku": item.sku, "name": item.name, "unit": item.unit, "barcode": item.barcode, "stock": stock})
-    response: Response = jsonify({"items": results})
+    # A scanned GS1 label also tells its lot, expiry, serial and count (for the form to fill in).
+    response: Response = jsonify({"items": results, **({"label": gs1_fields(label.gs1)} if label else {})})
     response.headers["Cache-Control"] = "no-store"
     return response
 

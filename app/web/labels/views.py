@@ -1,15 +1,17 @@
 """Label pages: choose items (by SKU) or a location, then a print page sized for A4 sheets
-(3 x 8 labels of 70 x 37 mm) or for a label printer (one 60 x 40 mm label per page)."""
+(3 x 8 labels of 70 x 37 mm) or for a label printer (one 60 x 40 mm label per page), or the same
+labels as a ZPL file for a Zebra-compatible thermal printer."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from flask import render_template, request
+from flask import Response, render_template, request
 
 from app.auth.roles import role_required
-from app.services import catalog, labels
+from app.config import settings
+from app.services import catalog, labels, zpl
 from app.services.errors import DomainError
 from app.web.common import domain_message, whole_number
 from app.web.labels import bp
@@ -31,7 +33,29 @@ def _choice() -> dict[str, Any]:
 @bp.get("")
 @role_required("viewer")
 def index() -> Any:
-    return render_template("labels/index.html", choice=_choice(), location_codes=catalog.location_codes(), error=None)
+    return _index(_choice(), error=None)
+
+
+def _contents(choice: dict[str, Any]) -> tuple[list[labels.LabelContent], int]:
+    """The chosen labels and how many copies of each (a location's labels: one)."""
+    if choice["location"]:
+        return labels.location_contents(choice["location"]), 1
+    return labels.item_contents(re.split(r"[\s,;]+", choice["skus"]), copies=choice["copies"]), choice["copies"]
+
+
+def _index(choice: dict[str, Any], *, error: str | None) -> str:
+    config = settings()
+    return render_template(
+        "labels/index.html",
+        choice=choice,
+        location_codes=catalog.location_codes(),
+        error=error,
+        zpl_size=(config.INVENTORY_ZPL_LABEL_WIDTH, config.INVENTORY_ZPL_LABEL_HEIGHT),
+    )
+
+
+def _refused(choice: dict[str, Any], error: DomainError) -> tuple[str, int]:
+    return _index(choice, error=domain_message(error)), error.status
 
 
 @bp.get("/print")
@@ -39,11 +63,27 @@ def index() -> Any:
 def print_labels() -> Any:
     choice = _choice()
     try:
-        if choice["location"]:
-            found = labels.location_labels(choice["location"])
-        else:
-            found = labels.item_labels(re.split(r"[\s,;]+", choice["skus"]), copies=choice["copies"])
+        contents, copies = _contents(choice)
     except DomainError as error:
-        context = dict(choice=choice, location_codes=catalog.location_codes(), error=domain_message(error))
-        return render_template("labels/index.html", **context), error.status
-    return render_template("labels/print.html", labels=found, size=choice["size"])
+        return _refused(choice, error)
+    return render_template("labels/print.html", labels=labels.sheet(contents, copies), size=choice["size"])
+
+
+@bp.get("/labels.zpl")
+@role_required("viewer")
+def zpl_labels() -> Any:
+    """The same labels as ZPL for a Zebra-compatible printer, downloaded as a file to send to it."""
+    choice = _choice()
+    try:
+        contents, copies = _contents(choice)
+    except DomainError as error:
+        return _refused(choice, error)
+    config = settings()
+    layout = zpl.Layout(config.INVENTORY_ZPL_LABEL_WIDTH, config.INVENTORY_ZPL_LABEL_HEIGHT, config.INVENTORY_ZPL_FONT)
+    # A location code may hold any character; the file name keeps the plain ones.
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", f"labels-{choice['location'] or 'items'}.zpl")
+    return Response(
+        zpl.document(contents, copies=copies, layout=layout),
+        mimetype="text/plain",
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+    )

@@ -10,9 +10,17 @@ from wtforms import Form, FormField, SelectChoice, SelectField, StringField, Tex
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from app.models import MOVEMENT_KINDS
-from app.services import errors
+from app.services import codes, errors
 from app.services.quantities import parse_quantity
-from app.web.common import KeyedForm, QuantityField, optional_text, quantity_field, required_text
+from app.web.common import (
+    KeyedForm,
+    QuantityField,
+    domain_message,
+    optional_text,
+    plain_quantity,
+    quantity_field,
+    required_text,
+)
 
 SKU_ATTRS = {"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}
 LOCATION_ATTRS = {"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"}
@@ -37,6 +45,29 @@ class _StockForm(KeyedForm):
     sku = required_text(_l("SKU"), 64, render_kw=SKU_ATTRS)
     reference = optional_text(_l("Reference (order or document number)"), 100)
     note = optional_text(_l("Note"), 500)
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        """A supplier's GS1 label scanned into the SKU box names its item by GTIN, and fills an
+        empty quantity box with the label's count (AI 30/37)."""
+        problem = self._read_label()
+        valid: bool = super().validate(extra_validators)
+        if problem is not None:
+            self.sku.errors = [*self.sku.errors, problem]
+        return valid and problem is None
+
+    def _read_label(self) -> str | None:
+        try:
+            label = codes.resolve_item_label(self.sku.data or "")
+        except errors.DomainError as error:
+            return domain_message(error)
+        if label is None:
+            return None
+        self.sku.data = label.code
+        quantity = self._fields.get("quantity")
+        if quantity is not None and not quantity.data and label.gs1 and label.gs1.quantity is not None:
+            quantity.data = plain_quantity(label.gs1.quantity)
+            quantity.raw_data = [quantity.data]
+        return None
 
     def common(self) -> dict[str, Any]:
         return {

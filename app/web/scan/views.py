@@ -24,7 +24,7 @@ from app.services.errors import (
     MalformedRequest,
 )
 from app.services.quantities import parse_quantity
-from app.web.common import domain_message, whole_number
+from app.web.common import domain_message, gs1_fields, whole_number
 from app.web.i18n import format_quantity
 from app.web.scan import bp
 
@@ -133,7 +133,9 @@ def _apply(data: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput("mode", "must be issue, receive or transfer")
     if not location:
         raise InvalidInput("location", "scan a location first")
-    quantity = parse_quantity(data.get("quantity") or "1")
+    # A supplier's label that says how many it is on (AI 30/37) moves that many.
+    label = resolved.gs1
+    quantity = label.quantity if label and label.quantity is not None else parse_quantity(data.get("quantity") or "1")
     common = dict(
         sku=resolved.code,
         quantity=quantity,
@@ -166,6 +168,7 @@ def _apply(data: dict[str, Any]) -> dict[str, Any]:
         "quantity": format_quantity(movement.quantity),
         "location": location,
         "balance": shown(movement.to_balance, "to") if mode == "receive" else shown(movement.from_balance, "from"),
+        **gs1_fields(label),
     }
     if mode == "transfer":
         result.update(to_location=target, to_balance=shown(movement.to_balance, "to"))

@@ -97,3 +97,41 @@ def test_the_labels_page_refuses_too_many_different_labels(
     login_as("viewer")
     response = client.get("/labels/print", query_string={"skus": skus})
     assert response.status_code == 422
+
+
+def test_zpl_download_has_one_format_per_label_with_copies_and_the_gtin_as_gs1(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any], factory: Factory, stocked: Stocked
+) -> None:
+    factory.item("SKU-EAN", name="圆珠笔^蓝", barcode="4006381333931")
+    login_as("viewer")
+    response = client.get("/labels/labels.zpl", query_string={"skus": "SKU-EAN\nSKU-SCREW", "copies": "4"})
+    assert response.status_code == 200
+    assert response.mimetype == "text/plain"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="labels-items.zpl"'
+    zpl = response.get_data(as_text=True)
+    formats = re.findall(r"\^XA.*?\^XZ", zpl, flags=re.S)
+    assert len(formats) == 2 and all("^PQ4" in f and "^CI28" in f for f in formats)
+    assert "^FD圆珠笔_5E蓝^FS" in formats[0]  # the name, its caret escaped
+    assert "^BCN,132,Y,N,N,D^FH^FD(01)04006381333931^FS" in formats[0]
+    with app.app_context():
+        assert codes.resolve_code("(01)04006381333931").code == "SKU-EAN"  # what the label says
+    assert "^FDMA,SKU-SCREW^FS" in formats[1] and "^BX" not in formats[1]
+
+
+def test_zpl_of_a_location_and_the_same_caps_as_the_sheets(
+    client: FlaskClient, login_as: Callable[..., Any], factory: Any, stocked: Stocked
+) -> None:
+    login_as("viewer")
+    response = client.get("/labels/labels.zpl", query_string={"location": "WH1-A-01-01", "copies": "9"})
+    zpl = response.get_data(as_text=True)
+    assert response.headers["Content-Disposition"] == 'attachment; filename="labels-WH1-A-01-01.zpl"'
+    assert zpl.count("^XA") == 2 and zpl.count("^PQ1") == 2  # the place and the item it holds
+    assert "一号仓库" in zpl and "螺丝钉" in zpl
+    missing = client.get("/labels/labels.zpl", query_string={"skus": "NOPE-1"})
+    assert missing.status_code == 404 and "没有 SKU 为 NOPE-1 的物品" in text_of(missing)
+    too_many = ",".join(factory.item(f"ZP-{n:03d}").sku for n in range(labels.MAX_DISTINCT_LABELS + 1))
+    assert client.get("/labels/labels.zpl", query_string={"skus": too_many}).status_code == 422
+    assert client.get("/labels/labels.zpl", query_string={"skus": "SKU-SCREW", "copies": "100"}).status_code == 200
+    page = client.get("/labels")
+    assert 'formaction="/labels/labels.zpl"' in page.get_data(as_text=True)
+    assert "下载 ZPL" in text_of(page)
