@@ -33,16 +33,7 @@ def _detail(sku: str, principal: Principal) -> dict[str, Any]:
 def index(principal: Principal, *, query: ItemQuery) -> dict[str, Any]:
     """Search the catalogue
     Items in SKU order with their total on hand; follow `next` for the following page."""
-    page = catalog.list_items(
-        q=query.q,
-        category=query.category,
-        warehouse=query.warehouse,
-        low_stock=query.low_stock,
-        archived=query.archived,
-        updated_since=query.updated_since,
-        after=query.cursor,
-        limit=query.limit,
-    )
+    page = catalog.list_items(**query.filters())
     blind = {sku for sku, _ in blind_places(principal, [row.sku for row in page.rows])}
     return {"data": [item_body(row, hidden=row.sku in blind) for row in page.rows], "next": page.next_cursor}
 

@@ -27,16 +27,7 @@ _BIGINT = 2**63 - 1
 @operation(bp, "GET", "/movements", query=MovementQuery, response=MovementList)
 def index(principal: Principal, *, query: MovementQuery) -> dict[str, Any]:
     """List ledger lines, newest first"""
-    page = catalog.list_movements(
-        sku=query.item,
-        location=query.location,
-        kind=query.kind,
-        since=query.since,
-        until=query.until,
-        reference=query.reference,
-        after=query.cursor,
-        limit=query.limit,
-    )
+    page = catalog.list_movements(**query.filters())
     blind = blind_places(principal, sorted({row.sku for row in page.rows}))
     return {"data": [row_body(row) for row in catalog.hide_balances(page.rows, blind)], "next": page.next_cursor}
 
