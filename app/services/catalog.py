@@ -478,17 +478,18 @@ def list_location_stock(*, code: str) -> list[LocationStockRow]:
 # ---------------------------------------------------------------- the ledger
 
 
-def _movement_query() -> Select[Any]:
+def ledger_query() -> Select[Any]:
+    """Movements with their item and both location codes, as MovementRow's fields (by name)."""
     source, target = aliased(Location), aliased(Location)
     return (
         select(
             Movement.id,
             Movement.kind,
             Item.sku,
-            Item.name,
+            Item.name.label("item_name"),
             Item.unit,
-            source.code,
-            target.code,
+            source.code.label("from_location"),
+            target.code.label("to_location"),
             Movement.quantity,
             Movement.from_balance,
             Movement.to_balance,
@@ -545,7 +546,7 @@ def list_movements(
         page = _either_side(ids, location, limit + 1)
     else:
         page = ids.order_by(Movement.id.desc()).limit(limit + 1).subquery()
-    stmt = _movement_query().join(page, page.c.id == Movement.id).order_by(Movement.id.desc())
+    stmt = ledger_query().join(page, page.c.id == Movement.id).order_by(Movement.id.desc())
     found = [MovementRow(*row) for row in db.session.execute(stmt)]
     more = len(found) > limit
     found = found[:limit]
@@ -592,7 +593,7 @@ def hide_balances(rows: Iterable[MovementRow], places: Collection[tuple[str, str
 
 def get_movement(movement_id: int) -> tuple[MovementRow, int | None]:
     """One ledger line and the id of the reversal that undid it (None if it stands). Raises UnknownMovement."""
-    row = db.session.execute(_movement_query().where(Movement.id == movement_id)).first()
+    row = db.session.execute(ledger_query().where(Movement.id == movement_id)).first()
     if row is None:
         raise UnknownMovement(movement_id)
     reversed_by = db.session.scalar(select(Movement.id).where(Movement.reverses_id == movement_id))
