@@ -6,9 +6,8 @@ from typing import Any
 
 from app.api import bp
 from app.api.auth import Principal, blind_places
-from app.api.openapi import operation
+from app.api.openapi import operation, writing
 from app.api.schemas import (
-    ConflictProblem,
     MovementDetail,
     MovementList,
     MovementQuery,
@@ -49,11 +48,7 @@ def show(principal: Principal, *, movement_id: int) -> dict[str, Any]:
     path_types={"movement_id": int},
     body=ReverseMovement,
     response=ReversalResult,
-    scope="write",
-    role="manager",
-    status=201,
-    errors=(409,),
-    problems={409: ConflictProblem},
+    **writing("manager", status=201),
 )
 def reverse(principal: Principal, *, movement_id: int, body: ReverseMovement) -> dict[str, Any]:
     """Reverse a movement

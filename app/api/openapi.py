@@ -84,6 +84,18 @@ def parse_query(model: type[BaseModel]) -> Any:
         raise schemas.RequestInvalid.from_pydantic(error) from None
 
 
+def writing(role: str, *, status: int = 200, errors: tuple[int, ...] = (409,)) -> dict[str, Any]:
+    """The contract of an operation that writes: write scope, the least `role`, and its 409 (short
+    stock, a reused key, a duplicate) documented as a ConflictProblem."""
+    return {
+        "scope": "write",
+        "role": role,
+        "status": status,
+        "errors": errors,
+        "problems": {409: schemas.ConflictProblem},
+    }
+
+
 def operation(
     bp: Blueprint, method: str, path: str, **contract: Any
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

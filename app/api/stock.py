@@ -16,10 +16,9 @@ from pydantic import BaseModel
 
 from app.api import bp
 from app.api.auth import Principal, blind_places
-from app.api.openapi import operation
+from app.api.openapi import operation, writing
 from app.api.schemas import (
     AdjustStock,
-    ConflictProblem,
     IssueLines,
     IssueStock,
     LowStockList,
@@ -37,8 +36,6 @@ from app.api.schemas import (
 from app.services import catalog, counts
 from app.services import stock as stock_service
 
-_CONFLICTS = {409: ConflictProblem}
-
 
 def keyed(principal: Principal) -> dict[str, Any]:
     """The request's Idempotency-Key, which belongs to the calling token."""
@@ -49,18 +46,7 @@ def _movement(
     path: str, body: type[BaseModel], response: type[BaseModel] = MovementResult, role: str = "clerk"
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A POST that moves stock: write scope, 201, and 404/409 (unknown names, short stock, key reuse)."""
-    return operation(
-        bp,
-        "POST",
-        path,
-        body=body,
-        response=response,
-        scope="write",
-        role=role,
-        status=201,
-        errors=(404, 409),
-        problems=_CONFLICTS,
-    )
+    return operation(bp, "POST", path, body=body, response=response, **writing(role, status=201, errors=(404, 409)))
 
 
 def _hidden_sides(principal: Principal, movements: list[Any]) -> list[set[str]]:
