@@ -6,9 +6,8 @@ from typing import Any
 
 from app.api import bp
 from app.api.auth import Principal, blind_places
-from app.api.openapi import operation
+from app.api.openapi import operation, writing
 from app.api.schemas import (
-    ConflictProblem,
     CreateItem,
     ItemDetail,
     ItemList,
@@ -33,16 +32,7 @@ def _detail(sku: str, principal: Principal) -> dict[str, Any]:
 def index(principal: Principal, *, query: ItemQuery) -> dict[str, Any]:
     """Search the catalogue
     Items in SKU order with their total on hand; follow `next` for the following page."""
-    page = catalog.list_items(
-        q=query.q,
-        category=query.category,
-        warehouse=query.warehouse,
-        low_stock=query.low_stock,
-        archived=query.archived,
-        updated_since=query.updated_since,
-        after=query.cursor,
-        limit=query.limit,
-    )
+    page = catalog.list_items(**query.filters())
     blind = {sku for sku, _ in blind_places(principal, [row.sku for row in page.rows])}
     return {"data": [item_body(row, hidden=row.sku in blind) for row in page.rows], "next": page.next_cursor}
 
@@ -53,18 +43,7 @@ def show(principal: Principal, *, sku: str) -> dict[str, Any]:
     return _detail(sku, principal)
 
 
-@operation(
-    bp,
-    "POST",
-    "/items",
-    body=CreateItem,
-    response=ItemDetail,
-    scope="write",
-    role="manager",
-    status=201,
-    errors=(409,),
-    problems={409: ConflictProblem},
-)
+@operation(bp, "POST", "/items", body=CreateItem, response=ItemDetail, **writing("manager", status=201))
 def create(principal: Principal, *, body: CreateItem) -> dict[str, Any]:
     """Create an item
     With an Idempotency-Key, repeating the same creation returns the item it made; the same key with
@@ -73,17 +52,7 @@ def create(principal: Principal, *, body: CreateItem) -> dict[str, Any]:
     return _detail(body.sku, principal)
 
 
-@operation(
-    bp,
-    "PATCH",
-    "/items/{sku}",
-    body=UpdateItem,
-    response=ItemDetail,
-    scope="write",
-    role="manager",
-    errors=(409,),
-    problems={409: ConflictProblem},
-)
+@operation(bp, "PATCH", "/items/{sku}", body=UpdateItem, response=ItemDetail, **writing("manager"))
 def update(principal: Principal, *, sku: str, body: UpdateItem) -> dict[str, Any]:
     """Change an item's fields
     Only the fields sent change; the SKU never does. `archived: true` archives the item."""

@@ -6,9 +6,8 @@ from typing import Any
 
 from app.api import bp
 from app.api.auth import Principal, blind_places
-from app.api.openapi import operation
+from app.api.openapi import operation, writing
 from app.api.schemas import (
-    ConflictProblem,
     MovementDetail,
     MovementList,
     MovementQuery,
@@ -27,16 +26,7 @@ _BIGINT = 2**63 - 1
 @operation(bp, "GET", "/movements", query=MovementQuery, response=MovementList)
 def index(principal: Principal, *, query: MovementQuery) -> dict[str, Any]:
     """List ledger lines, newest first"""
-    page = catalog.list_movements(
-        sku=query.item,
-        location=query.location,
-        kind=query.kind,
-        since=query.since,
-        until=query.until,
-        reference=query.reference,
-        after=query.cursor,
-        limit=query.limit,
-    )
+    page = catalog.list_movements(**query.filters())
     blind = blind_places(principal, sorted({row.sku for row in page.rows}))
     return {"data": [row_body(row) for row in catalog.hide_balances(page.rows, blind)], "next": page.next_cursor}
 
@@ -58,11 +48,7 @@ def show(principal: Principal, *, movement_id: int) -> dict[str, Any]:
     path_types={"movement_id": int},
     body=ReverseMovement,
     response=ReversalResult,
-    scope="write",
-    role="manager",
-    status=201,
-    errors=(409,),
-    problems={409: ConflictProblem},
+    **writing("manager", status=201),
 )
 def reverse(principal: Principal, *, movement_id: int, body: ReverseMovement) -> dict[str, Any]:
     """Reverse a movement

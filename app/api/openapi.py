@@ -36,23 +36,26 @@ _ERROR_TEXT = {
 }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Operation:
-    method: str
-    path: str
-    endpoint: str
-    summary: str
-    description: str
-    scope: str
-    role: str
-    status: int
+    """What one operation promises: the contract its `operation(...)` keywords declare, then the
+    route and the view's docstring."""
+
     response: type[BaseModel]
-    body: type[BaseModel] | None
-    query: type[BaseModel] | None
-    path_types: dict[str, type]
-    errors: tuple[int, ...]
-    tag: str
+    scope: str = "read"
+    role: str = "viewer"
+    status: int = 200
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    path_types: dict[str, type] = field(default_factory=dict)
+    errors: tuple[int, ...] = ()
     problems: Mapping[int, type[BaseModel]] = field(default_factory=dict)
+    method: str = ""
+    path: str = ""
+    endpoint: str = ""
+    summary: str = ""
+    description: str = ""
+    tag: str = ""
 
 
 OPERATIONS: list[Operation] = []
@@ -81,67 +84,49 @@ def parse_query(model: type[BaseModel]) -> Any:
         raise schemas.RequestInvalid.from_pydantic(error) from None
 
 
+def writing(role: str, *, status: int = 200, errors: tuple[int, ...] = (409,)) -> dict[str, Any]:
+    """The contract of an operation that writes: write scope, the least `role`, and its 409 (short
+    stock, a reused key, a duplicate) documented as a ConflictProblem."""
+    return {
+        "scope": "write",
+        "role": role,
+        "status": status,
+        "errors": errors,
+        "problems": {409: schemas.ConflictProblem},
+    }
+
+
 def operation(
-    bp: Blueprint,
-    method: str,
-    path: str,
-    *,
-    response: type[BaseModel],
-    scope: str = "read",
-    role: str = "viewer",
-    status: int = 200,
-    body: type[BaseModel] | None = None,
-    query: type[BaseModel] | None = None,
-    path_types: dict[str, type] | None = None,
-    errors: tuple[int, ...] = (),
-    problems: Mapping[int, type[BaseModel]] | None = None,
+    bp: Blueprint, method: str, path: str, **contract: Any
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register `view(principal, **path_params, body=..., query=...)` -> dict at `path` (OpenAPI
-    syntax, e.g. /items/{sku}); the dict is sent as JSON with `status`."""
-    path_types = path_types or {}
-
-    def flask_rule(match: re.Match[str]) -> str:
-        name = match.group(1)
-        return f"<int:{name}>" if path_types.get(name) is int else f"<{name}>"
+    syntax, e.g. /items/{sku}); the dict is sent as JSON with `status`. `contract` holds the
+    fields of Operation it declares (`response` at least; `scope`, `role`, `body` …)."""
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
-        doc = (view.__doc__ or "").strip()
         module = view.__module__.rsplit(".", 1)[-1]
         name = f"{module}_{view.__name__}"
-        summary, _, description = doc.partition("\n")
+        summary, _, description = (view.__doc__ or "").strip().partition("\n")
+        op = Operation(**contract, method=method.lower(), path=path, endpoint=f"{bp.name}.{name}", tag=module)
+        op.summary, op.description = summary.strip(), description.strip()
 
         @functools.wraps(view)
         def handler(**params: Any) -> Response:
-            principal: Principal = authenticate(scope=scope, role=role)
-            if body is not None:
-                params["body"] = parse_body(body)
-            if query is not None:
-                params["query"] = parse_query(query)
-            return _json(view(principal, **params), status)
+            principal: Principal = authenticate(scope=op.scope, role=op.role)
+            if op.body is not None:
+                params["body"] = parse_body(op.body)
+            if op.query is not None:
+                params["query"] = parse_query(op.query)
+            return _json(view(principal, **params), op.status)
 
         from app.api import limit_for
 
-        rule = _PATH_PARAM.sub(flask_rule, path)
-        bp.add_url_rule(rule, name, limit_for(scope)(handler), methods=[method])
-        OPERATIONS.append(
-            Operation(
-                method=method.lower(),
-                path=path,
-                endpoint=f"{bp.name}.{name}",
-                summary=summary.strip(),
-                description=description.strip(),
-                scope=scope,
-                role=role,
-                status=status,
-                response=response,
-                body=body,
-                query=query,
-                path_types=path_types,
-                errors=errors,
-                tag=module,
-                problems=problems or {},
-            )
-        )
+        def flask_rule(match: re.Match[str]) -> str:
+            param = match.group(1)
+            return f"<int:{param}>" if op.path_types.get(param) is int else f"<{param}>"
+
+        bp.add_url_rule(_PATH_PARAM.sub(flask_rule, path), name, limit_for(op.scope)(handler), methods=[method])
+        OPERATIONS.append(op)
         return view
 
     return decorate

@@ -116,51 +116,46 @@ def when(value: datetime | None) -> str | None:
 # ---------------------------------------------------------------- stock movements (requests)
 
 
-class IssueStock(Body):
-    """A stock-out: take `quantity` of `sku` out of `location` (its full code)."""
-
-    sku: Sku
-    location: LocationCode
-    quantity: Quantity
-    reference: Reference = None
-    note: Note = None
-
-
-class ReceiveStock(IssueStock):
-    """A receipt: put `quantity` of `sku` into `location`."""
-
-
-class TransferStock(Body):
-    sku: Sku
-    from_location: LocationCode
-    to_location: LocationCode
-    quantity: Quantity
-    reference: Reference = None
-    note: Note = None
-
-
-class AdjustStock(Body):
-    """A stocktake: set the level at `location` to `counted` and record the difference."""
-
-    sku: Sku
-    location: LocationCode
-    counted: Count
-    reference: Reference = None
-    note: Note = None
-
-
 class PickLineIn(Body):
     sku: Sku
     location: LocationCode
     quantity: Quantity
 
 
-class IssueLines(Body):
+class Noted(Body):
+    """What every stock request may carry besides what it moves (the services' `reference`, `note`)."""
+
+    reference: Reference = None
+    note: Note = None
+
+
+class IssueStock(PickLineIn, Noted):
+    """A stock-out: take `quantity` of `sku` out of `location` (its full code)."""
+
+
+class ReceiveStock(IssueStock):
+    """A receipt: put `quantity` of `sku` into `location`."""
+
+
+class TransferStock(Noted):
+    sku: Sku
+    from_location: LocationCode
+    to_location: LocationCode
+    quantity: Quantity
+
+
+class AdjustStock(Noted):
+    """A stocktake: set the level at `location` to `counted` and record the difference."""
+
+    sku: Sku
+    location: LocationCode
+    counted: Count
+
+
+class IssueLines(Noted):
     """A multi-line pick: every line is issued, or none is."""
 
     lines: list[PickLineIn] = Field(min_length=1, max_length=500)
-    reference: Reference = None
-    note: Note = None
 
 
 class ReverseMovement(Body):
@@ -399,6 +394,12 @@ class Query(BaseModel):
 class PageQuery(Query):
     cursor: str | None = Field(default=None, description="The `next` value of the previous page.")
     limit: int = Field(default=50, ge=1, le=MAX_PAGE)
+
+    def filters(self) -> dict[str, Any]:
+        """The query as the catalogue's list functions take it: `cursor` is their `after`, `item`
+        their `sku`."""
+        renamed = {"cursor": "after", "item": "sku"}
+        return {renamed.get(name, name): value for name, value in self.model_dump().items()}
 
 
 class ItemQuery(PageQuery):

@@ -16,10 +16,9 @@ from pydantic import BaseModel
 
 from app.api import bp
 from app.api.auth import Principal, blind_places
-from app.api.openapi import operation
+from app.api.openapi import operation, writing
 from app.api.schemas import (
     AdjustStock,
-    ConflictProblem,
     IssueLines,
     IssueStock,
     LowStockList,
@@ -37,8 +36,6 @@ from app.api.schemas import (
 from app.services import catalog, counts
 from app.services import stock as stock_service
 
-_CONFLICTS = {409: ConflictProblem}
-
 
 def keyed(principal: Principal) -> dict[str, Any]:
     """The request's Idempotency-Key, which belongs to the calling token."""
@@ -49,18 +46,7 @@ def _movement(
     path: str, body: type[BaseModel], response: type[BaseModel] = MovementResult, role: str = "clerk"
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A POST that moves stock: write scope, 201, and 404/409 (unknown names, short stock, key reuse)."""
-    return operation(
-        bp,
-        "POST",
-        path,
-        body=body,
-        response=response,
-        scope="write",
-        role=role,
-        status=201,
-        errors=(404, 409),
-        problems=_CONFLICTS,
-    )
+    return operation(bp, "POST", path, body=body, response=response, **writing(role, status=201, errors=(404, 409)))
 
 
 def _hidden_sides(principal: Principal, movements: list[Any]) -> list[set[str]]:
@@ -71,83 +57,56 @@ def _hidden_sides(principal: Principal, movements: list[Any]) -> list[set[str]]:
     return [set(m.counted_sides) if blind else set() for m in movements]
 
 
-def acting(principal: Principal, body: Any) -> dict[str, Any]:
-    """What every stock request passes besides its quantities: who, why, and the caller's key."""
-    return {"user": principal.username, "reference": body.reference, "note": body.note, **keyed(principal)}
+def acting(principal: Principal, body: BaseModel) -> dict[str, Any]:
+    """A stock service's keyword arguments: the body's fields (what moves, the reference and
+    note), who acts, and the caller's key."""
+    return {**body.model_dump(), "user": principal.username, **keyed(principal)}
+
+
+def _result(
+    principal: Principal, m: Any, *, sku: str, from_location: str | None = None, to_location: str | None = None
+) -> dict[str, Any]:
+    """MovementResult for a movement just written; `balance` is the level it left at its source,
+    or at its destination when it has none, unless the caller may not see it."""
+    [hidden] = _hidden_sides(principal, [m])
+    side = "from" if from_location else "to"
+    balance = m.from_balance if from_location else m.to_balance
+    return {
+        "movement": movement_body(m, sku=sku, from_location=from_location, to_location=to_location, hidden=hidden),
+        "balance": None if side in hidden else text(balance),
+    }
 
 
 @_movement("/stock/issue", IssueStock)
 def issue(principal: Principal, *, body: IssueStock) -> dict[str, Any]:
     """Take stock out of a location (a stock-out)
     Fails with 409 `insufficient-stock` (with `available`) rather than going below zero."""
-    m = stock_service.issue_stock(
-        sku=body.sku,
-        location=body.location,
-        quantity=body.quantity,
-        **acting(principal, body),
-    )
-    [hidden] = _hidden_sides(principal, [m])
-    return {
-        "movement": movement_body(m, sku=body.sku, from_location=body.location, to_location=None, hidden=hidden),
-        "balance": None if "from" in hidden else text(m.from_balance),
-    }
+    m = stock_service.issue_stock(**acting(principal, body))
+    return _result(principal, m, sku=body.sku, from_location=body.location)
 
 
 @_movement("/stock/receive", ReceiveStock)
 def receive(principal: Principal, *, body: ReceiveStock) -> dict[str, Any]:
     """Put stock into a location (a receipt)"""
-    m = stock_service.receive_stock(
-        sku=body.sku,
-        location=body.location,
-        quantity=body.quantity,
-        **acting(principal, body),
-    )
-    [hidden] = _hidden_sides(principal, [m])
-    return {
-        "movement": movement_body(m, sku=body.sku, from_location=None, to_location=body.location, hidden=hidden),
-        "balance": None if "to" in hidden else text(m.to_balance),
-    }
+    m = stock_service.receive_stock(**acting(principal, body))
+    return _result(principal, m, sku=body.sku, to_location=body.location)
 
 
 @_movement("/stock/transfer", TransferStock)
 def transfer(principal: Principal, *, body: TransferStock) -> dict[str, Any]:
     """Move stock between two locations
     `balance` is what remains at `from_location`; the movement carries both balances."""
-    m = stock_service.transfer_stock(
-        sku=body.sku,
-        from_location=body.from_location,
-        to_location=body.to_location,
-        quantity=body.quantity,
-        **acting(principal, body),
-    )
-    [hidden] = _hidden_sides(principal, [m])
-    places = {"from_location": body.from_location, "to_location": body.to_location}
-    return {
-        "movement": movement_body(m, sku=body.sku, **places, hidden=hidden),
-        "balance": None if "from" in hidden else text(m.from_balance),
-    }
+    m = stock_service.transfer_stock(**acting(principal, body))
+    return _result(principal, m, sku=body.sku, from_location=body.from_location, to_location=body.to_location)
 
 
 @_movement("/stock/adjust", AdjustStock, role="manager")
 def adjust(principal: Principal, *, body: AdjustStock) -> dict[str, Any]:
     """Stocktake: set a level to the counted quantity
     The difference is recorded as an `adjust` movement (out of the location when the count is lower)."""
-    m = stock_service.adjust_stock(
-        sku=body.sku,
-        location=body.location,
-        counted=body.counted,
-        **acting(principal, body),
-    )
-    went_out = m.from_location_id is not None
-    return {
-        "movement": movement_body(
-            m,
-            sku=body.sku,
-            from_location=body.location if went_out else None,
-            to_location=None if went_out else body.location,
-        ),
-        "balance": text(m.from_balance if went_out else m.to_balance),
-    }
+    m = stock_service.adjust_stock(**acting(principal, body))
+    side = "from_location" if m.from_location_id is not None else "to_location"
+    return _result(principal, m, sku=body.sku, **{side: body.location})
 
 
 @_movement("/stock/issue-lines", IssueLines, response=MovementsResult)
@@ -155,8 +114,7 @@ def issue_lines(principal: Principal, *, body: IssueLines) -> dict[str, Any]:
     """Issue several lines at once, all or nothing (a multi-line pick)
     The first short line fails the whole pick with 409 `insufficient-stock`; movements come back in line order."""
     movements = stock_service.issue_lines(
-        lines=[stock_service.PickLine(line.sku, line.location, line.quantity) for line in body.lines],
-        **acting(principal, body),
+        **acting(principal, body) | {"lines": [stock_service.PickLine(**line.model_dump()) for line in body.lines]}
     )
     return {
         "movements": [
@@ -170,9 +128,7 @@ def issue_lines(principal: Principal, *, body: IssueLines) -> dict[str, Any]:
 def levels(principal: Principal, *, query: StockQuery) -> dict[str, Any]:
     """Stock levels by SKU and location
     Zero levels are left out."""
-    page = catalog.list_stock_levels(
-        sku=query.item, location=query.location, warehouse=query.warehouse, after=query.cursor, limit=query.limit
-    )
+    page = catalog.list_stock_levels(**query.filters())
     blind = blind_places(principal, sorted({row.sku for row in page.rows}))
     rows = [stock_body(row.sku, row, hidden=(row.sku, row.location) in blind) for row in page.rows]
     return {"data": rows, "next": page.next_cursor}
@@ -182,7 +138,7 @@ def levels(principal: Principal, *, query: StockQuery) -> dict[str, Any]:
 def low_stock(principal: Principal, *, query: LowStockQuery) -> dict[str, Any]:
     """Items at or below their reorder point
     Totals over all locations, or over one `warehouse`; items with a zero reorder point are not tracked."""
-    page = catalog.list_low_stock(warehouse=query.warehouse, after=query.cursor, limit=query.limit)
+    page = catalog.list_low_stock(**query.filters())
     blind = {sku for sku, _ in blind_places(principal, [row.sku for row in page.rows])}
     rows = [
         {

@@ -103,28 +103,26 @@ def set_role(*, username: str, role: str) -> User:
     """Raises UnknownUser, InvalidInput, and Conflict when it would leave no active admin."""
     if role not in ROLES:
         raise InvalidInput("role", f"one of {', '.join(ROLES)}")
-    _lock_admins()
-    user = _locked_user(username)
-    if role == user.role:
-        return user
-    if user.role == "admin" and role != "admin" and not _other_active_admins(user.id):
-        raise Conflict("the last active administrator keeps the admin role", field="role", last_admin=True)
-    if user.role != role:
-        user.role = role
-        db.session.flush()
-        users.revoke_sessions(user.id)
-    return user
+    refusal = "the last active administrator keeps the admin role"
+    return _change_guarded(username, "role", role, demotes=role != "admin", refusal=refusal)
 
 
 @unit_of_work
 def set_active(*, username: str, active: bool) -> User:
     """Deactivate (sessions and API tokens stop working at once) or reactivate a user."""
+    refusal = "the last active administrator cannot be deactivated"
+    return _change_guarded(username, "active", active, demotes=not active, refusal=refusal)
+
+
+def _change_guarded(username: str, field: str, value: object, *, demotes: bool, refusal: str) -> User:
+    """Set a user's `field` and end their sessions when it changes. The administrators are locked
+    first, so two changes that each `demote` an admin cannot both leave none active (Conflict)."""
     _lock_admins()
     user = _locked_user(username)
-    if not active and user.role == "admin" and not _other_active_admins(user.id):
-        raise Conflict("the last active administrator cannot be deactivated", field="active", last_admin=True)
-    if user.active != active:
-        user.active = active
+    if demotes and user.role == "admin" and not _other_active_admins(user.id):
+        raise Conflict(refusal, field=field, last_admin=True)
+    if getattr(user, field) != value:
+        setattr(user, field, value)
         db.session.flush()
         users.revoke_sessions(user.id)
     return user

@@ -222,15 +222,20 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _sqlite_copy(source: sqlite3.Connection, target: Path) -> None:
+    """Copy the whole database `source` is connected to over `target` with SQLite's backup API
+    (a consistent copy, whatever else is connected), then close both."""
+    destination = sqlite3.connect(target)
+    try:
+        source.backup(destination)
+    finally:
+        destination.close()
+        source.close()
+
+
 def _sqlite_snapshot(url: URL, folder: Path) -> dict[str, Any]:
     copy = folder / "snapshot.sqlite"
-    source = sqlite3.connect(f"file:{_sqlite_path(url)}?mode=ro", uri=True)
-    target = sqlite3.connect(copy)
-    try:
-        source.backup(target)
-    finally:
-        target.close()
-        source.close()
+    _sqlite_copy(sqlite3.connect(f"file:{_sqlite_path(url)}?mode=ro", uri=True), copy)
     engine = create_engine(f"sqlite:///{copy}")
     try:
         with engine.connect() as conn:
@@ -428,12 +433,7 @@ def _load_sqlite(payload: Path, target: Path) -> None:
             source.execute("PRAGMA quick_check").fetchall()
         except (OSError, EOFError, sqlite3.DatabaseError) as exc:
             raise BackupInvalid(f"the SQLite payload does not decompress into a database ({exc})") from exc
-        destination = sqlite3.connect(target)
-        try:
-            source.backup(destination)
-        finally:
-            destination.close()
-            source.close()
+        _sqlite_copy(source, target)
 
 
 def _sql_lines(payload: Path) -> Iterator[bytes]:

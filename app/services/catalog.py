@@ -12,10 +12,10 @@ import base64
 import json
 import re
 from collections.abc import Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar, Unpack
 
 from sqlalchemy import ColumnElement, Select, and_, case, false, func, or_, select, union
 from sqlalchemy.orm import aliased
@@ -55,6 +55,10 @@ class ItemRow:
     archived: bool
     updated_at: datetime
     on_hand: Decimal
+
+
+#: ItemRow's fields that are the Item's own columns, by the same name (all but the category's name).
+_ITEM_COLUMNS = tuple(f.name for f in fields(ItemRow) if f.name != "category")
 
 
 @dataclass(frozen=True)
@@ -184,27 +188,32 @@ def _search_conditions(q: str) -> list[ColumnElement[bool]]:
     return kept + [prefix for prefix, hit in zip(prefixes, started, strict=True) if hit]
 
 
-def _item_filters(
-    stmt: Select[Any],
-    *,
-    q: str | None,
-    category_id: int | None,
-    warehouse: str | None,
-    low_stock: bool,
-    archived: bool | None,
-    category: str | None = None,
-    updated_since: datetime | None = None,
-) -> Select[Any]:
-    if category:
+class ItemFilters(TypedDict, total=False):
+    """What narrows the item list. `q` is searched in SKU, name and barcode (contained) and pinyin
+    or initials (started); `category` is a category name (an alternative to `category_id`);
+    `archived` is False (the default: active items), True, or None for both; `updated_since`
+    keeps items changed at or after that aware datetime."""
+
+    q: str | None
+    category_id: int | None
+    category: str | None
+    warehouse: str | None
+    low_stock: bool
+    archived: bool | None
+    updated_since: datetime | None
+
+
+def _item_filters(stmt: Select[Any], filters: ItemFilters) -> Select[Any]:
+    if category := filters.get("category"):
         stmt = stmt.where(Item.category_id.in_(select(Category.id).where(Category.name == category)))
-    if updated_since is not None:
+    if (updated_since := filters.get("updated_since")) is not None:
         stmt = stmt.where(Item.updated_at >= updated_since)
-    if archived is not None:
+    if (archived := filters.get("archived", False)) is not None:
         # `= 0`, not `IS false`: MariaDB uses the (archived, sku) index only for an equality.
         stmt = stmt.where(Item.archived == archived)
-    if category_id is not None:
+    if (category_id := filters.get("category_id")) is not None:
         stmt = stmt.where(Item.category_id == category_id)
-    if warehouse:
+    if warehouse := filters.get("warehouse"):
         # A counted scalar subquery rather than EXISTS: MariaDB turns EXISTS into a semi-join
         # that reads every stock level of the warehouse and sorts; this one is checked per item
         # while the items are read in page order, and stops once the page is full.
@@ -218,10 +227,9 @@ def _item_filters(
             .scalar_subquery()
         )
         stmt = stmt.where(held > 0)
-    if low_stock:
+    if filters.get("low_stock"):
         stmt = stmt.where(Item.is_low == True)  # noqa: E712 (`= 1` seeks the is_low indexes)
-    text = (q or "").strip()
-    if text:
+    if text := (filters.get("q") or "").strip():
         conditions = _search_conditions(text)
         stmt = stmt.where(or_(*conditions) if conditions else false())
     return stmt
@@ -229,38 +237,21 @@ def _item_filters(
 
 def list_items(
     *,
-    q: str | None = None,
-    category_id: int | None = None,
-    warehouse: str | None = None,
-    low_stock: bool = False,
-    archived: bool | None = False,
     sort: str = "sku",
     descending: bool = False,
     after: str | None = None,
     limit: int = DEFAULT_LIMIT,
-    category: str | None = None,
-    updated_since: datetime | None = None,
+    **filters: Unpack[ItemFilters],
 ) -> Page[ItemRow]:
-    """Items matching a search (SKU, name, barcode contain `q`; pinyin or initials start with it)
-    and filters, ordered by `sort` then id. `archived=None` lists archived and active items;
-    `category` is a category name (an alternative to `category_id`); `updated_since` keeps items
-    changed at or after that aware datetime. Raises InvalidInput for an unknown sort or a bad cursor."""
+    """Items matching `filters` (see ItemFilters), ordered by `sort` then id. Raises InvalidInput
+    for an unknown sort or a bad cursor."""
     if sort not in ITEM_SORTS:
         raise InvalidInput("sort", f"one of {', '.join(ITEM_SORTS)}")
     column = getattr(Item, sort)
     limit = _limit(limit)
     # The page's ids first (an index range on the sort column when the filters allow it), then
     # the rows: asked for whole rows at once, MariaDB prefers scanning the index from its start.
-    stmt = _item_filters(
-        select(Item.id),
-        q=q,
-        category_id=category_id,
-        warehouse=warehouse,
-        low_stock=low_stock,
-        archived=archived,
-        category=category,
-        updated_since=updated_since,
-    )
+    stmt = _item_filters(select(Item.id), filters)
     if after:
         values = decode_cursor(after)
         if len(values) != 2 or not isinstance(values[1], int) or not isinstance(values[0], str):
@@ -283,20 +274,7 @@ def list_items(
     more = len(found) > limit
     found = found[:limit]
     rows = [
-        ItemRow(
-            id=item.id,
-            sku=item.sku,
-            name=item.name,
-            barcode=item.barcode,
-            unit=item.unit,
-            category=category,
-            reorder_point=item.reorder_point,
-            reorder_quantity=item.reorder_quantity,
-            archived=item.archived,
-            updated_at=item.updated_at,
-            on_hand=item.on_hand,
-        )
-        for item, category in found
+        ItemRow(category=category, **{name: getattr(item, name) for name in _ITEM_COLUMNS}) for item, category in found
     ]
     last = found[-1][0] if found else None
     cursor = encode_cursor(getattr(last, sort), last.id) if more and last is not None else None
@@ -508,17 +486,18 @@ def list_location_stock(*, code: str) -> list[LocationStockRow]:
 # ---------------------------------------------------------------- the ledger
 
 
-def _movement_query() -> Select[Any]:
+def ledger_query() -> Select[Any]:
+    """Movements with their item and both location codes, as MovementRow's fields (by name)."""
     source, target = aliased(Location), aliased(Location)
     return (
         select(
             Movement.id,
             Movement.kind,
             Item.sku,
-            Item.name,
+            Item.name.label("item_name"),
             Item.unit,
-            source.code,
-            target.code,
+            source.code.label("from_location"),
+            target.code.label("to_location"),
             Movement.quantity,
             Movement.from_balance,
             Movement.to_balance,
@@ -575,7 +554,7 @@ def list_movements(
         page = _either_side(ids, location, limit + 1)
     else:
         page = ids.order_by(Movement.id.desc()).limit(limit + 1).subquery()
-    stmt = _movement_query().join(page, page.c.id == Movement.id).order_by(Movement.id.desc())
+    stmt = ledger_query().join(page, page.c.id == Movement.id).order_by(Movement.id.desc())
     found = [MovementRow(*row) for row in db.session.execute(stmt)]
     more = len(found) > limit
     found = found[:limit]
@@ -622,7 +601,7 @@ def hide_balances(rows: Iterable[MovementRow], places: Collection[tuple[str, str
 
 def get_movement(movement_id: int) -> tuple[MovementRow, int | None]:
     """One ledger line and the id of the reversal that undid it (None if it stands). Raises UnknownMovement."""
-    row = db.session.execute(_movement_query().where(Movement.id == movement_id)).first()
+    row = db.session.execute(ledger_query().where(Movement.id == movement_id)).first()
     if row is None:
         raise UnknownMovement(movement_id)
     reversed_by = db.session.scalar(select(Movement.id).where(Movement.reverses_id == movement_id))

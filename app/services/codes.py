@@ -6,7 +6,7 @@ Every scanner-facing page resolves codes here, so the same label means the same 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -17,28 +17,31 @@ from app.extensions import db
 from app.models import Item, Location, StockLevel
 from app.services import gs1
 from app.services.catalog import canonical_sku
-from app.services.errors import Conflict, InvalidGS1Code, NotFound, UnknownGtin
+from app.services.errors import Conflict, Declared, InvalidGS1Code, NotFound, UnknownGtin, private
 from app.services.gs1 import GS1Data
 from app.services.search_keys import fold
 
 
-class UnknownCode(NotFound):
-    code = "unknown_code"
-    title = "Unknown code"
+class UnknownCode(
+    Declared,
+    NotFound,
+    code="unknown_code",
+    title="Unknown code",
+    template="no item or location has the code {scanned!r}",
+):
+    scanned: str
 
-    def __init__(self, scanned: str) -> None:
-        super().__init__(f"no item or location has the code {scanned!r}", scanned=scanned)
 
-
-class CodeTaken(Conflict):
+class CodeTaken(
+    Declared, Conflict, code="code_taken", title="Code already used", template="{value!r} is already used as {used_by}"
+):
     """A SKU, barcode or location code equal to another one: a scanner reading it could not tell
     which is meant, so the three share one namespace."""
 
-    code = "code_taken"
-    title = "Code already used"
-
-    def __init__(self, value: str, *, field: str, used_by: str) -> None:
-        super().__init__(f"{value!r} is already used as {used_by}", field=field, used_by=used_by)
+    value: str = private()
+    _: KW_ONLY
+    field: str
+    used_by: str
 
 
 def _same(column: Any, value: str) -> ColumnElement[bool]:

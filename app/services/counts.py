@@ -23,6 +23,7 @@ from app.services import stock
 from app.services.codes import resolve_code
 from app.services.errors import (
     Conflict,
+    Declared,
     DomainError,
     InsufficientStock,
     InvalidInput,
@@ -36,12 +37,8 @@ from app.services.text import multi_line
 from app.services.transaction import unit_of_work
 
 
-class UnknownCount(NotFound):
-    code = "unknown_count"
-    title = "Unknown count"
-
-    def __init__(self, count_id: int) -> None:
-        super().__init__(f"no count #{count_id}", count_id=count_id)
+class UnknownCount(Declared, NotFound, code="unknown_count", title="Unknown count", template="no count #{count_id}"):
+    count_id: int
 
 
 class CountClosed(Conflict):

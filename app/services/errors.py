@@ -2,12 +2,17 @@
 
 `app/errors.py` turns these into problem documents (API) or flashed messages (pages); services
 raise them and never know about HTTP beyond the status number.
+
+Most errors are declared rather than written out: the class keywords give the status, code, title
+and message template, and the annotated fields are the facts, at once the constructor's arguments,
+the names the template uses and the problem document's extras.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar, dataclass_transform
 
 
 class DomainError(Exception):
@@ -23,6 +28,34 @@ class DomainError(Exception):
     def to_dict(self) -> dict[str, Any]:
         """Extras as JSON-ready values (decimals become strings, as quantities travel)."""
         return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in self.extras.items()}
+
+
+def private() -> Any:
+    """A declared fact the message names but the problem document does not carry."""
+    return dataclasses.field(metadata={"private": True})
+
+
+@dataclass_transform(eq_default=False, field_specifiers=(dataclasses.field, private))
+class Declared(DomainError):
+    """The base of a declared error: `class UnknownItem(Declared, NotFound, code=…, title=…,
+    template="no item with SKU {sku!r}")` with a field `sku: str`. `kw_only=True` makes every
+    fact a keyword argument."""
+
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+    template: ClassVar[str]
+
+    def __init_subclass__(
+        cls, *, code: str, title: str, template: str, status: int | None = None, kw_only: bool = False
+    ) -> None:
+        super().__init_subclass__()
+        cls.code, cls.title, cls.template = code, title, template
+        cls.status = cls.status if status is None else status
+        dataclasses.dataclass(eq=False, kw_only=kw_only)(cls)
+
+    def __post_init__(self) -> None:
+        facts = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        public = {f.name: facts[f.name] for f in dataclasses.fields(self) if not f.metadata.get("private")}
+        DomainError.__init__(self, self.template.format(**facts), **public)
 
 
 class InvalidInput(DomainError):
@@ -71,167 +104,137 @@ class NotFound(DomainError):
     title = "Not found"
 
 
-class UnknownItem(NotFound):
-    code = "unknown_item"
-    title = "Unknown item"
-
-    def __init__(self, sku: str) -> None:
-        super().__init__(f"no item with SKU {sku!r}", sku=sku)
-
-
-class UnknownLocation(NotFound):
-    code = "unknown_location"
-    title = "Unknown location"
-
-    def __init__(self, location: str) -> None:
-        super().__init__(f"no location with code {location!r}", location=location)
-
-
-class UnknownGtin(NotFound):
-    """A GS1 code whose GTIN is no item's barcode (in any of its 14, 13, 12 or 8-digit forms)."""
-
-    code = "unknown_gtin"
-    title = "Unknown GTIN"
-
-    def __init__(self, gtin: str) -> None:
-        super().__init__(f"no item with barcode {gtin}", gtin=gtin)
-
-
-class UnknownMovement(NotFound):
-    code = "unknown_movement"
-    title = "Unknown movement"
-
-    def __init__(self, movement_id: int) -> None:
-        super().__init__(f"no movement #{movement_id}", movement_id=movement_id)
-
-
-class UnknownUser(NotFound):
-    code = "unknown_user"
-    title = "Unknown user"
-
-    def __init__(self, username: str) -> None:
-        super().__init__(f"no user {username!r}", username=username)
-
-
-class ArchivedItem(DomainError):
-    status = 422
-    code = "archived_item"
-    title = "Item is archived"
-
-    def __init__(self, sku: str) -> None:
-        super().__init__(f"item {sku!r} is archived and cannot be moved", sku=sku)
-
-
-class InactiveLocation(DomainError):
-    status = 422
-    code = "inactive_location"
-    title = "Location is inactive"
-
-    def __init__(self, location: str) -> None:
-        super().__init__(f"location {location!r} is inactive", location=location)
-
-
-class SameLocation(DomainError):
-    status = 422
-    code = "same_location"
-    title = "Transfer to the same location"
-
-    def __init__(self, location: str) -> None:
-        super().__init__(f"cannot transfer from {location!r} to itself", location=location)
-
-
-class InsufficientStock(DomainError):
-    status = 409
-    code = "insufficient_stock"
-    title = "Insufficient stock"
-
-    def __init__(self, *, sku: str, location: str, requested: Decimal, available: Decimal) -> None:
-        super().__init__(
-            f"only {available} of {sku} at {location}, {requested} requested",
-            sku=sku,
-            location=location,
-            requested=requested,
-            available=available,
-        )
-        self.sku = sku
-        self.location = location
-        self.requested = requested
-        self.available = available
-
-
-class StockShortDuringCount(DomainError):
-    """InsufficientStock as a counter sees it at a place being counted (a blind count): the same
-    refusal, without the quantity that would unblind the count."""
-
-    status = 409
-    code = "insufficient_stock"
-    title = "Insufficient stock"
-
-    def __init__(self, *, sku: str, location: str, requested: Decimal) -> None:
-        super().__init__(
-            f"not enough {sku} at {location} for {requested} requested; the quantity is hidden while it is counted",
-            sku=sku,
-            location=location,
-            requested=requested,
-            quantity_hidden=True,
-        )
-        self.sku = sku
-        self.location = location
-        self.requested = requested
-
-
-class QuantityOutOfRange(DomainError):
-    """A movement would take a stock level, or an item's total over every location, past the
-    largest quantity the database stores (NUMERIC(18, 3))."""
-
-    status = 409
-    code = "quantity_out_of_range"
-    title = "Quantity out of range"
-
-    def __init__(self, *, sku: str, location: str, limit: Decimal) -> None:
-        super().__init__(
-            f"{sku} at {location} would exceed the largest storable quantity {limit}",
-            sku=sku,
-            location=location,
-            limit=limit,
-        )
-
-
-class AlreadyReversed(DomainError):
-    status = 409
-    code = "already_reversed"
-    title = "Movement already reversed"
-
-    def __init__(self, movement_id: int, reversal_id: int) -> None:
-        super().__init__(
-            f"movement #{movement_id} was already reversed by #{reversal_id}",
-            movement_id=movement_id,
-            reversal_id=reversal_id,
-        )
-
-
-class IrreversibleMovement(DomainError):
-    status = 422
-    code = "irreversible_movement"
-    title = "Movement cannot be reversed"
-
-    def __init__(self, movement_id: int, reason: str) -> None:
-        super().__init__(f"movement #{movement_id} cannot be reversed: {reason}", movement_id=movement_id)
-
-
-class IdempotencyConflict(DomainError):
-    status = 409
-    code = "idempotency_conflict"
-    title = "Idempotency key reused with a different request"
-
-    def __init__(self, key: str) -> None:
-        super().__init__(f"idempotency key {key!r} was already used for a different request", key=key)
-
-
 class Conflict(DomainError):
     status = 409
     code = "conflict"
     title = "Conflict"
+
+
+class UnknownItem(Declared, NotFound, code="unknown_item", title="Unknown item", template="no item with SKU {sku!r}"):
+    sku: str
+
+
+class UnknownLocation(
+    Declared, NotFound, code="unknown_location", title="Unknown location", template="no location with code {location!r}"
+):
+    location: str
+
+
+class UnknownGtin(
+    Declared, NotFound, code="unknown_gtin", title="Unknown GTIN", template="no item with barcode {gtin}"
+):
+    """A GS1 code whose GTIN is no item's barcode (in any of its 14, 13, 12 or 8-digit forms)."""
+
+    gtin: str
+
+
+class UnknownMovement(
+    Declared, NotFound, code="unknown_movement", title="Unknown movement", template="no movement #{movement_id}"
+):
+    movement_id: int
+
+
+class UnknownUser(Declared, NotFound, code="unknown_user", title="Unknown user", template="no user {username!r}"):
+    username: str
+
+
+class ArchivedItem(
+    Declared, code="archived_item", title="Item is archived", template="item {sku!r} is archived and cannot be moved"
+):
+    sku: str
+
+
+class InactiveLocation(
+    Declared, code="inactive_location", title="Location is inactive", template="location {location!r} is inactive"
+):
+    location: str
+
+
+class SameLocation(
+    Declared,
+    code="same_location",
+    title="Transfer to the same location",
+    template="cannot transfer from {location!r} to itself",
+):
+    location: str
+
+
+class InsufficientStock(
+    Declared,
+    status=409,
+    code="insufficient_stock",
+    title="Insufficient stock",
+    template="only {available} of {sku} at {location}, {requested} requested",
+    kw_only=True,
+):
+    sku: str
+    location: str
+    requested: Decimal
+    available: Decimal
+
+
+class StockShortDuringCount(
+    Declared,
+    status=409,
+    code="insufficient_stock",
+    title="Insufficient stock",
+    template="not enough {sku} at {location} for {requested} requested; the quantity is hidden while it is counted",
+    kw_only=True,
+):
+    """InsufficientStock as a counter sees it at a place being counted (a blind count): the same
+    refusal, without the quantity that would unblind the count."""
+
+    sku: str
+    location: str
+    requested: Decimal
+    quantity_hidden: bool = dataclasses.field(default=True, init=False)
+
+
+class QuantityOutOfRange(
+    Declared,
+    status=409,
+    code="quantity_out_of_range",
+    title="Quantity out of range",
+    template="{sku} at {location} would exceed the largest storable quantity {limit}",
+    kw_only=True,
+):
+    """A movement would take a stock level, or an item's total over every location, past the
+    largest quantity the database stores (NUMERIC(18, 3))."""
+
+    sku: str
+    location: str
+    limit: Decimal
+
+
+class AlreadyReversed(
+    Declared,
+    status=409,
+    code="already_reversed",
+    title="Movement already reversed",
+    template="movement #{movement_id} was already reversed by #{reversal_id}",
+):
+    movement_id: int
+    reversal_id: int
+
+
+class IrreversibleMovement(
+    Declared,
+    code="irreversible_movement",
+    title="Movement cannot be reversed",
+    template="movement #{movement_id} cannot be reversed: {reason}",
+):
+    movement_id: int
+    reason: str = private()
+
+
+class IdempotencyConflict(
+    Declared,
+    status=409,
+    code="idempotency_conflict",
+    title="Idempotency key reused with a different request",
+    template="idempotency key {key!r} was already used for a different request",
+):
+    key: str
 
 
 class BackupInvalid(DomainError):

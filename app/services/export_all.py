@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Select, select
-from sqlalchemy.orm import aliased
 
 from app.extensions import db
 from app.models import Category, Item, Location, Movement, StockLevel, Warehouse
+from app.services.catalog import ledger_query
 from app.services.errors import InvalidInput
 from app.services.exports import csv_chunks
 
@@ -33,9 +33,14 @@ YIELD = 5_000
 
 @dataclass(frozen=True)
 class Table:
+    """One CSV file: its header is the names of the statement's columns."""
+
     file: str
-    header: list[str]
     query: Callable[[], Select[Any]]
+
+    @property
+    def header(self) -> list[str]:
+        return [column.name for column in self.query().selected_columns]
 
 
 def _items() -> Select[Any]:
@@ -46,7 +51,7 @@ def _items() -> Select[Any]:
             Item.name,
             Item.barcode,
             Item.unit,
-            Category.name,
+            Category.name.label("category"),
             Item.reorder_point,
             Item.reorder_quantity,
             Item.on_hand,
@@ -60,13 +65,10 @@ def _items() -> Select[Any]:
     )
 
 
-def _categories() -> Select[Any]:
-    return select(Category.id, Category.name, Category.description).order_by(Category.id)
-
-
 def _locations() -> Select[Any]:
+    warehouse = (Warehouse.code.label("warehouse_code"), Warehouse.name.label("warehouse_name"))
     return (
-        select(Location.id, Location.code, Location.name, Warehouse.code, Warehouse.name, Location.active)
+        select(Location.id, Location.code, Location.name, *warehouse, Location.active)
         .join(Warehouse, Warehouse.id == Location.warehouse_id)
         .order_by(Location.id)
     )
@@ -74,80 +76,20 @@ def _locations() -> Select[Any]:
 
 def _stock_levels() -> Select[Any]:
     return (
-        select(Item.sku, Location.code, StockLevel.quantity, StockLevel.updated_at)
+        select(Item.sku, Location.code.label("location"), StockLevel.quantity, StockLevel.updated_at)
         .join(Item, Item.id == StockLevel.item_id)
         .join(Location, Location.id == StockLevel.location_id)
         .order_by(StockLevel.item_id, StockLevel.location_id)
     )
 
 
-def _movements() -> Select[Any]:
-    source, destination = aliased(Location), aliased(Location)
-    return (
-        select(
-            Movement.id,
-            Movement.created_at,
-            Movement.kind,
-            Item.sku,
-            source.code,
-            destination.code,
-            Movement.quantity,
-            Movement.from_balance,
-            Movement.to_balance,
-            Movement.reference,
-            Movement.note,
-            Movement.username,
-            Movement.reverses_id,
-        )
-        .join(Item, Item.id == Movement.item_id)
-        .outerjoin(source, source.id == Movement.from_location_id)
-        .outerjoin(destination, destination.id == Movement.to_location_id)
-        .order_by(Movement.id)
-    )
-
-
 TABLES = (
-    Table("categories.csv", ["id", "name", "description"], _categories),
-    Table(
-        "items.csv",
-        [
-            "id",
-            "sku",
-            "name",
-            "barcode",
-            "unit",
-            "category",
-            "reorder_point",
-            "reorder_quantity",
-            "on_hand",
-            "archived",
-            "description",
-            "created_at",
-            "updated_at",
-        ],
-        _items,
-    ),
-    Table("locations.csv", ["id", "code", "name", "warehouse_code", "warehouse_name", "active"], _locations),
-    Table("stock_levels.csv", ["sku", "location", "quantity", "updated_at"], _stock_levels),
-    Table(
-        "movements.csv",
-        [
-            "id",
-            "created_at",
-            "kind",
-            "sku",
-            "from_location",
-            "to_location",
-            "quantity",
-            "from_balance",
-            "to_balance",
-            "reference",
-            "note",
-            "username",
-            "reverses_id",
-        ],
-        _movements,
-    ),
+    Table("categories.csv", lambda: select(Category.id, Category.name, Category.description).order_by(Category.id)),
+    Table("items.csv", _items),
+    Table("locations.csv", _locations),
+    Table("stock_levels.csv", _stock_levels),
+    # The ledger as the movements page reads it, oldest first.
+    Table("movements.csv", lambda: ledger_query().order_by(Movement.id)),
 )
 
 

@@ -121,20 +121,7 @@ def create_item(*, idempotency_key: str | None = None, caller: str | None = None
                 raise IdempotencyConflict(key)
             return db.session.get_one(Item, earlier.item_id)
     _check_unique(data.sku, data.barcode)
-    pinyin, initials = pinyin_keys(data.name)
-    item = Item(
-        sku=data.sku,
-        name=data.name,
-        name_pinyin=pinyin,
-        name_initials=initials,
-        search_text=search_text(data.sku, data.name, data.barcode),
-        barcode=data.barcode,
-        unit=data.unit,
-        category_id=_category_id(data.category),
-        reorder_point=data.reorder_point,
-        reorder_quantity=data.reorder_quantity,
-        description=data.description,
-    )
+    item = Item(**_columns(data, _category_id(data.category)))
     db.session.add(item)
     _remember_grams([item.search_text])
     db.session.flush()
@@ -142,6 +129,24 @@ def create_item(*, idempotency_key: str | None = None, caller: str | None = None
         db.session.add(ItemRequest(idempotency_scope=caller, idempotency_key=key, request_hash=digest, item_id=item.id))
         db.session.flush()
     return item
+
+
+def _columns(data: ItemInput, category_id: int | None) -> dict[str, Any]:
+    """A new item's column values: the checked input and the search keys derived from it."""
+    pinyin, initials = pinyin_keys(data.name)
+    return {
+        "sku": data.sku,
+        "name": data.name,
+        "name_pinyin": pinyin,
+        "name_initials": initials,
+        "search_text": search_text(data.sku, data.name, data.barcode),
+        "barcode": data.barcode,
+        "unit": data.unit,
+        "category_id": category_id,
+        "reorder_point": data.reorder_point,
+        "reorder_quantity": data.reorder_quantity,
+        "description": data.description,
+    }
 
 
 @unit_of_work
@@ -192,25 +197,8 @@ def create_items(rows: Sequence[ItemInput]) -> list[str]:
         if row.sku in existing:
             continue
         existing.add(row.sku)
-        pinyin, initials = pinyin_keys(row.name)
-        new.append(
-            dict(
-                sku=row.sku,
-                name=row.name,
-                name_pinyin=pinyin,
-                name_initials=initials,
-                search_text=search_text(row.sku, row.name, row.barcode),
-                barcode=row.barcode,
-                unit=row.unit,
-                category_id=categories.get(row.category or ""),
-                reorder_point=row.reorder_point,
-                reorder_quantity=row.reorder_quantity,
-                description=row.description,
-                archived=False,
-                created_at=now,
-                updated_at=now,
-            )
-        )
+        columns = _columns(row, categories.get(row.category or ""))
+        new.append({**columns, "archived": False, "created_at": now, "updated_at": now})
     if new:
         db.session.execute(insert(cast(Table, Item.__table__)), new)
         _remember_grams(str(row["search_text"]) for row in new)

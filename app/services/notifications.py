@@ -33,7 +33,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Select, delete, insert, select, update
 
 from app.config import settings
 from app.extensions import db
@@ -224,9 +224,19 @@ def _claim(limit: int) -> _Claim:
     return _Claim(now, _load(ids), _subscribers(), _delivered(ids))
 
 
+def _events(*columns: Any) -> Select[Any]:
+    """Low-stock events with their item, location and warehouse."""
+    return (
+        select(*columns)
+        .join(Item, Item.id == LowStockEvent.item_id)
+        .join(Location, Location.id == LowStockEvent.location_id)
+        .join(Warehouse, Warehouse.id == Location.warehouse_id)
+    )
+
+
 def _load(ids: list[int]) -> list[PendingEvent]:
     rows = db.session.execute(
-        select(
+        _events(
             LowStockEvent.id,
             Item.sku,
             Item.name,
@@ -240,9 +250,6 @@ def _load(ids: list[int]) -> list[PendingEvent]:
             LowStockEvent.attempts,
             LowStockEvent.traceparent,
         )
-        .join(Item, Item.id == LowStockEvent.item_id)
-        .join(Location, Location.id == LowStockEvent.location_id)
-        .join(Warehouse, Warehouse.id == Location.warehouse_id)
         .where(LowStockEvent.id.in_(ids))
         .order_by(LowStockEvent.id)
     )
@@ -611,7 +618,7 @@ def delete_target(*, target_id: int) -> None:
 
 def list_dead_letters(limit: int = 200) -> list[DeadLetter]:
     rows = db.session.execute(
-        select(
+        _events(
             LowStockEvent.id,
             Item.sku,
             Location.code,
@@ -621,8 +628,6 @@ def list_dead_letters(limit: int = 200) -> list[DeadLetter]:
             LowStockEvent.last_error,
             LowStockEvent.created_at,
         )
-        .join(Item, Item.id == LowStockEvent.item_id)
-        .join(Location, Location.id == LowStockEvent.location_id)
         .where(LowStockEvent.status == "dead")
         .order_by(LowStockEvent.id.desc())
         .limit(limit)

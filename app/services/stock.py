@@ -212,6 +212,14 @@ def _lock(item_id: int, location_id: int) -> _Level | None:
     return None if row is None else _Level(row[0], row[1])
 
 
+def _lock_place(sku: str, code: str) -> tuple[_Item, _Location, _Level]:
+    """The item and place of a one-place movement (receive, issue, adjust), checked movable, with
+    the place's level locked (a missing level reads as zero until `_store` inserts it)."""
+    item, location = _resolve_pair(sku, code)
+    _check_movable(item, location)
+    return item, location, _lock(item.id, location.id) or _Level(None, ZERO)
+
+
 def _lock_in_order(pairs: Iterable[tuple[int, int]]) -> dict[tuple[int, int], _Level]:
     """Lock each (item id, location id) stock level in sorted order; missing ones read as zero."""
     levels: dict[tuple[int, int], _Level] = {}
@@ -251,6 +259,16 @@ def _record(**values: Any) -> Movement:
     result = _execute(_INSERT_MOVEMENT, values)
     # A plain value object: the row is written by Core, and the ORM need not track it.
     return Movement(id=result.inserted_primary_key[0], **values)
+
+
+def _record_at(side: str, location: _Location, level: _Level, **values: Any) -> Movement:
+    """The ledger line of a one-place movement: out of ("from") or into ("to") `location`, which
+    now holds `level`. The side is marked counted when an open count covers the place (read by
+    `_resolve_pair` in the same transaction)."""
+    movement = _record(**{f"{side}_location_id": location.id, f"{side}_balance": level.quantity}, **values)
+    if location.counted:
+        movement.counted_sides = frozenset({side})
+    return movement
 
 
 def _note_low_stock(item: _Item, location_id: int, before: Decimal, after: Decimal, movement: Movement) -> None:
@@ -380,20 +398,9 @@ def receive_stock(
     req = _request("receive", acting, sku=sku, location=location, quantity=qty)
     if replayed := req.replayed():
         return replayed[0]
-    item, loc = _resolve_pair(sku, location)
-    _check_movable(item, loc)
-    level = _lock(item.id, loc.id) or _Level(None, ZERO)
+    item, loc, level = _lock_place(sku, location)
     _store(item.id, loc.id, level, level.quantity + qty)
-    movement = _record(
-        kind="receive",
-        item_id=item.id,
-        to_location_id=loc.id,
-        quantity=qty,
-        to_balance=level.quantity,
-        **req.ledger(),
-    )
-    if loc.counted:
-        movement.counted_sides = frozenset({"to"})
+    movement = _record_at("to", loc, level, kind="receive", item_id=item.id, quantity=qty, **req.ledger())
     _announce([movement])
     return movement
 
@@ -412,21 +419,10 @@ def issue_stock(
     req = _request("issue", acting, sku=sku, location=location, quantity=qty)
     if replayed := req.replayed():
         return replayed[0]
-    item, loc = _resolve_pair(sku, location)
-    _check_movable(item, loc)
-    level = _lock(item.id, loc.id) or _Level(None, ZERO)
+    item, loc, level = _lock_place(sku, location)
     before = level.quantity
     _store(item.id, loc.id, level, _take(item, loc, level, qty, "issue"))
-    movement = _record(
-        kind="issue",
-        item_id=item.id,
-        from_location_id=loc.id,
-        quantity=qty,
-        from_balance=level.quantity,
-        **req.ledger(),
-    )
-    if loc.counted:
-        movement.counted_sides = frozenset({"from"})
+    movement = _record_at("from", loc, level, kind="issue", item_id=item.id, quantity=qty, **req.ledger())
     _note_low_stock(item, loc.id, before, level.quantity, movement)
     _announce([movement])
     return movement
@@ -487,22 +483,12 @@ def adjust_stock(
     req = _request("adjust", acting, sku=sku, location=location, counted=qty)
     if replayed := req.replayed():
         return replayed[0]
-    item, loc = _resolve_pair(sku, location)
-    _check_movable(item, loc)
-    level = _lock(item.id, loc.id) or _Level(None, ZERO)
+    item, loc, level = _lock_place(sku, location)
     before = level.quantity
     _store(item.id, loc.id, level, qty)
-    common = dict(
-        kind="adjust",
-        item_id=item.id,
-        quantity=abs(qty - before),
-        **req.ledger(),
-    )
-    if qty < before:
-        movement = _record(from_location_id=loc.id, from_balance=qty, **common)
-        _note_low_stock(item, loc.id, before, qty, movement)
-    else:
-        movement = _record(to_location_id=loc.id, to_balance=qty, **common)
+    side = "from" if qty < before else "to"
+    movement = _record_at(side, loc, level, kind="adjust", item_id=item.id, quantity=abs(qty - before), **req.ledger())
+    _note_low_stock(item, loc.id, before, qty, movement)
     _announce([movement])
     return movement
 

@@ -12,10 +12,8 @@ import http.client
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.integration.served import flask_cli, free_port, gunicorn
+
 LOAD_SKU, LOAD_LOCATION = "DEMO-000002", "WH1-A-01-03"
 PICK_SKU, PICK_LOCATION = "DEMO-000001", "WH1-A-01-02"  # 57 on hand after seed-demo
 PICK_LINES = 500
@@ -34,7 +33,7 @@ pytestmark = pytest.mark.slow
 
 @dataclass
 class Server:
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[str]
     port: int
     env: dict[str, str]
     token: str
@@ -113,26 +112,6 @@ class Load:
         return self.results
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _flask(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == 0, f"flask {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
 # The shipped sync workers (four: each in-flight pick holds one, and a connection still waiting
 # for a free worker when SIGTERM arrives is reset), and gthread workers (GUNICORN_THREADS > 1).
 @pytest.fixture(
@@ -142,7 +121,7 @@ def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
     database = tmp_path / "inventory.db"
     metrics = tmp_path / "prometheus"
     metrics.mkdir()
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INVENTORY_", "GUNICORN_", "DATABASE_", "FLASK_"))}
     env |= {
         "DATABASE_URL": f"sqlite:///{database}",
@@ -155,26 +134,14 @@ def server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
         "GUNICORN_GRACEFUL_TIMEOUT": "20",
         **request.param,
     }
-    _flask(env, "db", "upgrade")
-    _flask(env, "seed-demo", "--items", "3", "--demo-users")
-    token = _flask(env, "create-token", "clerk", "--scope", "write", "--name", "load").splitlines()[0].strip()
+    flask_cli(env, "db", "upgrade")
+    flask_cli(env, "seed-demo", "--items", "3", "--demo-users")
+    token = flask_cli(env, "create-token", "clerk", "--scope", "write", "--name", "load").splitlines()[0].strip()
     log = tmp_path / "gunicorn.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(  # the shipped settings, as the image's CMD runs them
-            [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py")],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    srv = Server(process, port, env, token, database, log)
-    try:
+    with gunicorn(env, log) as process:
+        srv = Server(process, port, env, token, database, log)
         _wait_until_serving(srv, workers=srv.workers)
         yield srv
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def _wait_until_serving(srv: Server, *, workers: int, excluding: frozenset[int] = frozenset()) -> set[int]:
@@ -215,7 +182,7 @@ def test_sighup_reload_under_load_fails_no_request(server: Server) -> None:
     assert len(results) > 100 and len({r[1] for r in after}) == 3, "the load kept running across the reload"
     writes = sum(1 for r in results if r[1] == "write")
     assert _movements(server.database, "LOAD") == writes
-    assert "ledger OK" in _flask(server.env, "check-ledger")
+    assert "ledger OK" in flask_cli(server.env, "check-ledger")
 
 
 def test_sigterm_finishes_in_flight_requests_and_leaves_the_ledger_whole(server: Server) -> None:
@@ -257,4 +224,4 @@ def test_sigterm_finishes_in_flight_requests_and_leaves_the_ledger_whole(server:
     unanswered = sum(1 for r in results if r[1] == "write" and not isinstance(r[2], int))
     assert ok <= written <= ok + unanswered
     assert not [r for r in results if isinstance(r[2], int) and r[2] not in (200, 201)], "no error responses"
-    assert "ledger OK" in _flask(server.env, "check-ledger")
+    assert "ledger OK" in flask_cli(server.env, "check-ledger")

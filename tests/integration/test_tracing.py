@@ -9,13 +9,8 @@ import http.client
 import json
 import os
 import re
-import socket
 import sqlite3
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,10 +29,10 @@ from app.models import Item, Location
 from app.observability.logging import configure_root_logger
 from app.services import notifications
 from app.services.transaction import run_in_transaction
+from tests.integration.served import flask_cli, free_port, gunicorn
 from tests.ops.fake_receiver import fake_receiver
 from tests.ops.otlp_receiver import otlp_receiver
 
-ROOT = Path(__file__).resolve().parents[2]
 HEX32, HEX16 = re.compile(r"^[0-9a-f]{32}$"), re.compile(r"^[0-9a-f]{16}$")
 CALLER_TRACE, CALLER_SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 
@@ -219,26 +214,6 @@ def test_with_tracing_off_nothing_is_recorded_but_log_lines_and_the_header_carry
 # ---------------------------------------------------------------- gunicorn -> OTLP/HTTP receiver
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _flask(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "flask", "--app", "wsgi", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def _get(port: int, path: str, headers: dict[str, str]) -> http.client.HTTPResponse:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=90)  # the worker may still be booting
     conn.request("GET", path, headers=headers)
@@ -250,7 +225,7 @@ def _get(port: int, path: str, headers: dict[str, str]) -> http.client.HTTPRespo
 
 @pytest.mark.slow
 def test_gunicorn_exports_its_spans_over_otlp_http_to_a_real_receiver(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     metrics = tmp_path / "prometheus"
     metrics.mkdir()
     with otlp_receiver() as receiver:
@@ -265,8 +240,8 @@ def test_gunicorn_exports_its_spans_over_otlp_http_to_a_real_receiver(tmp_path: 
             "OTEL_SERVICE_NAME": "inventory-test",
             "OTEL_BSP_SCHEDULE_DELAY": "100",
         }
-        _flask(env, "db", "upgrade")
-        with _gunicorn(env) as process:
+        flask_cli(env, "db", "upgrade")
+        with gunicorn(env, tmp_path / "gunicorn.log") as process:
             response = _get(port, "/login", {"traceparent": f"00-{CALLER_TRACE}-{CALLER_SPAN}-01"})
             assert response.getheader("X-Trace-Id") == CALLER_TRACE, process
             found = receiver.wait_for(lambda got: any(s.trace_id == CALLER_TRACE for s in got))
@@ -274,39 +249,6 @@ def test_gunicorn_exports_its_spans_over_otlp_http_to_a_real_receiver(tmp_path: 
     [server] = [s for s in found if s.trace_id == CALLER_TRACE and s.parent_span_id == CALLER_SPAN]
     assert server.service == "inventory-test" and server.name == "GET /login"
     assert set(receiver.paths) == {"/v1/traces"}
-
-
-@contextmanager
-def _gunicorn(env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
-    """gunicorn with the shipped config, returned once its log says it listens (connections then
-    wait in the listen queue until the worker takes them)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py")],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    listening, output = threading.Event(), []
-
-    def drain() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            output.append(line)
-            if "Listening at" in line:
-                listening.set()
-        listening.set()  # it exited: let the test fail on the poll below
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        assert listening.wait(60) and process.poll() is None, "".join(output)
-        yield process
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        reader.join(10)
 
 
 def test_a_retried_unit_of_work_records_each_retry_as_an_event_with_its_reason(make_app, spans):

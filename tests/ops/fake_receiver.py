@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.ops.loopback import serve_posts
 
 
 @dataclass
@@ -38,26 +38,10 @@ class FakeReceiver:
 def fake_receiver() -> Iterator[FakeReceiver]:
     state = FakeReceiver()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", 0))
-            state.received.append(Received(self.path, dict(self.headers), self.rfile.read(length)))
-            payload = json.dumps(state.answer).encode()
-            self.send_response(state.status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+    def respond(path: str, headers: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
+        state.received.append(Received(path, headers, body))
+        return state.status, "application/json", json.dumps(state.answer).encode()
 
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_posts(respond) as url:
+        state.url = url
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()

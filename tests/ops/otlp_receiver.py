@@ -7,13 +7,14 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+
+from tests.ops.loopback import serve_posts
 
 
 @dataclass(frozen=True)
@@ -69,30 +70,14 @@ def _decode(body: bytes) -> list[ReceivedSpan]:
 def otlp_receiver() -> Iterator[OtlpReceiver]:
     state = OtlpReceiver()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            spans = _decode(body)
-            with state.arrived:
-                state.paths.append(self.path)
-                state.spans.extend(spans)
-                state.arrived.notify_all()
-            answer = ExportTraceServiceResponse().SerializeToString()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-protobuf")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
+    def respond(path: str, _headers: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
+        spans = _decode(body)
+        with state.arrived:
+            state.paths.append(path)
+            state.spans.extend(spans)
+            state.arrived.notify_all()
+        return 200, "application/x-protobuf", ExportTraceServiceResponse().SerializeToString()
 
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.endpoint = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_posts(respond) as url:
+        state.endpoint = url
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
