@@ -84,20 +84,6 @@ class InvalidQuantity(InvalidInput):
         super().__init__(field, message)
 
 
-class InvalidGS1Code(InvalidInput):
-    """A scanned code that reads as a GS1 element string but breaks its rules: a GTIN whose check
-    digit is wrong, a date that does not exist, data that does not fit its Application Identifier.
-    `reason` is "check_digit", "date" or "format"; `detail` is the parser's own words."""
-
-    code = "invalid_gs1_code"
-    title = "Invalid GS1 code"
-
-    def __init__(self, scanned: str, reason: str, detail: str, *, ai: str | None = None) -> None:
-        super().__init__("code", f"{scanned!r} is not a valid GS1 code: {detail}")
-        self.extras.update(scanned=scanned, reason=reason, ai=ai, detail=detail)
-        self.reason = reason
-
-
 class NotFound(DomainError):
     status = 404
     code = "not_found"
@@ -126,6 +112,20 @@ class UnknownGtin(
     """A GS1 code whose GTIN is no item's barcode (in any of its 14, 13, 12 or 8-digit forms)."""
 
     gtin: str
+
+
+class InvalidGS1Code(InvalidInput):
+    """A scanned code that reads as a GS1 element string but breaks its rules: a GTIN whose check
+    digit is wrong, a date that does not exist, data that does not fit its Application Identifier.
+    `reason` is "check_digit", "date" or "format"; `detail` is the parser's own words."""
+
+    code = "invalid_gs1_code"
+    title = "Invalid GS1 code"
+
+    def __init__(self, scanned: str, reason: str, detail: str, *, ai: str | None = None) -> None:
+        super().__init__("code", f"{scanned!r} is not a valid GS1 code: {detail}")
+        self.extras.update(scanned=scanned, reason=reason, ai=ai, detail=detail)
+        self.reason = reason
 
 
 class UnknownMovement(
