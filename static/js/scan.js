@@ -23,6 +23,8 @@
   const newKey = () => (crypto.randomUUID ? crypto.randomUUID()
     : Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join(""));
   const fill = (text, values) => text.replace(/\{(\w+)\}/g, (_, k) => (values[k] ?? ""));
+  // [one, other] from ngettext: English says "1 scan", "2 scans"; Chinese has one form.
+  const plural = (forms, n) => forms[n === 1 ? 0 : 1];
   const mode = () => root.querySelector("input[name=mode]:checked").value;
   const refocus = () => setTimeout(() => input.focus(), 0);
 
@@ -134,7 +136,7 @@
     list.replaceChildren();
     waiting.forEach((scans, owner) => {
       const item = document.createElement("li");
-      item.textContent = fill(msg.others, { n: scans.length, user: owner });
+      item.textContent = fill(plural(msg.others, scans.length), { n: scans.length, user: owner });
       if (root.dataset.discardUrl) {
         const button = document.createElement("button");
         button.type = "button";
@@ -150,7 +152,7 @@
 
   // A manager drops another user's queued scans; the server logs who dropped what.
   async function discard(owner, scans) {
-    if (!window.confirm(fill(msg.discard_confirm, { n: scans.length, user: owner }))) { refocus(); return; }
+    if (!window.confirm(fill(plural(msg.discard_confirm, scans.length), { n: scans.length, user: owner }))) { refocus(); return; }
     try {
       const response = await post(root.dataset.discardUrl, {
         user: owner === "?" ? "" : owner,
@@ -158,7 +160,7 @@
       });
       if (!response.ok) { show("bad", msg.failed); return; }
       for (const scan of scans) await remove(scan.seq);
-      show("info", fill(msg.discarded, { n: scans.length, user: owner }));
+      show("info", fill(plural(msg.discarded, scans.length), { n: scans.length, user: owner }));
     } catch (e) {
       show("bad", msg.failed);
     }

@@ -9,6 +9,7 @@ from typing import Any
 from flask import abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -152,7 +153,9 @@ def progress(digest: str) -> Any:
     if state is None:
         abort(404)
     if state["state"] == "writing":
-        state["message"] = _("All %(n)s rows are valid; writing them…", n=state["total"])
+        state["message"] = ngettext(
+            "%(num)s row is valid; writing it…", "All %(num)s rows are valid; writing them…", state["total"]
+        )
     elif state["state"] == "done":
         state["message"] = _summary(imports.ImportResult(**state["result"]))
     elif state.get("error") == "worker_died":
