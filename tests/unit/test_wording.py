@@ -54,7 +54,7 @@ def test_the_chinese_catalogue_uses_no_banned_variant() -> None:
 
 
 def test_each_concept_has_its_one_chinese_term() -> None:
-    strings = {msgid: msgstr for msgid, msgstr in _catalogue("zh_Hans_CN/LC_MESSAGES/messages.po")}
+    strings = dict(_catalogue("zh_Hans_CN/LC_MESSAGES/messages.po"))
     assert {english: strings.get(english) for english in TERMS} == TERMS
 
 

@@ -173,10 +173,16 @@ def _act(count_id: int, back: str, action: Any) -> Any:
         flash(_message(error), "error")
         return redirect(url_for(back, count_id=count_id), 303)
     messages = {
-        "counts.enter": lambda: ngettext("%(num)s count saved.", "%(num)s counts saved.", result) if result else _("Nothing new to save."),
-        "counts.recount": lambda: ngettext("%(num)s line sent for a second count.", "%(num)s lines sent for a second count.", result),
+        "counts.enter": lambda: (
+            ngettext("%(num)s count saved.", "%(num)s counts saved.", result) if result else _("Nothing new to save.")
+        ),
+        "counts.recount": lambda: ngettext(
+            "%(num)s line sent for a second count.", "%(num)s lines sent for a second count.", result
+        ),
         "counts.approve": lambda: ngettext(
-            "Count approved: %(num)s stocktake line posted.", "Count approved: %(num)s stocktake lines posted.", len(result)
+            "Count approved: %(num)s stocktake line posted.",
+            "Count approved: %(num)s stocktake lines posted.",
+            len(result),
         ),
         "counts.cancel": lambda: _("Count cancelled."),
     }
