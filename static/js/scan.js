@@ -25,7 +25,7 @@
   const fill = (text, values) => text.replace(/\{(\w+)\}/g, (_, k) => (values[k] ?? ""));
   // [one, other] from ngettext: English says "1 scan", "2 scans"; Chinese has one form.
   const plural = (forms, n) => forms[n === 1 ? 0 : 1];
-  const mode = () => root.querySelector("input[name=mode]:checked").value;
+  const mode = () => root.querySelector("input[name=mode]:checked")?.value ?? null;
   const refocus = () => setTimeout(() => input.focus(), 0);
 
   // ---------------------------------------------------------------- sound and colour
@@ -213,10 +213,16 @@
 
   function report(scan, body) {
     if (body.status !== "ok") {
+      // The message already names the available quantity: no second copy of the number.
       let text = body.message;
-      if (body.available !== undefined) text += ` ${fill(msg.available, body)}`;
+      // A refused "*5" scan keeps its 5 for the next scan, unless another quantity was typed since.
+      if (scan.quantity !== "1" && state.quantity === "1") {
+        state.quantity = scan.quantity;
+        showWhere();
+        text += ` ${msg.kept}`;
+      }
       show("bad", text);
-      addRow("bad", `${scan.code}: ${text}`, scan.mode);
+      addRow("bad", `${scan.code}: ${body.message}`, scan.mode);
       return;
     }
     if (body.kind === "location") { setLocation(body.code); return; }
@@ -258,9 +264,11 @@
     }
     const place = locations.get(code.toUpperCase());
     if (place) { setLocation(place); return; }
+    if (!mode()) { show("bad", msg.no_mode); return; }
     const scan = {
       code,
       mode: mode(),
+      reference: $("scan-reference").value.trim(),
       location: state.location,
       to_location: state.target,
       quantity: state.quantity,
@@ -282,10 +290,16 @@
     input.value = "";
     handle(code).finally(refocus);
   });
+  // Enter after typing an order number goes back to scanning.
+  $("scan-reference").addEventListener("keydown", (event) => {
+    if (event.key === "Enter") { event.preventDefault(); input.focus(); }
+  });
   root.querySelectorAll("input[name=mode]").forEach((radio) => radio.addEventListener("change", () => {
     state.target = null;
     showWhere();
     refocus();
+    // Remembered for this user's next visit; offline the page simply keeps it until reload.
+    post(root.dataset.modeUrl, { mode: radio.value }).catch(() => {});
   }));
   document.addEventListener("keydown", (event) => {
     const n = event.altKey && ["1", "2", "3"].indexOf(event.key);
