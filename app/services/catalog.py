@@ -303,6 +303,21 @@ def list_items(
     return Page(rows, cursor)
 
 
+def count_items(
+    *,
+    q: str | None = None,
+    category_id: int | None = None,
+    warehouse: str | None = None,
+    low_stock: bool = False,
+    archived: bool | None = False,
+) -> int:
+    """How many items list_items would list with these filters, over all its pages."""
+    ids = _item_filters(
+        select(Item.id), q=q, category_id=category_id, warehouse=warehouse, low_stock=low_stock, archived=archived
+    )
+    return int(db.session.scalar(select(func.count()).select_from(ids.subquery())) or 0)
+
+
 def list_stock(*, sku: str) -> list[StockRow]:
     """Where an item is held (every stock-level row, including zero balances), by location code."""
     rows = db.session.execute(
