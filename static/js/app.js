@@ -91,7 +91,9 @@ document.addEventListener("DOMContentLoaded", () => {
     if (scrolls === wrap.hasAttribute("tabindex")) return;
     if (scrolls) {
       const table = wrap.querySelector("table");
-      const heading = wrap.closest("section")?.querySelector("h1, h2");
+      // Named after its table, else after the last heading before it.
+      const heading = Array.from(document.querySelectorAll("main h1, main h2"))
+        .filter((h) => h.compareDocumentPosition(wrap) & Node.DOCUMENT_POSITION_FOLLOWING).pop();
       wrap.setAttribute("tabindex", "0");
       wrap.setAttribute("role", "region");
       wrap.setAttribute("aria-label", table?.getAttribute("aria-label") || heading?.textContent.trim() || document.title);
