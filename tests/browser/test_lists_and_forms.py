@@ -94,6 +94,11 @@ def test_dashboard_puts_the_floor_actions_before_the_figures(sign_in: Callable[.
         label, figure = card.locator(".label").first.bounding_box(), card.locator(".figure").bounding_box()
         assert label is not None and figure is not None and label["y"] < figure["y"]
     shots(page, "dashboard-actions-first")
+    assert axe_findings(page) == []
+    page.goto("/low-stock")
+    expect(page.locator(".table-head").get_by_role("link", name="导出 CSV")).to_have_attribute(
+        "href", "/low-stock/export.csv"
+    )
 
 
 def test_todays_movements_figure_opens_todays_ledger(sign_in: Callable[..., Page]) -> None:
@@ -170,6 +175,7 @@ def test_the_warehouse_checkboxes_are_a_styled_group(sign_in: Callable[..., Page
     option.locator("input").check()
     assert option.evaluate("(el) => getComputedStyle(el).backgroundColor") != before
     shots(page, "notifications-check-group")
+    assert axe_findings(page) == []
 
 
 def test_one_chinese_term_per_concept_and_english_plurals(sign_in: Callable[..., Page], live_app: Flask) -> None:
