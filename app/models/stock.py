@@ -16,7 +16,7 @@ from app.models.types import BigId, Quantity, UtcDateTime, utcnow
 MOVEMENT_KINDS = ("receive", "issue", "transfer", "adjust", "reversal")
 # Why the system itself wrote a line, as a code: the ledger never changes, so a sentence in the
 # writer's language would stay in that language forever. Pages translate the code when shown.
-REASON_CODES = ("scan_undo",)
+REASON_CODES = ("scan", "scan_undo")
 
 
 class StockLevel(Model):

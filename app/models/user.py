@@ -13,6 +13,7 @@ from app.models.types import UtcDateTime, utcnow
 # Ordered: each role can do everything the roles before it can.
 ROLES = ("viewer", "clerk", "manager", "admin")
 TOKEN_SCOPES = ("read", "write")
+SCAN_MODES = ("issue", "receive", "transfer")
 
 
 def role_covers(role: str, needed: str) -> bool:
@@ -35,6 +36,8 @@ class User(Model):
     active: Mapped[bool] = mapped_column(default=True)
     locale: Mapped[str] = mapped_column(String(10), default="zh_CN")
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
+    # The scan page opens in the mode chosen last; none until one is chosen (never a guess).
+    scan_mode: Mapped[str | None] = mapped_column(String(16))
     last_login_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     # Part of what the session and remember-me cookies carry (see get_id): raising it on sign-out,

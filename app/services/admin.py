@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import ROLES, ApiToken, Location, User
+from app.models.user import SCAN_MODES
 from app.services import users
 from app.services.errors import Conflict, InvalidInput, UnknownLocation, UnknownUser
 from app.services.text import single_line
@@ -129,7 +130,9 @@ def _change_guarded(username: str, field: str, value: object, *, demotes: bool, 
 
 
 @unit_of_work
-def set_preferences(*, username: str, locale: str | None = None, timezone: str | None = None) -> User:
+def set_preferences(
+    *, username: str, locale: str | None = None, timezone: str | None = None, scan_mode: str | None = None
+) -> User:
     user = _locked_user(username)
     if locale is not None:
         if locale not in LOCALES:
@@ -139,6 +142,10 @@ def set_preferences(*, username: str, locale: str | None = None, timezone: str |
         if not valid_timezone(timezone):
             raise InvalidInput("timezone", "not a known time zone")
         user.timezone = timezone
+    if scan_mode is not None:
+        if scan_mode not in SCAN_MODES:
+            raise InvalidInput("scan_mode", f"one of {', '.join(SCAN_MODES)}")
+        user.scan_mode = scan_mode
     return user
 
 

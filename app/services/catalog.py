@@ -281,6 +281,12 @@ def list_items(
     return Page(rows, cursor)
 
 
+def count_items(**filters: Unpack[ItemFilters]) -> int:
+    """How many items list_items would list with these filters, over all its pages."""
+    ids = _item_filters(select(Item.id), filters)
+    return int(db.session.scalar(select(func.count()).select_from(ids.subquery())) or 0)
+
+
 def list_stock(*, sku: str) -> list[StockRow]:
     """Where an item is held (every stock-level row, including zero balances), by location code."""
     rows = db.session.execute(

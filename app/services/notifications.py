@@ -164,8 +164,8 @@ def markdown_block(event: PendingEvent, base_url: str) -> str:
         f"**{wecom.inline(event.item_name, 100)}** `{wecom.code(event.sku)}`\n"
         f"> 库位 Location: {wecom.inline(event.location)} ({wecom.inline(event.warehouse)})\n"
         f'> 在库 On hand: <font color="warning">{quantity_text(event.quantity)} {wecom.inline(event.unit, 16)}</font>'
-        f" · 再订货点 Reorder point: {quantity_text(event.reorder_point)}\n"
-        f"> [查看物料 View item]({link})"
+        f" · 补货点 Reorder point: {quantity_text(event.reorder_point)}\n"
+        f"> [查看物品 View item]({link})"
     )
     return wecom.own_links(block, base_url)
 

@@ -340,6 +340,7 @@ class _Request:
     key: str | None
     digest: str | None
     scope: str
+    reason_code: str | None = None
 
     def ledger(self, key: str | None = None) -> dict[str, Any]:
         return {
@@ -349,6 +350,7 @@ class _Request:
             "idempotency_scope": self.scope if self.key else None,
             "idempotency_key": key or self.key,
             "request_hash": self.digest,
+            "reason_code": self.reason_code,
         }
 
     def replayed(self, keys: Sequence[str] | None = None) -> list[Movement] | None:
@@ -362,11 +364,13 @@ class _Request:
 class Acting(TypedDict, total=False):
     """Who asks, why, and the idempotency key: the keyword arguments every operation takes
     besides its quantities. `user` (a username) is required; `caller` is whose the key is (an API
-    token, "token:<id>"; by default the user)."""
+    token, "token:<id>"; by default the user); `reason_code` (REASON_CODES) says the system wrote
+    the line, e.g. "scan" for the scan page."""
 
     user: Required[str]
     reference: str | None
     note: str | None
+    reason_code: str | None
     idempotency_key: str | None
     caller: str | None
 
@@ -377,8 +381,14 @@ def _request(operation: str, acting: Acting, **facts: Any) -> _Request:
     note = _text(acting.get("note"), "note", 500)
     user = _username(acting.get("user", ""))
     key = idempotency.check_key(acting.get("idempotency_key"))
-    digest = idempotency.fingerprint(operation, reference=reference, note=note, **facts) if key else None
-    return _Request(reference, note, user, key, digest, idempotency.scope(user, acting.get("caller")))
+    reason_code = acting.get("reason_code")
+    if reason_code is not None and reason_code not in REASON_CODES:
+        raise InvalidInput("reason_code", f"one of {', '.join(REASON_CODES)}")
+    # Only a set reason code joins the fingerprint, so keys stored before it existed still replay.
+    coded = {"reason_code": reason_code} if reason_code else {}
+    digest = idempotency.fingerprint(operation, reference=reference, note=note, **coded, **facts) if key else None
+    scope = idempotency.scope(user, acting.get("caller"))
+    return _Request(reference, note, user, key, digest, scope, reason_code)
 
 
 # ---------------------------------------------------------------- the operations
@@ -653,7 +663,8 @@ def _store_many(levels: dict[tuple[int, int], _Level], now: Any) -> None:
         db.session.execute(update(_levels).where(_levels.c.id == bindparam("level_id")), old)
 
 
-#: The reference a scan writes on its movement; a clerk may undo exactly these, and only their own.
+#: The reference a scan writes on its movement when the clerk gave no order number. A scan is
+#: known by its reason code "scan": a clerk may undo exactly these, and only their own.
 SCAN_REFERENCE = "SCAN"
 
 
@@ -666,7 +677,9 @@ def _lock_reversible(movement_id: int, *, scanned_by: str | None) -> Movement:
     ).scalar_one_or_none()
     if original is None:
         raise UnknownMovement(movement_id)
-    if scanned_by is not None and (original.reference != SCAN_REFERENCE or original.username != scanned_by):
+    # Scans recorded before reason codes marked them carry the reference SCAN and no reason code.
+    scan = original.reason_code == "scan" or (original.reason_code is None and original.reference == SCAN_REFERENCE)
+    if scanned_by is not None and (not scan or original.username != scanned_by):
         raise InvalidInput("movement_id", "only your own scans can be undone here")
     if original.kind == "reversal":
         raise IrreversibleMovement(movement_id, "it is itself a reversal")
@@ -709,12 +722,10 @@ def reverse_movement(
     `movement_id`, anything but a scan `user` made. Like every other movement, a reversal never
     moves an archived item (ArchivedItem) nor puts stock into an inactive location
     (InactiveLocation): restore them first."""
-    if reason_code is not None and reason_code not in REASON_CODES:
-        raise InvalidInput("reason_code", f"one of {', '.join(REASON_CODES)}")
     if reason_code is None and not (reason or "").strip():
         raise InvalidInput("reason", "a reason is required")
-    keyed = Acting(user=user, note=reason, idempotency_key=idempotency_key, caller=caller)
-    req = _request("reverse", keyed, movement_id=movement_id, reason_code=reason_code)
+    keyed = Acting(user=user, note=reason, idempotency_key=idempotency_key, caller=caller, reason_code=reason_code)
+    req = _request("reverse", keyed, movement_id=movement_id)
     if replayed := req.replayed():
         return replayed[0]
     original = _lock_reversible(movement_id, scanned_by=req.user if own_scan_only else None)
@@ -729,7 +740,6 @@ def reverse_movement(
         item_id=item.id,
         quantity=original.quantity,
         **{**req.ledger(), "reference": original.reference},
-        reason_code=reason_code,
         reverses_id=original.id,
     )
     before = None

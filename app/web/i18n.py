@@ -107,7 +107,7 @@ def kind_label(kind: str) -> str:
 
 def reason_label(code: str | None) -> str:
     """A ledger line's reason code (REASON_CODES) in the reader's language."""
-    labels = {"scan_undo": _("Undone on the scan page")}
+    labels = {"scan": _("Scanned"), "scan_undo": _("Undone on the scan page")}
     return labels.get(code, code) if code else ""
 
 

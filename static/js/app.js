@@ -83,4 +83,24 @@ document.addEventListener("DOMContentLoaded", () => {
     menus.forEach((menu) => { menu.open = false; });
     if (siteMenu && siteMenu.classList.contains("open")) { setMenu(false); menuButton.focus(); }
   });
+  // A table wider than the screen scrolls in its box: the box then takes the keyboard focus (arrow
+  // keys scroll it) and is named after its table; a box that does not scroll stays out of the tab order.
+  const wraps = Array.from(document.querySelectorAll(".table-wrap"));
+  const markScrollable = () => wraps.forEach((wrap) => {
+    const scrolls = wrap.scrollWidth > wrap.clientWidth + 1;
+    if (scrolls === wrap.hasAttribute("tabindex")) return;
+    if (scrolls) {
+      const table = wrap.querySelector("table");
+      // Named after its table, else after the last heading before it.
+      const heading = Array.from(document.querySelectorAll("main h1, main h2"))
+        .filter((h) => h.compareDocumentPosition(wrap) & Node.DOCUMENT_POSITION_FOLLOWING).pop();
+      wrap.setAttribute("tabindex", "0");
+      wrap.setAttribute("role", "region");
+      wrap.setAttribute("aria-label", table?.getAttribute("aria-label") || heading?.textContent.trim() || document.title);
+    } else {
+      ["tabindex", "role", "aria-label"].forEach((attr) => wrap.removeAttribute(attr));
+    }
+  });
+  markScrollable();
+  window.addEventListener("resize", markScrollable);
 });

@@ -23,7 +23,9 @@
   const newKey = () => (crypto.randomUUID ? crypto.randomUUID()
     : Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join(""));
   const fill = (text, values) => text.replace(/\{(\w+)\}/g, (_, k) => (values[k] ?? ""));
-  const mode = () => root.querySelector("input[name=mode]:checked").value;
+  // [one, other] from ngettext: English says "1 scan", "2 scans"; Chinese has one form.
+  const plural = (forms, n) => forms[n === 1 ? 0 : 1];
+  const mode = () => root.querySelector("input[name=mode]:checked")?.value ?? null;
   const refocus = () => setTimeout(() => input.focus(), 0);
 
   // ---------------------------------------------------------------- sound and colour
@@ -134,7 +136,7 @@
     list.replaceChildren();
     waiting.forEach((scans, owner) => {
       const item = document.createElement("li");
-      item.textContent = fill(msg.others, { n: scans.length, user: owner });
+      item.textContent = fill(plural(msg.others, scans.length), { n: scans.length, user: owner });
       if (root.dataset.discardUrl) {
         const button = document.createElement("button");
         button.type = "button";
@@ -150,7 +152,7 @@
 
   // A manager drops another user's queued scans; the server logs who dropped what.
   async function discard(owner, scans) {
-    if (!window.confirm(fill(msg.discard_confirm, { n: scans.length, user: owner }))) { refocus(); return; }
+    if (!window.confirm(fill(plural(msg.discard_confirm, scans.length), { n: scans.length, user: owner }))) { refocus(); return; }
     try {
       const response = await post(root.dataset.discardUrl, {
         user: owner === "?" ? "" : owner,
@@ -158,7 +160,7 @@
       });
       if (!response.ok) { show("bad", msg.failed); return; }
       for (const scan of scans) await remove(scan.seq);
-      show("info", fill(msg.discarded, { n: scans.length, user: owner }));
+      show("info", fill(plural(msg.discarded, scans.length), { n: scans.length, user: owner }));
     } catch (e) {
       show("bad", msg.failed);
     }
@@ -211,10 +213,16 @@
 
   function report(scan, body) {
     if (body.status !== "ok") {
+      // The message already names the available quantity: no second copy of the number.
       let text = body.message;
-      if (body.available !== undefined) text += ` ${fill(msg.available, body)}`;
+      // A refused "*5" scan keeps its 5 for the next scan, unless another quantity was typed since.
+      if (scan.quantity !== "1" && state.quantity === "1") {
+        state.quantity = scan.quantity;
+        showWhere();
+        text += ` ${msg.kept}`;
+      }
       show("bad", text);
-      addRow("bad", `${scan.code}: ${text}`, scan.mode);
+      addRow("bad", `${scan.code}: ${body.message}`, scan.mode);
       return;
     }
     if (body.kind === "location") { setLocation(body.code); return; }
@@ -258,9 +266,11 @@
     }
     const place = locations.get(code.toUpperCase());
     if (place) { setLocation(place); return; }
+    if (!mode()) { show("bad", msg.no_mode); return; }
     const scan = {
       code,
       mode: mode(),
+      reference: $("scan-reference").value.trim(),
       location: state.location,
       to_location: state.target,
       quantity: state.quantity,
@@ -282,10 +292,16 @@
     input.value = "";
     handle(code).finally(refocus);
   });
+  // Enter after typing an order number goes back to scanning.
+  $("scan-reference").addEventListener("keydown", (event) => {
+    if (event.key === "Enter") { event.preventDefault(); input.focus(); }
+  });
   root.querySelectorAll("input[name=mode]").forEach((radio) => radio.addEventListener("change", () => {
     state.target = null;
     showWhere();
     refocus();
+    // Remembered for this user's next visit; offline the page simply keeps it until reload.
+    post(root.dataset.modeUrl, { mode: radio.value }).catch(() => {});
   }));
   document.addEventListener("keydown", (event) => {
     const n = event.altKey && ["1", "2", "3"].indexOf(event.key);

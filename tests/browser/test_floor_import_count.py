@@ -97,7 +97,7 @@ def test_blind_count_through_approval(sign_in: Callable[..., Page]) -> None:
 
     manager.goto(count_url + "/review")
     manager.get_by_role("button", name="批准并过账").click()
-    expect(manager.locator(".flash-success")).to_contain_text("盘点已批准：已过账 1 条盘点流水")
+    expect(manager.locator(".flash-success")).to_contain_text("盘点已批准：已过账 1 条盘点调整")
     shot(manager, "count-review")
     manager.goto("/items/BOLT-036")
     expect(manager.locator("#stock")).to_contain_text("4")

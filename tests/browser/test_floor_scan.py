@@ -49,12 +49,13 @@ def test_error_scans_are_red_and_say_why(sign_in: Callable[..., Page]) -> None:
     page.goto("/scan")
     result = page.locator("#scan-result")
     _wedge(page, "WH2-A-01-01")
+    page.keyboard.press("Alt+1")  # issue
     _wedge(page, "NO-SUCH-CODE")
     expect(result).to_have_class("scan-result bad")
     expect(result).to_contain_text("未知条码 NO-SUCH-CODE")
     _wedge(page, "BOLT-032")
     expect(result).to_contain_text("库存不足")
-    expect(result).to_contain_text("可用：0")
+    expect(result).to_contain_text("仅有 0 可用")
     expect(page.locator("#scan-log tr.bad")).to_have_count(2)
     shot(page, "scan-error")
     # Headless Chromium has no BarcodeDetector and no camera: the button says to type instead.

@@ -49,7 +49,8 @@ def test_receive_then_issue_until_stock_runs_out(sign_in: Callable[..., Page]) -
     for quantity in ("5", "5", "5"):
         page.get_by_label("数量").fill(quantity)
         page.get_by_role("button", name="出库", exact=True).click()
-    expect(page.get_by_role("alert").first).to_contain_text("库存不足：WH1-A-01-02 的 GLOVE-L 仅有 2 可用（需要 5）")
+    expect(page.locator("#quantity-err")).to_contain_text("库存不足：WH1-A-01-02 的 GLOVE-L 仅有 2 可用（需要 5）")
+    expect(page.get_by_role("alert").first.get_by_role("link", name="数量")).to_have_attribute("href", "#quantity")
     expect(page.get_by_label("数量")).to_have_value("5")
     shot(page, "issue-insufficient")
 

@@ -344,7 +344,7 @@ def test_committed_movements_are_announced_and_rolled_back_ones_are_not(app_ctx,
 
 def test_a_clerk_undoing_on_the_scan_page_may_take_back_only_their_own_scans(db, factory, screw, shelf):
     factory.stock(screw, shelf, 10)
-    scan = stock.issue_stock(sku="A-100", location=shelf.code, quantity=1, user="ann", reference=stock.SCAN_REFERENCE)
+    scan = stock.issue_stock(sku="A-100", location=shelf.code, quantity=1, user="ann", reason_code="scan")
     typed = stock.issue_stock(sku="A-100", location=shelf.code, quantity=1, user="ann", reference="SO-1")
     with pytest.raises(InvalidInput) as not_hers:
         stock.reverse_movement(movement_id=scan.id, user="bob", reason="undo", own_scan_only=True)

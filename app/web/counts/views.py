@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from markupsafe import Markup
 
@@ -183,9 +184,17 @@ def _act(count_id: int, back: str, action: Any) -> Any:
         flash(_message(error), "error")
         return redirect(url_for(back, count_id=count_id), 303)
     messages = {
-        "counts.enter": lambda: _("%(n)s counts saved.", n=result) if result else _("Nothing new to save."),
-        "counts.recount": lambda: _("%(n)s lines sent for a second count.", n=result),
-        "counts.approve": lambda: _("Count approved: %(n)s stocktake lines posted.", n=len(result)),
+        "counts.enter": lambda: (
+            ngettext("%(num)s count saved.", "%(num)s counts saved.", result) if result else _("Nothing new to save.")
+        ),
+        "counts.recount": lambda: ngettext(
+            "%(num)s line sent for a second count.", "%(num)s lines sent for a second count.", result
+        ),
+        "counts.approve": lambda: ngettext(
+            "Count approved: %(num)s stocktake line posted.",
+            "Count approved: %(num)s stocktake lines posted.",
+            len(result),
+        ),
         "counts.cancel": lambda: _("Count cancelled."),
     }
     flash(messages[request.endpoint or ""](), "success")

@@ -10,6 +10,7 @@ from typing import Any
 from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_login import current_user
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -197,16 +198,18 @@ def _job_message(found: Any, phase: str | None, total: int, *, stalled: bool) ->
     if found.state == "queued":
         return _("Waiting for a job worker…")
     if phase == "writing":
-        return _("All %(n)s rows are valid; writing them…", n=total)
+        return ngettext("%(num)s row is valid; writing it…", "All %(num)s rows are valid; writing them…", total)
     return _("Checking the rows…")
 
 
 def _job_failure(found: Any) -> str:
     if found.error == jobs.WORKER_DIED:
-        return _(
-            "The import stopped %(n)s times because the process running it ended; nothing was imported. "
+        return ngettext(
+            "The import stopped because the process running it ended; nothing was imported. "
             "Upload the file and commit it again.",
-            n=found.attempts,
+            "The import stopped %(num)s times because the process running it ended; nothing was imported. "
+            "Upload the file and commit it again.",
+            found.attempts,
         )
     if found.error == jobs.UPLOAD_MISSING:
         return _("The uploaded file is no longer kept; nothing was imported. Upload it again.")

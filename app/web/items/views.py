@@ -51,16 +51,22 @@ def index() -> Any:
         abort(400)
     args: dict[str, Any] = {k: v for k in LIST_ARGS if (v := request.args.get(k, "").strip())}
     blind = counts.hidden_places(current_user.role, skus=[row.sku for row in page.rows])
+    # Keyset pages know no offset: the next-page link carries where it starts, for "51–100 / 3,000".
+    start = (whole_number(request.args.get("start"), maximum=2**31) or 1) if request.args.get("after") else 1
+    counted = {k: v for k, v in filters.items() if k not in ("sort", "descending")}
+    next_start = start + len(page.rows)
     return render_template(
         "items/index.html",
         page=page,
+        total=catalog.count_items(**counted),
+        start=start,
         hidden_skus={sku for sku, _code in blind},
         places=catalog.held_places([row.id for row in page.rows]),
         args=args,
         filters=filters,
         categories=items.list_categories(),
         warehouses=catalog.list_warehouses(),
-        next_url=url_for(".index", **args, after=page.next_cursor) if page.next_cursor else None,
+        next_url=url_for(".index", **args, after=page.next_cursor, start=next_start) if page.next_cursor else None,
         first_url=url_for(".index", **args) if request.args.get("after") else None,
     )
 

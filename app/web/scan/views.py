@@ -14,7 +14,8 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
 from app.auth.roles import role_required
-from app.services import catalog, codes, counts, stock
+from app.models.user import SCAN_MODES
+from app.services import admin, catalog, codes, counts, stock
 from app.services.errors import (
     Conflict,
     DomainError,
@@ -29,7 +30,6 @@ from app.web.i18n import format_quantity
 from app.web.scan import bp
 
 log = logging.getLogger("app.scan")
-MODES = ("issue", "receive", "transfer")
 DISCARD_FIELDS = ("code", "mode", "location", "quantity")
 
 
@@ -43,7 +43,18 @@ class ScannedByAnotherUser(Conflict):
 @bp.get("")
 @role_required("clerk")
 def index() -> Any:
-    return render_template("scan/index.html", location_codes=catalog.location_codes())
+    return render_template("scan/index.html", location_codes=catalog.location_codes(), mode=current_user.scan_mode)
+
+
+@bp.post("/mode")
+@role_required("clerk")
+def remember_mode() -> Any:
+    """The mode a clerk chose opens the page next time (on any device)."""
+    try:
+        admin.set_preferences(username=current_user.username, scan_mode=_text(_payload(), "mode"))
+    except DomainError as error:
+        return _error(error)
+    return jsonify(status="ok")
 
 
 @bp.get("/sw.js")
@@ -129,7 +140,7 @@ def _apply(data: dict[str, Any]) -> dict[str, Any]:
     if resolved.kind == "location":
         return {"status": "ok", "kind": "location", "code": resolved.code, "name": resolved.name}
     mode, location, target = _text(data, "mode"), _text(data, "location"), _text(data, "to_location")
-    if mode not in MODES:
+    if mode not in SCAN_MODES:
         raise InvalidInput("mode", "must be issue, receive or transfer")
     if not location:
         raise InvalidInput("location", "scan a location first")
@@ -140,7 +151,9 @@ def _apply(data: dict[str, Any]) -> dict[str, Any]:
         sku=resolved.code,
         quantity=quantity,
         user=current_user.username,
-        reference=stock.SCAN_REFERENCE,
+        # An order number typed on the page files the scan under that order, as the forms' reference does.
+        reference=_text(data, "reference") or stock.SCAN_REFERENCE,
+        reason_code="scan",
         idempotency_key=_text(data, "idempotency_key") or None,
     )
     if mode == "transfer":
@@ -212,6 +225,8 @@ def _scan_message(error: DomainError) -> str:
         )
     if isinstance(error, InvalidQuantity):
         return _("Enter a quantity greater than zero, with at most 3 decimal places.")
+    if isinstance(error, InvalidInput) and error.field == "mode":
+        return _("Choose issue, receive or transfer first (Alt+1/2/3).")
     if isinstance(error, InvalidInput) and error.field == "location":
         return _("Scan a location first.")
     if isinstance(error, InvalidInput) and error.field == "to_location":

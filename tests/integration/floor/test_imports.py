@@ -69,7 +69,7 @@ def test_preview_then_commit_imports_items_and_opening_stock(
     content = prefix + GOOD.encode(encoding)
     preview = _upload(client, content)
     assert preview.status_code == 200
-    assert "2 行 2 新物品 0 更新的物品 1 期初库存行" in text_of(preview)
+    assert "行 2 新物品 2 更新的物品 0 期初库存行 1" in text_of(preview)  # each label above its number
     items_before, movements_before = _counts(app)
     assert items_before == 1  # the preview wrote nothing
     done = _commit(client, content)
@@ -114,7 +114,7 @@ def test_existing_items_are_updated_by_sku(
 ) -> None:
     login_as("manager")
     content = "sku,name,reorder_point\nSKU-SCREW,十字螺丝钉,8\n".encode()
-    assert "1 行 0 新物品 1 更新的物品 0 期初库存行" in text_of(_upload(client, content))
+    assert "行 1 新物品 0 更新的物品 1 期初库存行 0" in text_of(_upload(client, content))
     assert "0 个新物品，1 个物品已更新" in text_of(_commit(client, content))
     with app.app_context():
         item = db.session.scalar(select(Item).where(Item.sku == "SKU-SCREW"))

@@ -132,7 +132,7 @@ def test_unknown_code_is_an_error_that_moves_nothing(
     assert response.get_json() == {
         "status": "error",
         "code": "unknown_code",
-        "message": "未知条码 NOPE-123：没有物料或库位使用它。",
+        "message": "未知条码 NOPE-123：没有物品或库位使用它。",
     }
     assert _movements(app) == before
 
@@ -215,3 +215,29 @@ def test_undo_refuses_someone_elses_movement(
 def test_token_endpoint_gives_a_csrf_token(client: FlaskClient, login_as: Callable[..., Any]) -> None:
     login_as("clerk")
     assert len(client.get("/scan/token").get_json()["csrf_token"]) > 20
+
+
+def test_the_scan_mode_is_remembered_per_user_and_only_a_known_one(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any], stocked: Stocked
+) -> None:
+    clerk = login_as("clerk")
+    assert 'value="receive" accesskey="2" checked' not in client.get("/scan").get_data(as_text=True)
+    assert client.post("/scan/mode", json={"mode": "receive"}).status_code == 200
+    refused = client.post("/scan/mode", json={"mode": "steal"})
+    assert refused.status_code == 422 and refused.get_json()["code"] == "invalid_input"
+    with app.app_context():
+        assert db.session.scalar(select(User.scan_mode).where(User.id == clerk.id)) == "receive"
+    assert 'value="receive" accesskey="2" checked' in client.get("/scan").get_data(as_text=True)
+
+
+def test_a_scan_with_an_order_number_is_filed_under_it(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any], stocked: Stocked
+) -> None:
+    login_as("clerk")
+    assert _scan(client, "SKU-SCREW", reference=" SO-42 ").status_code == 200
+    assert _scan(client, "SKU-SCREW").status_code == 200
+    with app.app_context():
+        rows = db.session.execute(
+            select(Movement.reference, Movement.reason_code).order_by(Movement.id.desc()).limit(2)
+        )
+        assert list(rows) == [("SCAN", "scan"), ("SO-42", "scan")]
