@@ -355,6 +355,16 @@ def test_a_clerk_undoing_on_the_scan_page_may_take_back_only_their_own_scans(db,
     assert undone.reverses_id == scan.id and on_hand(db, screw, shelf) == 9
 
 
+def test_a_scan_recorded_before_reason_codes_is_still_its_clerks_to_undo(db, factory, screw, shelf):
+    """Scans written before the reason code 'scan' existed carry only the reference SCAN."""
+    factory.stock(screw, shelf, 10)
+    legacy = stock.issue_stock(sku="A-100", location=shelf.code, quantity=1, user="ann", reference=stock.SCAN_REFERENCE)
+    with pytest.raises(InvalidInput):
+        stock.reverse_movement(movement_id=legacy.id, user="bob", reason="undo", own_scan_only=True)
+    undone = stock.reverse_movement(movement_id=legacy.id, user="ann", reason="undo", own_scan_only=True)
+    assert undone.reverses_id == legacy.id and on_hand(db, screw, shelf) == 10
+
+
 def test_a_reversal_never_puts_stock_back_into_an_inactive_location(db, factory, screw, shelf):
     factory.stock(screw, shelf, 4)
     issue = stock.issue_stock(sku="A-100", location=shelf.code, quantity=4, user="bob")
