@@ -13,7 +13,7 @@ from sqlalchemy.orm import selectinload
 from app.extensions import db
 from app.models import Category, Item, ItemRequest, SearchGram
 from app.models.types import utcnow
-from app.services import codes, idempotency
+from app.services import codes, idempotency, transaction
 from app.services.errors import Conflict, IdempotencyConflict, InvalidInput, UnknownItem
 from app.services.quantities import parse_quantity
 from app.services.search_keys import grams, pinyin_keys, search_text
@@ -206,13 +206,10 @@ def create_items(rows: Sequence[ItemInput]) -> list[str]:
                 reorder_point=row.reorder_point,
                 reorder_quantity=row.reorder_quantity,
                 description=row.description,
-                archived=False,
-                created_at=now,
-                updated_at=now,
             )
         )
     if new:
-        db.session.execute(insert(cast(Table, Item.__table__)), new)
+        transaction.insert_rows(cast(Table, Item.__table__), new, archived=False, created_at=now, updated_at=now)
         _remember_grams(str(row["search_text"]) for row in new)
     return [str(row["sku"]) for row in new]
 
