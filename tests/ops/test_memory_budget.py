@@ -30,7 +30,7 @@ def measured(workers: int) -> float:
     return MASTER_PSS_MIB + workers * WORKER_PSS_MIB
 
 
-@pytest.mark.parametrize("name", RENDERS)
+@pytest.mark.parametrize("name", [*RENDERS, "helm-production"])
 def test_the_web_pods_memory_holds_its_workers_at_the_measured_pss(tools: Path, name: str) -> None:  # noqa: F811
     docs = _render(tools, name)
     workers = int(config_of(docs)["GUNICORN_WORKERS"])
