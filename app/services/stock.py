@@ -127,6 +127,10 @@ def _item_query() -> Any:
     return select(Item.id, Item.sku, Item.archived, Item.reorder_point)
 
 
+# Built once with an expanding parameter: building IN (...) over 1,000 SKUs coerces each of them.
+_RESOLVE_ITEMS = _item_query().where(Item.sku.in_(bindparam("skus", expanding=True)))
+
+
 def _resolve_item(sku: str) -> _Item:
     row = db.session.execute(_item_query().where(Item.sku == sku)).first()
     if row is None:
@@ -505,7 +509,7 @@ def _resolve_lines(lines: Sequence[PickLine]) -> tuple[dict[str, _Item], dict[st
     skus = {line.sku for line in lines}
     codes = {line.location for line in lines}
     found_items = {
-        r.sku: _Item(*r) for chunk in _chunks(sorted(skus)) for r in _execute(_item_query().where(Item.sku.in_(chunk)))
+        r.sku: _Item(*r) for chunk in _chunks(sorted(skus)) for r in _execute(_RESOLVE_ITEMS, {"skus": chunk})
     }
     found_places = {
         r.code: _Location(*r)

@@ -22,6 +22,7 @@ NAMES = [
     "Ａ４纸 (500张/包)",
     "plain ascii name",
     "café crème",
+    "cafe\u0301 ｶﾞ ﬁ Å",
 ]
 
 
