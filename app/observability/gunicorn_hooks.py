@@ -34,6 +34,17 @@ def on_starting(server: Any) -> None:
             entry.unlink(missing_ok=True)
 
 
+def post_fork(server: Any, worker: Any) -> None:
+    """In a worker forked from a preloaded master: drop the pool the master's engine may hold
+    (without closing its connections, which are the master's) so the worker opens its own."""
+    if not server.cfg.preload_app:
+        return
+    from app.extensions import db
+
+    with server.app.wsgi().app_context():
+        db.engine.dispose(close=False)
+
+
 def child_exit(server: Any, worker: Any) -> None:
     """Drop a dead worker's live gauges (its counters and histograms keep counting in the sum)."""
     if os.environ.get(MULTIPROC_ENV):

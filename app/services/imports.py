@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from charset_normalizer.md import mess_ratio
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 
 from app.extensions import db
 from app.models import ImportBatch, Item, Location
@@ -60,6 +60,15 @@ ALIASES = {
     "location": "location", "库位": "location",
     "quantity": "quantity", "数量": "quantity", "期初数量": "quantity",
 }  # fmt: skip
+
+
+# Lookups of up to 1,000 codes each, built once: building IN (...) coerces every value, and a
+# 100,000-row file runs a few hundred of them.
+_ITEMS_BY_SKU = select(Item).where(Item.sku.in_(bindparam("skus", expanding=True)))
+_BARCODE_OWNERS = select(Item.barcode, Item.sku).where(Item.barcode.in_(bindparam("barcodes", expanding=True)))
+_ITEMS_WITH_CODES = select(Item.sku, Item.barcode).where(
+    or_(Item.sku.in_(bindparam("codes", expanding=True)), Item.barcode.in_(bindparam("codes", expanding=True)))
+)
 
 
 class ImportRejected(DomainError):
@@ -335,9 +344,7 @@ def _taken_codes(parsed: list[tuple[int, dict[str, str]]]) -> dict[str, str]:
     wanted = sorted({v for _, values in parsed for v in (values["sku"], values.get("barcode", "")) if v})
     for start in range(0, len(wanted), 1000):
         chunk = wanted[start : start + 1000]
-        rows = db.session.execute(
-            select(Item.sku, Item.barcode).where(or_(Item.sku.in_(chunk), Item.barcode.in_(chunk)))
-        )
+        rows = db.session.execute(_ITEMS_WITH_CODES, {"codes": chunk})
         for sku, barcode in rows:
             taken.setdefault(sku.lower(), sku)
             if barcode:
@@ -362,7 +369,7 @@ def _barcode_owners(barcodes: list[str]) -> dict[str, str]:
     owners: dict[str, str] = {}
     for start in range(0, len(wanted), 1000):
         chunk = wanted[start : start + 1000]
-        rows = db.session.execute(select(Item.barcode, Item.sku).where(Item.barcode.in_(chunk)))
+        rows = db.session.execute(_BARCODE_OWNERS, {"barcodes": chunk})
         owners.update((barcode, sku) for barcode, sku in rows if barcode)
     return owners
 
@@ -370,7 +377,7 @@ def _barcode_owners(barcodes: list[str]) -> dict[str, str]:
 def _existing_items(skus: list[str]) -> dict[str, Item]:
     found: dict[str, Item] = {}
     for start in range(0, len(skus), 1000):
-        for item in db.session.scalars(select(Item).where(Item.sku.in_(skus[start : start + 1000]))):
+        for item in db.session.scalars(_ITEMS_BY_SKU, {"skus": skus[start : start + 1000]}):
             found[item.sku] = item
     return found
 

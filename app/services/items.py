@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.orm import selectinload
 
 from app.extensions import db
 from app.models import Category, Item, ItemRequest, SearchGram
 from app.models.types import utcnow
-from app.services import codes, idempotency
+from app.services import codes, idempotency, transaction
 from app.services.errors import Conflict, IdempotencyConflict, InvalidInput, UnknownItem
 from app.services.quantities import parse_quantity
 from app.services.search_keys import grams, pinyin_keys, search_text
 from app.services.text import URL_UNSAFE, multi_line, single_line
 from app.services.transaction import unit_of_work
 
+# What str.isspace() calls a space (re's \s on str patterns is the same test), in one C call.
+_SPACE = re.compile(r"\s")
+_SKUS_TAKEN = select(Item.sku).where(Item.sku.in_(bindparam("skus", expanding=True)))
 ITEM_FIELDS = ("name", "barcode", "unit", "category", "reorder_point", "reorder_quantity", "description")
 
 
@@ -56,9 +60,9 @@ def _optional(value: str | None, field: str, limit: int) -> str | None:
 def check_item(**fields: Any) -> ItemInput:
     """Validate item fields into an ItemInput. Raises InvalidInput / InvalidQuantity."""
     sku = _required(fields.get("sku"), "sku", 64)
-    if any(ch.isspace() for ch in sku):
+    if _SPACE.search(sku):
         raise InvalidInput("sku", "must not contain spaces")
-    if any(ch in URL_UNSAFE for ch in sku):
+    if not URL_UNSAFE.isdisjoint(sku):
         raise InvalidInput("sku", "must not contain / or \\")
     return ItemInput(
         sku=sku,
@@ -93,7 +97,10 @@ def _check_unique(sku: str | None, barcode: str | None, exclude_id: int | None =
 def _remember_grams(texts: Iterable[str]) -> None:
     """Add the pieces of these search texts to search_grams; pieces already there stay. Sorted,
     so that two writers adding the same new pieces take their locks in one order."""
-    pieces = sorted(set().union(*map(grams, texts)))
+    found: set[str] = set()
+    for text in texts:
+        found.update(grams(text))  # set().union(*map(grams, texts)) took twice as long on 100,000
+    pieces = sorted(found)
     if pieces:
         add = insert(SearchGram).prefix_with("IGNORE", dialect="mysql").prefix_with("OR IGNORE", dialect="sqlite")
         db.session.execute(add, [{"gram": piece} for piece in pieces])
@@ -189,7 +196,7 @@ def create_items(rows: Sequence[ItemInput]) -> list[str]:
     skus = [row.sku for row in rows]
     existing: set[str] = set()
     for start in range(0, len(skus), 1000):
-        existing.update(db.session.scalars(select(Item.sku).where(Item.sku.in_(skus[start : start + 1000]))))
+        existing.update(db.session.scalars(_SKUS_TAKEN, {"skus": skus[start : start + 1000]}))
     categories = {name: _category_id(name) for name in {r.category for r in rows if r.category}}
     now = utcnow()
     new = []
@@ -197,10 +204,9 @@ def create_items(rows: Sequence[ItemInput]) -> list[str]:
         if row.sku in existing:
             continue
         existing.add(row.sku)
-        columns = _columns(row, categories.get(row.category or ""))
-        new.append({**columns, "archived": False, "created_at": now, "updated_at": now})
+        new.append(_columns(row, categories.get(row.category or "")))
     if new:
-        db.session.execute(insert(cast(Table, Item.__table__)), new)
+        transaction.insert_rows(cast(Table, Item.__table__), new, archived=False, created_at=now, updated_at=now)
         _remember_grams(str(row["search_text"]) for row in new)
     return [str(row["sku"]) for row in new]
 

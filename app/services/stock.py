@@ -100,8 +100,13 @@ _INSERT_LEVEL = insert(_levels)
 _INSERT_MOVEMENT = insert(_movements)
 
 
-def _execute(statement: Any, params: dict[str, Any] | None = None) -> Any:
+def _execute(statement: Any, params: dict[str, Any] | list[dict[str, Any]] | None = None) -> Any:
     return transaction.connection().execute(statement, params)
+
+
+def _chunks(values: Sequence[_T], size: int = 1000) -> Iterable[Sequence[_T]]:
+    """`values` in slices small enough for one IN (...) each."""
+    return (values[start : start + size] for start in range(0, len(values), size))
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +145,10 @@ class PickLine:
 
 def _item_query() -> Any:
     return select(Item.id, Item.sku, Item.archived, Item.reorder_point)
+
+
+# Built once with an expanding parameter: building IN (...) over 1,000 SKUs coerces each of them.
+_RESOLVE_ITEMS = _item_query().where(Item.sku.in_(bindparam("skus", expanding=True)))
 
 
 def _resolve_item(sku: str) -> _Item:
@@ -523,15 +532,20 @@ def _as_asked(found: dict[str, _T], asked: set[str]) -> dict[str, _T]:
     """`found` (keyed as stored) keyed as the request wrote it. IN (...) matched as the database
     compares (on MariaDB without case or accents): the same comparison finds the row here, so
     "sku-1" picks in a multi-line pick exactly as it does in a single issue."""
+    exact = {key: found[key] for key in asked if key in found}
+    if len(exact) == len(asked):
+        return exact  # folding 100,000 keys costs more than the query that found them
     folded = {compared(key): value for key, value in found.items()}
-    matched = ((key, found.get(key) or folded.get(compared(key))) for key in asked)
+    matched = ((key, exact.get(key) or folded.get(compared(key))) for key in asked)
     return {key: value for key, value in matched if value is not None}
 
 
 def _resolve_lines(lines: Sequence[PickLine]) -> tuple[dict[str, _Item], dict[str, _Location]]:
     skus = {line.sku for line in lines}
     codes = {line.location for line in lines}
-    found_items = {r.sku: _Item(*r) for r in db.session.execute(_item_query().where(Item.sku.in_(skus)))}
+    found_items = {
+        r.sku: _Item(*r) for chunk in _chunks(sorted(skus)) for r in _execute(_RESOLVE_ITEMS, {"skus": chunk})
+    }
     found_places = {
         r.code: _Location(*r)
         for r in db.session.execute(select(Location.id, Location.code, Location.active).where(Location.code.in_(codes)))
@@ -595,26 +609,16 @@ def receive_lines(
     picks = _pick_lines(lines)
     req = _request("receive_lines", Acting(user=user, reference=reference, note=note))
     items, locations = _resolve_lines(picks)
-    pairs = sorted({(items[p.sku].id, locations[p.location].id) for p in picks})
-    levels = _lock_many(pairs)
+    pairs = [(items[p.sku].id, locations[p.location].id) for p in picks]
+    levels = _lock_many(sorted(set(pairs)))
     now = utcnow()
     rows = []
-    for pick in picks:
-        pair = (items[pick.sku].id, locations[pick.location].id)
-        levels[pair].quantity += Decimal(pick.quantity)
-        rows.append(
-            dict(
-                kind="receive",
-                item_id=pair[0],
-                to_location_id=pair[1],
-                quantity=pick.quantity,
-                to_balance=levels[pair].quantity,
-                created_at=now,
-                **req.ledger(),
-            )
-        )
+    for pick, pair in zip(picks, pairs, strict=True):
+        level = levels[pair]
+        level.quantity += Decimal(pick.quantity)
+        rows.append(dict(item_id=pair[0], to_location_id=pair[1], quantity=pick.quantity, to_balance=level.quantity))
     _store_many(levels, now)
-    db.session.execute(insert(_movements), rows)
+    transaction.insert_rows(_movements, rows, kind="receive", created_at=now, **req.ledger())
     count = len(rows)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
@@ -635,9 +639,8 @@ def _lock_many(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], _Level]:
 
 
 def _lock_chunks(item_ids: list[int], levels: dict[tuple[int, int], _Level]) -> None:
-    for start in range(0, len(item_ids), 1000):
-        chunk = item_ids[start : start + 1000]
-        rows = db.session.execute(
+    for chunk in _chunks(item_ids):
+        rows = _execute(
             select(_levels.c.id, _levels.c.item_id, _levels.c.location_id, _levels.c.quantity)
             .where(_levels.c.item_id.in_(chunk))
             .order_by(_levels.c.item_id, _levels.c.location_id)
@@ -650,15 +653,12 @@ def _lock_chunks(item_ids: list[int], levels: dict[tuple[int, int], _Level]) -> 
 
 def _store_many(levels: dict[tuple[int, int], _Level], now: Any) -> None:
     new = [
-        dict(item_id=i, location_id=loc, quantity=lvl.quantity, updated_at=now)
-        for (i, loc), lvl in levels.items()
-        if lvl.id is None
+        dict(item_id=i, location_id=loc, quantity=lvl.quantity) for (i, loc), lvl in levels.items() if lvl.id is None
     ]
     old = [
         dict(level_id=lvl.id, quantity=lvl.quantity, updated_at=now) for lvl in levels.values() if lvl.id is not None
     ]
-    if new:
-        db.session.execute(insert(_levels), new)
+    transaction.insert_rows(_levels, new, updated_at=now)
     if old:
         db.session.execute(update(_levels).where(_levels.c.id == bindparam("level_id")), old)
 

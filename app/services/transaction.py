@@ -2,22 +2,26 @@
 
 Everything that differs between SQLite and MySQL/MariaDB lives here: how a write transaction
 starts (SQLite: BEGIN IMMEDIATE, so writers queue on the busy timeout instead of failing when
-they upgrade a read lock), the isolation level, and which errors mean "run it again".
+they upgrade a read lock), the isolation level, which errors mean "run it again", and how many
+rows are inserted at once (insert_rows).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
 from typing import Any, ParamSpec, TypeVar
 
 from blinker import Namespace
 from flask import current_app
 from opentelemetry.trace import Span
-from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import Table, bindparam, event, insert, text
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -56,6 +60,9 @@ _RETRYABLE_UNIQUE = (
 _AFTER_COMMIT = "inventory_after_commit"
 _ACTIVE = "inventory_unit_of_work"
 _CONNECTION = "inventory_connection"
+# Rows per INSERT ... SELECT FROM JSON_TABLE: a 100,000-row import sends about 1.5 MB of JSON per
+# statement, far below MariaDB's default max_allowed_packet (16 MB).
+JSON_ROWS = 5000
 
 
 def engine_options(url: str) -> dict[str, Any]:
@@ -152,6 +159,53 @@ def connection() -> Connection:
     session = db.session()
     current: Connection | None = session.info.get(_CONNECTION)
     return current if current is not None else session.connection()
+
+
+def insert_rows(table: Table, rows: Sequence[Mapping[str, Any]], **shared: Any) -> None:
+    """Insert `rows` (dicts with the same keys), each with the `shared` column values too. On
+    MySQL/MariaDB the rows travel as one JSON document per JSON_ROWS, unpacked by JSON_TABLE:
+    PyMySQL escapes every value of an executemany in Python, which was a quarter of a
+    100,000-row import. The document's values are text; the INSERT converts them to the column
+    types with the same strict-mode checks as bound values. SQLite binds natively: executemany."""
+    if not rows:
+        return
+    conn = connection()
+    if conn.dialect.name != "mysql":
+        conn.execute(insert(table).values(**shared) if shared else insert(table), list(rows))
+        return
+    names = list(rows[0])
+    statement = _json_insert(conn.dialect, table, names, list(shared))
+    # Only booleans and times have bind processing (to 0/1, to naive UTC): applied where it exists.
+    processors = [(n, p) for n, name in enumerate(names) if (p := table.c[name].type.bind_processor(conn.dialect))]
+    for start in range(0, len(rows), JSON_ROWS):
+        document = [[row[name] for name in names] for row in rows[start : start + JSON_ROWS]]
+        for values in document if processors else ():
+            for n, process in processors:
+                values[n] = process(values[n])
+        conn.execute(statement, {"_rows": json.dumps(document, ensure_ascii=False, default=_json_text), **shared})
+
+
+def _json_insert(dialect: Dialect, table: Table, names: list[str], shared: list[str]) -> Any:
+    quote = dialect.identifier_preparer.quote
+    columns = ", ".join(f"c{n} LONGTEXT CHARACTER SET utf8mb4 PATH '$[{n}]'" for n in range(len(names)))
+    values = [f"j.c{n}" for n in range(len(names))] + [f":{name}" for name in shared]
+    # In the document's order, so ids (and a ledger's running balances) follow the rows given.
+    sql = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in names + shared)}) "  # noqa: S608 (names from the table, values bound)
+        f"SELECT {', '.join(values)} FROM JSON_TABLE(:_rows, '$[*]' COLUMNS (n FOR ORDINALITY, {columns})) AS j "
+        "ORDER BY j.n"
+    )
+    # Shared values are bound with their columns' types (an aware datetime becomes naive UTC).
+    return text(sql).bindparams(*(bindparam(name, type_=table.c[name].type) for name in shared))
+
+
+def _json_text(value: Any) -> str:
+    """Decimals and times as exact text, which the INSERT converts as it would a bound value."""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    raise TypeError(f"{type(value).__name__} has no JSON form")
 
 
 def after_commit(callback: Callable[[], None]) -> None:

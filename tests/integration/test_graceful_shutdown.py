@@ -8,6 +8,7 @@ requests in flight finish and leave the ledger whole: every stock write is all o
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -16,7 +17,7 @@ import sqlite3
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,10 +57,16 @@ class Server:
                 found.add(int(stat.parent.name))
         return found
 
-    def request(self, method: str, path: str, body: dict[str, object] | None = None) -> tuple[int, bytes]:
-        """One request on its own connection, as a load balancer without keep-alive sends it."""
+    def request(
+        self, method: str, path: str, body: dict[str, object] | None = None, connected: list[int] | None = None
+    ) -> tuple[int, bytes]:
+        """One request on its own connection, as a load balancer without keep-alive sends it. The
+        connection's local port is appended to `connected` before the request is sent."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
+            if connected is not None:
+                conn.connect()
+                connected.append(conn.sock.getsockname()[1])
             headers = {"Connection": "close"}
             payload = None
             if body is not None:
@@ -160,6 +167,32 @@ def _wait_until_serving(srv: Server, *, workers: int, excluding: frozenset[int] 
     raise AssertionError(f"gunicorn did not serve with {workers} fresh workers:\n{srv.log.read_text()}")
 
 
+def _held_by_workers(srv: Server, client_ports: list[int]) -> set[int]:
+    """The client ports whose connections a worker has accepted: the server's end of such a
+    connection (in /proc/net/tcp: local port the server's, remote port the client's) is an open
+    file of a worker. A connection still in the listen backlog is no process's file yet."""
+    ends = {}
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, inode = int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16), fields[9]
+        if local == srv.port and remote in client_ports:
+            ends[f"socket:[{inode}]"] = remote
+    held = set()
+    for pid in srv.children():
+        for fd in Path(f"/proc/{pid}/fd").glob("*"):
+            with contextlib.suppress(OSError):  # closed while we looked
+                if (target := os.readlink(fd)) in ends:
+                    held.add(ends[target])
+    return held
+
+
+def _wait_for(condition: Callable[[], object], what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.002)
+
+
 def _movements(database: Path, reference: str) -> int:
     with sqlite3.connect(database) as conn:
         return int(conn.execute("SELECT count(*) FROM movements WHERE reference = ?", (reference,)).fetchone()[0])
@@ -187,23 +220,28 @@ def test_sighup_reload_under_load_fails_no_request(server: Server) -> None:
 
 def test_sigterm_finishes_in_flight_requests_and_leaves_the_ledger_whole(server: Server) -> None:
     picks: list[tuple[int | str, float, str]] = []
+    pick_ports: list[int] = []
 
     def big_pick(reference: str) -> None:
         lines = [{"sku": PICK_SKU, "location": PICK_LOCATION, "quantity": "0.01"}] * PICK_LINES
         try:
             status: int | str = server.request(
-                "POST", "/api/v1/stock/issue-lines", {"lines": lines, "reference": reference}
+                "POST", "/api/v1/stock/issue-lines", {"lines": lines, "reference": reference}, pick_ports
             )[0]
         except OSError as exc:  # still queued for a busy sync worker at SIGTERM: reset, never read
             status = type(exc).__name__
         picks.append((status, time.monotonic(), reference))
 
     load = Load(server).start()
-    time.sleep(1.0)
+    _wait_for(
+        lambda: {kind for _, kind, status in load.results if status in (200, 201)} == {"health", "ready", "write"},
+        "the load is served",
+    )
     pickers = [threading.Thread(target=big_pick, args=(f"PICK-{n}",)) for n in range(3)]
     for thread in pickers:
         thread.start()
-    time.sleep(0.05)
+    # SIGTERM once a worker has taken a pick (it cannot have finished 500 lines by then).
+    _wait_for(lambda: _held_by_workers(server, pick_ports), "a worker accepts a pick")
     term_at = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
     for thread in pickers:

@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from app.models import LowStockEvent, Movement, StockLevel
-from app.services import items, locations, stock
+from app.models import Item, LowStockEvent, Movement, StockLevel
+from app.services import items, locations, stock, transaction
 from app.services.errors import (
     AlreadyReversed,
     ArchivedItem,
@@ -395,3 +395,41 @@ def test_the_same_idempotency_key_from_two_callers_is_two_requests(db, factory, 
     again = stock.issue_stock(sku="A-100", location=shelf.code, quantity=1, user="ann", idempotency_key="k-1")
     assert len({ann.id, bob.id, token.id}) == 3 and again.id == ann.id
     assert (bob.username, bob.from_balance, on_hand(db, screw, shelf)) == ("bob", 8, 7)
+
+
+def test_a_bulk_receipt_sent_in_several_chunks_keeps_every_line_its_order_and_its_text(db, factory, shelf, monkeypatch):
+    # Two rows per statement, so the lines of one level cross chunks (MariaDB: JSON_TABLE).
+    monkeypatch.setattr(transaction, "JSON_ROWS", 2)
+    name = "O'Brien \\ 100% 螺栓 😀"
+    assert items.create_items(
+        [items.check_item(sku="Q-1", name=name, reorder_point="1.5"), items.check_item(sku="Q-2", name="垫片")]
+    ) == ["Q-1", "Q-2"]
+    quantities = ["1", "2.125", "3", "0.5", "4"]
+    lines = [
+        stock.PickLine(sku, shelf.code, q)
+        for sku, q in zip(["Q-1", "Q-1", "Q-2", "Q-1", "Q-2"], quantities, strict=True)
+    ]
+    assert stock.receive_lines(lines=lines, user="alice", reference="OPENING", note="100% 'opening' \\ 😀") == 5
+    written = db.session.scalars(select(Movement).order_by(Movement.id)).all()
+    skus = dict(db.session.execute(select(Item.id, Item.sku)).tuples().all())
+    assert [(skus[m.item_id], m.quantity, m.to_balance) for m in written] == [
+        ("Q-1", Decimal("1"), Decimal("1")),
+        ("Q-1", Decimal("2.125"), Decimal("3.125")),
+        ("Q-2", Decimal("3"), Decimal("3")),
+        ("Q-1", Decimal("0.5"), Decimal("3.625")),
+        ("Q-2", Decimal("4"), Decimal("7")),
+    ]
+    assert {(m.kind, m.username, m.reference, m.note, m.idempotency_key) for m in written} == {
+        ("receive", "alice", "OPENING", "100% 'opening' \\ 😀", None)
+    }
+    assert all(
+        m.created_at.tzinfo is not None and abs(m.created_at - written[0].created_at).total_seconds() == 0
+        for m in written
+    )
+    first = items.get_item("Q-1")
+    assert (first.name, first.reorder_point, first.archived, first.on_hand) == (
+        name,
+        Decimal("1.5"),
+        False,
+        Decimal("3.625"),
+    )

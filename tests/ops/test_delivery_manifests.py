@@ -44,8 +44,10 @@ def tools() -> Path:
 
 @cache
 def _render(tools: Path, name: str) -> list[Doc]:
-    if name == "helm":
-        command = [str(tools / "python"), str(ROOT / "ops/helm/render.py")]
+    if name.startswith("helm"):
+        # "helm" renders the chart's defaults, "helm-production" with ci/production-values.yaml.
+        values = ["--values", str(ROOT / f"ops/helm/inventory/ci/{name[5:]}-values.yaml")] if name != "helm" else []
+        command = [str(tools / "python"), str(ROOT / "ops/helm/render.py"), *values]
     else:
         path = "ops/k8s/base" if name == "base" else f"ops/k8s/overlays/{name}"
         command = [str(tools / "kubectl"), "kustomize", str(ROOT / path)]
