@@ -13,7 +13,9 @@ from collections.abc import Callable
 import pytest
 from flask import Flask
 from playwright.sync_api import Page, expect
+from sqlalchemy import text
 
+from app.extensions import db
 from app.services import counts, items, locations, notifications, stock, users
 from tests.browser.conftest import DESKTOP, axe_findings, shots
 
@@ -36,7 +38,9 @@ def records(live_app: Flask) -> dict[str, str]:
         count = counts.open_count(user="manager", location="WH2-F-01-01")
         users.create_user(username="fb-leaver", password="browser-pass-1", role="viewer")
         token, _text = users.create_token(username="admin", scope="read", name="反馈令牌")
-        target = notifications.create_target(name="反馈通知", kind="webhook", url="https://hooks.example.com/fb")
+        target = notifications.create_target(
+            name="反馈通知", kind="webhook", url="https://hooks.example.com/fb", warehouses=["WH1", "WH2"]
+        )
         return {"count": str(count.id), "token": str(token.id), "prefix": token.prefix, "target": str(target.id)}
 
 
@@ -66,6 +70,42 @@ def test_an_item_saved_unchanged_changes_nothing(sign_in: Callable[..., Page], r
     assert after == before
     page.goto("/items/categories")
     expect(page.get_by_text("<Category", exact=False)).to_have_count(0)
+
+
+def _table(app: Flask, table: str) -> list[dict[str, object]]:
+    with app.app_context():
+        rows = [dict(r._mapping) for r in db.session.execute(text(f"SELECT * FROM {table} ORDER BY id"))]  # noqa: S608
+        db.session.remove()
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("record", "tables"),
+    [
+        ("location", ("locations",)),
+        ("user", ("users",)),
+        ("token", ("api_tokens",)),
+        ("target", ("notification_targets", "notification_subscriptions")),
+    ],
+)
+def test_every_other_editable_record_saved_unchanged_changes_nothing(
+    sign_in: Callable[..., Page], live_app: Flask, records: dict[str, str], record: str, tables: tuple[str, ...]
+) -> None:
+    """Opened, saved with its own Save button as it stands, and every row is as it was."""
+    page_and_form = {
+        "location": (f"/locations/{PLACE}/edit", "main form"),
+        "user": ("/users/fb-leaver", "main form[action$='/role']"),
+        "token": (f"/users/tokens/{records['token']}/edit", "main form"),
+        "target": ("/notifications", f"main form[action$='/targets/{records['target']}/subscriptions']"),
+    }
+    path, form = page_and_form[record]
+    page = sign_in("admin")
+    page.goto(path)
+    before = [_table(live_app, t) for t in tables]
+    page.locator(form).locator("button[type=submit]").click()
+    expect(page.locator(".flash-success")).to_be_visible()
+    assert [_table(live_app, t) for t in tables] == before
+    assert all(before), before
 
 
 def test_archiving_asks_first_sits_apart_from_edit_and_says_archived(

@@ -76,7 +76,8 @@ def subscriptions(target_id: int) -> Any:
     if not form.validate_on_submit():
         flash(_("Choose warehouses from the list."), "error")
         return redirect(url_for(".index"), 303)
-    _run(lambda: notifications.set_subscriptions(target_id=target_id, warehouses=form.warehouses.data or []))
+    if _run(lambda: notifications.set_subscriptions(target_id=target_id, warehouses=form.warehouses.data or [])):
+        flash(_("Warehouses of the notification target saved."), "success")
     return redirect(url_for(".index"), 303)
 
 
