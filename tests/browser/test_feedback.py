@@ -20,6 +20,7 @@ from app.services import counts, items, locations, notifications, stock, users
 from tests.browser.conftest import DESKTOP, axe_findings, shots
 
 PLACE = "WH1-F-01-01"
+MIXED = "WH1-F-02-02"  # 5 pcs and 2.5 m: never "7.5" of anything
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +33,11 @@ def records(live_app: Flask) -> dict[str, str]:
         stock.receive_stock(sku="FB-NUT", location=PLACE, quantity=335, user="seed")
         stock.issue_stock(sku="FB-NUT", location=PLACE, quantity=10, user="seed")
         stock.receive_stock(sku="FB-WIRE", location=PLACE, quantity="12.5", user="seed")
+        locations.create_location(warehouse="WH1", code=MIXED)
+        items.create_item(sku="FB-CABLE", name="电缆 三芯", unit="m")
+        stock.receive_lines(
+            lines=[stock.PickLine("FB-NUT", MIXED, 5), stock.PickLine("FB-CABLE", MIXED, "2.5")], user="seed"
+        )
         locations.create_location(warehouse="WH2", code="WH2-F-01-01")
         items.create_item(sku="FB-COUNTED", name="盘点样品")
         stock.receive_stock(sku="FB-COUNTED", location="WH2-F-01-01", quantity=3, user="seed")
@@ -163,6 +169,22 @@ def test_a_location_page_lists_what_is_there_with_its_actions(
     expect(rows.filter(has_text="FB-NUT")).to_contain_text("pcs")
     for name in ("盘点此库位", "调出", "打印标签", "流水记录"):
         expect(page.get_by_role("link", name=name, exact=True)).to_be_visible()
+
+
+def test_totals_never_add_different_units(sign_in: Callable[..., Page], records: dict[str, str]) -> None:
+    page = sign_in("manager")
+    # Dashboard figures count items and locations, each with its label above the figure.
+    figures = page.locator(".cards .card .figure").all_inner_texts()
+    assert figures and all(re.fullmatch(r"[\d,]+( 种物品)?", f) for f in figures), figures
+    expect(page.locator(".cards")).not_to_contain_text("在库数量")
+    page.goto("/locations")
+    row = page.locator("tbody tr").filter(has=page.get_by_role("link", name=MIXED, exact=True))
+    expect(row.locator("td.num")).to_have_text("2")
+    page.goto(f"/locations/{MIXED}")
+    expect(page.locator("main")).not_to_contain_text("7.5")
+    expect(page.locator("#location-stock")).to_contain_text("2.5 m")
+    page.goto(f"/locations/{MIXED}/deactivate")
+    expect(page.locator("main")).not_to_contain_text("7.5")
 
 
 def test_desktop_ledger_keeps_codes_and_dates_on_one_line_with_signed_quantities(
