@@ -42,6 +42,10 @@ def test_csv_import_with_a_bad_row_imports_nothing_then_the_fixed_file_imports_a
 
     _upload(page, HEADER + ROWS.format(qty="2"))
     expect(page.locator(".card").first).to_contain_text("3")
+    # The same cards as the dashboard's: each label above its figure.
+    for card in page.locator(".cards .card").all():
+        label, figure = card.locator(".label").bounding_box(), card.locator(".figure").bounding_box()
+        assert label is not None and figure is not None and label["y"] + label["height"] <= figure["y"] + 1
     shot(page, "import-preview")
     page.get_by_role("button", name="全部导入").click()
     expect(page.locator(".flash-success")).to_contain_text("已导入：3 个新物品，0 个物品已更新，2 条期初库存")
