@@ -157,6 +157,7 @@ def test_a_supplier_gs1_label_with_group_separators_issues_its_count(
         stock.receive_stock(sku=pen.sku, location="WH2-A-01-01", quantity=Decimal(50), user="seed")
     page = sign_in("clerk")
     page.goto("/scan")
+    page.keyboard.press("Alt+1")  # issue: the page opens in the clerk's last mode, or none
     _wedge(page, "WH2-A-01-01")
     expect(page.locator("#scan-location")).to_have_text("WH2-A-01-01")
     page.keyboard.type("]C10104006381333931172703311024A-17")
@@ -173,5 +174,5 @@ def test_a_supplier_gs1_label_with_group_separators_issues_its_count(
     # A GTIN that is no item's barcode is refused, naming it.
     _wedge(page, "]C10109501101530003")
     expect(result).to_have_class("scan-result bad")
-    expect(result).to_contain_text("没有条码为 09501101530003 的物料")
+    expect(result).to_contain_text("没有条码为 09501101530003 的物品")
     shot(page, "scan-gs1")
