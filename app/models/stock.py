@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import cast
 
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -124,6 +125,9 @@ class Movement(Model):
     #: stock service wrote (or replayed) this movement, read inside its transaction. A counter is
     #: not shown those balances (the count would not be blind).
     counted_sides = frozenset[str]()
+    #: Not stored: every ledger line of the request that returned this movement (its first), when
+    #: it wrote several: an issue over several lots writes one line per lot. Empty for one line.
+    lines = cast("tuple[Movement, ...]", ())
 
 
 SERIAL_STATES = ("in_stock", "issued")
