@@ -669,8 +669,8 @@ def _choose(group: _Group, out: _Out) -> list[_Part]:
     _serial_count(item, out.quantity, out.serials)
     if item.tracking != "lot":
         level = group.levels[0]
-        _take(item, loc, level, out.quantity, out.kind)
         ids = _lock_serials_at(item, loc, out.serials) if item.tracking == "serial" else []
+        _take(item, loc, level, out.quantity, out.kind)
         return [_Part(level, out.quantity, ids)]
     today = _today()
     if out.lot is not None:
