@@ -58,7 +58,7 @@ def per_lot(db, item, location) -> dict[str, Decimal]:
         .join(Lot, Lot.id == StockLevel.lot_id)
         .where(StockLevel.item_id == item.id, StockLevel.location_id == location.id)
     )
-    return {code: quantity for code, quantity in rows}
+    return dict(rows.tuples().all())
 
 
 def receive(location, lot, quantity, expiry=None, sku="MILK-1", **kw):
