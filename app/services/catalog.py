@@ -286,6 +286,11 @@ def list_items(
     return Page(rows, cursor)
 
 
+def item_tracking(sku: str) -> str | None:
+    """How an item's stock is told apart ("none", "lot", "serial"); None for no such item."""
+    return db.session.scalar(select(Item.tracking).where(Item.sku == sku))
+
+
 def list_stock(*, sku: str) -> list[StockRow]:
     """Where an item is held (every stock-level row, including zero balances), by location code."""
     rows = db.session.execute(
