@@ -10,7 +10,7 @@ from wtforms import FieldList as _FieldList
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from app.models import MOVEMENT_KINDS
-from app.services import codes, errors
+from app.services import catalog, codes, errors
 from app.services.quantities import parse_quantity
 from app.web.common import (
     KeyedForm,
@@ -65,11 +65,16 @@ class _StockForm(KeyedForm):
         self.sku.data = label.code
         gs1 = label.gs1
         if gs1 is not None:
-            # The label's count (AI 30/37), lot (10), expiry (17) and serial (21) fill empty boxes.
+            # The label's count (AI 30/37) fills an empty box; its lot (10) and expiry (17), or
+            # its serial (21), too for an item tracked that way (untracked items' labels often
+            # carry a lot, which is then left out, as before lots were tracked).
             self._fill("quantity", None if gs1.quantity is None else plain_quantity(gs1.quantity))
-            self._fill("lot", gs1.lot)
-            self._fill("expiry", gs1.expiry.isoformat() if gs1.expiry else None)
-            self._fill("serials", gs1.serial)
+            tracking = catalog.item_tracking(label.code) if gs1.lot or gs1.serial else None
+            if tracking == "lot":
+                self._fill("lot", gs1.lot)
+                self._fill("expiry", gs1.expiry.isoformat() if gs1.expiry else None)
+            if tracking == "serial":
+                self._fill("serials", gs1.serial)
         return None
 
     def _fill(self, name: str, value: str | None) -> None:
