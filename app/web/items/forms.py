@@ -37,7 +37,7 @@ class ItemForm(FlaskForm):
     tracking = SelectField(
         _l("Tracking"),
         choices=[
-            SelectChoice("none", _l("None")),
+            SelectChoice("none", _l("Not tracked")),
             SelectChoice("lot", _l("By lot (with expiry dates)")),
             SelectChoice("serial", _l("By serial number")),
         ],
