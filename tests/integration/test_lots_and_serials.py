@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from app.models import Item, Lot, Movement, MovementSerial, Serial, StockLevel
 from app.models.types import utcnow
-from app.services import items, stock
+from app.services import counts, items, stock
 from app.services.errors import (
     ExpiredLot,
     ExpiryMismatch,
@@ -295,3 +295,20 @@ def test_tracking_changes_only_while_no_stock_is_held(db, factory, shelf):
     assert items.update_item(sku="BOLT-1", tracking="lot", requires_expiry=True).tracking == "lot"
     with pytest.raises(InvalidInput):
         factory.item(sku="BOLT-2", requires_expiry=True)  # only lot-tracked items expire
+
+
+def test_a_cycle_count_counts_each_lot_and_approval_posts_per_lot(db, milk, shelf):
+    receive(shelf, "A", 3, days(4))
+    receive(shelf, "B", 5, days(8))
+    count = counts.open_count(user="boss", location=shelf.code)
+    view = counts.get_count(count.id)
+    assert [(line.sku, line.lot) for line in view.lines] == [("MILK-1", "A"), ("MILK-1", "B")]
+    found = {line.id: quantity for line, quantity in zip(view.lines, (2, 5), strict=True)}
+    counts.record_counts(count_id=count.id, user="clerk", lines=found)
+    # Found by SKU alone, a lot-tracked item does not say which lot was counted.
+    with pytest.raises(LotRequired):
+        counts.record_counts(count_id=count.id, user="clerk", found={"MILK-1": 1})
+    stock.issue_stock(sku="MILK-1", location=shelf.code, quantity=1, lot="B", user="u")  # during the count
+    counts.approve_count(count_id=count.id, user="boss")
+    assert per_lot(db, milk, shelf) == {"A": 2, "B": 4}
+    assert_clean()
