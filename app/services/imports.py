@@ -45,19 +45,7 @@ MAX_ERRORS_SHOWN = 200
 # CLEAR_MESS_GAP its mess ratio is noise: two short names score 0.0 read wrongly, 0.025 read right.
 DETECTION_BYTES = 1024 * 1024
 CLEAR_MESS_GAP = 0.1
-ITEM_COLUMNS = (
-    "sku",
-    "name",
-    "barcode",
-    "unit",
-    "category",
-    "reorder_point",
-    "reorder_quantity",
-    "description",
-    "tracking",
-    "requires_expiry",
-    "expiry_warning_days",
-)
+ITEM_COLUMNS = ("sku", *items.ITEM_FIELDS)
 STOCK_COLUMNS = ("location", "quantity")
 # Opening stock of a lot-tracked item names its lot (and expiry); of a serial-tracked item, its
 # serial numbers (separated by spaces, commas or semicolons), one per unit.
@@ -429,17 +417,7 @@ def _existing_items(skus: list[str]) -> dict[str, Item]:
 def _changes(item: Item, checked: items.ItemInput, titles: dict[str, str]) -> dict[str, Any]:
     """The item fields the file changes: only the columns it has, and not cells left empty."""
     changes: dict[str, Any] = {}
-    for name in (
-        "name",
-        "barcode",
-        "unit",
-        "reorder_point",
-        "reorder_quantity",
-        "description",
-        "tracking",
-        "requires_expiry",
-        "expiry_warning_days",
-    ):
+    for name in (column for column in items.ITEM_FIELDS if column != "category"):
         value = getattr(checked, name)
         if name in titles and value not in (None, "") and value != getattr(item, name):
             changes[name] = value

@@ -18,6 +18,9 @@ again after (SQLite refuses the rebuild while they exist). The rebuild copies ev
 totals they keep do not change.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import mysql
@@ -53,13 +56,22 @@ def _sqlite() -> bool:
     return op.get_bind().dialect.name == "sqlite"
 
 
-def _rekey(table: str, old: tuple[str, list[str]], new: tuple[str, list[str]], with_check: bool) -> None:
-    """Add lot_id and lot_key to `table` and swap its unique key `old` for `new`."""
-    sqlite = _sqlite()
-    if sqlite and table == "stock_levels":
+@contextmanager
+def _rebuilding(table: str) -> Iterator[None]:
+    """SQLite rebuilds `table`: the on-hand triggers of stock_levels go first and come back after."""
+    triggered = _sqlite() and table == "stock_levels"
+    if triggered:
         for event in _TRIGGERS:
             op.execute(f"DROP TRIGGER stock_levels_on_hand_{event}")
-    with op.batch_alter_table(table, schema=None) as batch_op:
+    yield
+    if triggered:
+        for event in _TRIGGERS:
+            op.execute(_create_trigger(event))
+
+
+def _rekey(table: str, old: tuple[str, list[str]], new: tuple[str, list[str]], with_check: bool) -> None:
+    """Add lot_id and lot_key to `table` and swap its unique key `old` for `new`."""
+    with _rebuilding(table), op.batch_alter_table(table, schema=None) as batch_op:
         batch_op.add_column(sa.Column("lot_id", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("lot_key", sa.Integer(), server_default=sa.text("0"), nullable=False))
         batch_op.create_foreign_key(batch_op.f(f"fk_{table}_lot_id_lots"), "lots", ["lot_id"], ["id"])
@@ -69,17 +81,10 @@ def _rekey(table: str, old: tuple[str, list[str]], new: tuple[str, list[str]], w
         # The new key first: on MariaDB the old one may be the index a foreign key uses.
         batch_op.create_unique_constraint(new[0], new[1])
         batch_op.drop_constraint(old[0], type_="unique")
-    if sqlite and table == "stock_levels":
-        for event in _TRIGGERS:
-            op.execute(_create_trigger(event))
 
 
 def _unkey(table: str, old: tuple[str, list[str]], new: tuple[str, list[str]], with_check: bool) -> None:
-    sqlite = _sqlite()
-    if sqlite and table == "stock_levels":
-        for event in _TRIGGERS:
-            op.execute(f"DROP TRIGGER stock_levels_on_hand_{event}")
-    with op.batch_alter_table(table, schema=None) as batch_op:
+    with _rebuilding(table), op.batch_alter_table(table, schema=None) as batch_op:
         batch_op.create_unique_constraint(old[0], old[1])
         batch_op.drop_constraint(new[0], type_="unique")
         if with_check:
@@ -88,9 +93,6 @@ def _unkey(table: str, old: tuple[str, list[str]], new: tuple[str, list[str]], w
         batch_op.drop_index(batch_op.f(f"ix_{table}_lot_id"))
         batch_op.drop_column("lot_key")
         batch_op.drop_column("lot_id")
-    if sqlite and table == "stock_levels":
-        for event in _TRIGGERS:
-            op.execute(_create_trigger(event))
 
 
 _KEYS = {
