@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from app.models import Item, Lot, Movement, MovementSerial, Serial, StockLevel
 from app.models.types import utcnow
@@ -312,3 +312,22 @@ def test_a_cycle_count_counts_each_lot_and_approval_posts_per_lot(db, milk, shel
     counts.approve_count(count_id=count.id, user="boss")
     assert per_lot(db, milk, shelf) == {"A": 2, "B": 4}
     assert_clean()
+
+
+def test_an_untracked_issue_runs_exactly_the_statements_it_ran_before_lots(app, db, factory, shelf):
+    """The hot path: resolve (the item's tracking rides along), lock, update, insert. No lot or
+    serial statement for untracked stock."""
+    factory.item(sku="FAST-1")
+    stock.receive_stock(sku="FAST-1", location=shelf.code, quantity=10, user="u")
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement.split()[0].upper())
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        stock.issue_stock(sku="FAST-1", location=shelf.code, quantity=1, user="u")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    body = [s for s in statements if s not in {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"}]
+    assert body == ["SELECT", "SELECT", "UPDATE", "INSERT"]
