@@ -93,8 +93,8 @@ def check_ledger_command() -> None:
     mismatches, totals = report.mismatches, report.totals
     for m in mismatches:
         click.echo(
-            f"MISMATCH {m.sku} @ {m.location}: on hand {m.on_hand}, ledger {m.from_ledger}, "
-            f"last recorded balance {m.last_balance}"
+            f"MISMATCH {m.sku} @ {m.location}{f' lot {m.lot}' if m.lot else ''}: on hand {m.on_hand}, "
+            f"ledger {m.from_ledger}, last recorded balance {m.last_balance}"
         )
     for t in totals:
         click.echo(f"MISMATCH {t.sku} total: on hand {t.on_hand}, sum of stock levels {t.from_levels}")

@@ -10,7 +10,7 @@ path); the contract tests and schemathesis hold them to the response models.
 from __future__ import annotations
 
 from collections.abc import Collection
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -24,7 +24,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from app.models import MOVEMENT_KINDS
+from app.models import MOVEMENT_KINDS, SERIAL_STATES, TRACKING_MODES
 from app.services.errors import DomainError, InvalidQuantity
 from app.services.quantities import parse_quantity
 
@@ -97,6 +97,24 @@ Timestamp = Annotated[datetime, AfterValidator(_aware)]
 Sku = Annotated[str, Field(min_length=1, max_length=64, examples=["DEMO-000001"])]
 LocationCode = Annotated[str, Field(min_length=1, max_length=64, examples=["WH1-A-01-01"])]
 Reference = Annotated[str | None, Field(default=None, max_length=100, examples=["SO-1001"])]
+#: A lot (batch) code, as printed on the supplier's label (GS1 AI 10).
+LotCode = Annotated[
+    str | None,
+    Field(default=None, min_length=1, max_length=64, pattern=r"\S", description="A lot code.", examples=["B2407"]),
+]
+SerialText = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\s,]+( [^\s,]+)*$")]
+Serials = Annotated[
+    list[SerialText] | None,
+    Field(default=None, max_length=500, description="Serial numbers, one per unit (serial-tracked items)."),
+]
+Expiry = Annotated[date | None, Field(default=None, description="The lot's expiry date (YYYY-MM-DD).")]
+AllowExpired = Annotated[
+    bool,
+    Field(
+        default=False,
+        description="Issue from an expired lot (managers only); the reason goes in `note`, which is then required.",
+    ),
+]
 Note = Annotated[str | None, Field(default=None, max_length=500)]
 
 
@@ -120,6 +138,8 @@ class PickLineIn(Body):
     sku: Sku
     location: LocationCode
     quantity: Quantity
+    lot: LotCode = None
+    serials: Serials = None
 
 
 class Noted(Body):
@@ -130,11 +150,18 @@ class Noted(Body):
 
 
 class IssueStock(PickLineIn, Noted):
-    """A stock-out: take `quantity` of `sku` out of `location` (its full code)."""
+    """A stock-out: take `quantity` of `sku` out of `location` (its full code). A lot-tracked item
+    is taken from `lot`, or else first-expired-first-out over its lots there (several movements);
+    a serial-tracked item by naming its `serials`."""
+
+    allow_expired: AllowExpired = False
 
 
-class ReceiveStock(IssueStock):
-    """A receipt: put `quantity` of `sku` into `location`."""
+class ReceiveStock(PickLineIn, Noted):
+    """A receipt: put `quantity` of `sku` into `location`; a lot-tracked item into `lot` (with its
+    `expiry` when the item requires one), a serial-tracked item as `quantity` new `serials`."""
+
+    expiry: Expiry = None
 
 
 class TransferStock(Noted):
@@ -142,14 +169,20 @@ class TransferStock(Noted):
     from_location: LocationCode
     to_location: LocationCode
     quantity: Quantity
+    lot: LotCode = None
+    serials: Serials = None
+    allow_expired: AllowExpired = False
 
 
 class AdjustStock(Noted):
-    """A stocktake: set the level at `location` to `counted` and record the difference."""
+    """A stocktake: set the level at `location` (of `lot`, for a lot-tracked item) to `counted`
+    and record the difference."""
 
     sku: Sku
     location: LocationCode
     counted: Count
+    lot: LotCode = None
+    expiry: Expiry = None
 
 
 class IssueLines(Noted):
@@ -182,6 +215,8 @@ class MovementOut(BaseModel):
     user: str
     created_at: datetime
     reverses: int | None = Field(description="The movement this one reverses.")
+    lot: str | None = Field(default=None, description="The lot this line moved (lot-tracked items).")
+    serials: list[str] | None = Field(default=None, description="The serials this line moved (serial-tracked items).")
 
 
 class MovementDetail(MovementOut):
@@ -190,6 +225,11 @@ class MovementDetail(MovementOut):
 
 class MovementResult(BaseModel):
     movement: MovementOut
+    movements: list[MovementOut] | None = Field(
+        default=None,
+        description="Every movement the request wrote when it wrote several (an issue or transfer over several "
+        "lots, first-expired-first-out); `movement` is the first of them.",
+    )
     balance: QuantityText | None = Field(
         description="The stock level at the location the request named, after it; null for a counter (clerk) "
         "while an open count covers that place: the count is blind."
@@ -206,11 +246,17 @@ class MovementList(BaseModel):
 
 
 def movement_body(
-    m: Any, *, sku: str, from_location: str | None, to_location: str | None, hidden: Collection[str] = ()
+    m: Any,
+    *,
+    sku: str,
+    from_location: str | None,
+    to_location: str | None,
+    hidden: Collection[str] = (),
+    traced: Any = None,
 ) -> dict[str, Any]:
     """A Movement (or a catalogue MovementRow) as MovementOut; the balances of the `hidden` sides
     ("from", "to") left out (a blind count)."""
-    return {
+    body = {
         "id": m.id,
         "kind": m.kind,
         "sku": sku,
@@ -226,6 +272,9 @@ def movement_body(
         "created_at": m.created_at.isoformat(),
         "reverses": m.reverses_id,
     }
+    if traced is not None:
+        body["lot"], body["serials"] = traced.lots.get(m.lot_id), traced.serials.get(m.id)
+    return body
 
 
 def row_body(row: Any) -> dict[str, Any]:
@@ -233,6 +282,14 @@ def row_body(row: Any) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- items
+
+
+Tracking = Literal[TRACKING_MODES]  # type: ignore[valid-type]
+TRACKING = (
+    "How the stock is told apart: none, by lot (with expiry dates), or by serial number. "
+    "Changes only while the item holds no stock."
+)
+WARNING_DAYS = "Warn this many days before a lot expires (lot-tracked items)."
 
 
 class ItemFields(Body):
@@ -243,6 +300,9 @@ class ItemFields(Body):
     reorder_point: Count = Decimal(0)
     reorder_quantity: Count = Decimal(0)
     description: str = Field(default="", max_length=5000)
+    tracking: Tracking = Field(default="none", description=TRACKING)
+    requires_expiry: bool = Field(default=False, description="Lot-tracked: every lot needs an expiry date.")
+    expiry_warning_days: int | None = Field(default=None, ge=0, le=3650, description=WARNING_DAYS)
 
 
 class CreateItem(ItemFields):
@@ -260,6 +320,9 @@ class UpdateItem(Body):
     reorder_quantity: Count | None = None
     description: str | None = Field(default=None, max_length=5000)
     archived: bool | None = None
+    tracking: Tracking | None = Field(default=None, description=TRACKING)
+    requires_expiry: bool | None = None
+    expiry_warning_days: int | None = Field(default=None, ge=0, le=3650, description=WARNING_DAYS)
 
 
 BLIND = "null for a counter (clerk) while an open count covers this place: the count is blind."
@@ -270,6 +333,8 @@ class StockOut(BaseModel):
     location: str = Field(description="The full location code.")
     warehouse: str
     quantity: QuantityText | None = Field(description=BLIND)
+    lot: str | None = Field(default=None, description="The lot of this level (lot-tracked items).")
+    expiry: date | None = Field(default=None, description="The lot's expiry date.")
 
 
 class ItemOut(BaseModel):
@@ -283,6 +348,9 @@ class ItemOut(BaseModel):
     archived: bool
     updated_at: datetime
     on_hand: QuantityText | None = Field(description=BLIND)
+    tracking: Tracking = Field(default="none", description=TRACKING)
+    requires_expiry: bool = False
+    expiry_warning_days: int | None = Field(default=None, description=WARNING_DAYS)
 
 
 class ItemDetail(ItemOut):
@@ -313,12 +381,29 @@ def item_body(row: Any, *, hidden: bool = False) -> dict[str, Any]:
         "archived": row.archived,
         "updated_at": when(row.updated_at),
         "on_hand": None if hidden else text(row.on_hand),
+        **_tracking(row),
+    }
+
+
+def _tracking(row: Any) -> dict[str, Any]:
+    return {
+        "tracking": getattr(row, "tracking", "none"),
+        "requires_expiry": bool(getattr(row, "requires_expiry", False)),
+        "expiry_warning_days": getattr(row, "expiry_warning_days", None),
     }
 
 
 def stock_body(sku: str, row: Any, *, hidden: bool = False) -> dict[str, Any]:
     quantity = None if hidden else text(row.quantity)
-    return {"sku": sku, "location": row.location, "warehouse": row.warehouse, "quantity": quantity}
+    expiry = row.expiry.isoformat() if row.expiry else None
+    return {
+        "sku": sku,
+        "location": row.location,
+        "warehouse": row.warehouse,
+        "quantity": quantity,
+        "lot": row.lot,
+        "expiry": expiry,
+    }
 
 
 def item_detail_body(
@@ -337,6 +422,7 @@ def item_detail_body(
         "archived": item.archived,
         "updated_at": when(item.updated_at),
         "on_hand": None if hidden_locations else text(on_hand),
+        **_tracking(item),
         "description": item.description,
         "stock": [stock_body(item.sku, row, hidden=row.location in hidden_locations) for row in stock],
     }
@@ -409,6 +495,32 @@ class ItemQuery(PageQuery):
     low_stock: bool = Field(default=False, description="Only items at or below their reorder point.")
     archived: bool = False
     updated_since: Timestamp | None = None
+
+
+class LotQuery(Query):
+    sku: str | None = Field(default=None, max_length=64, description="Only this item's lots.")
+    expiring_before: date | None = Field(default=None, description="Only lots that expire before this date.")
+
+
+class LotOut(BaseModel):
+    sku: str
+    lot: str
+    expiry: date | None
+    received_at: datetime
+    on_hand: QuantityText = Field(description="What the lot holds over every location.")
+
+
+class LotList(BaseModel):
+    data: list[LotOut]
+
+
+class SerialOut(BaseModel):
+    sku: str
+    serial: str
+    status: Literal[SERIAL_STATES]  # type: ignore[valid-type]
+    location: str | None = Field(description="Where the unit is, while in stock.")
+    lot: str | None
+    history: list[MovementOut] = Field(description="Every movement of this unit, oldest first.")
 
 
 class StockQuery(PageQuery):

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import request
 from pydantic import BaseModel
+from werkzeug.exceptions import Forbidden
 
 from app.api import bp
 from app.api.auth import Principal, blind_places
@@ -33,7 +34,8 @@ from app.api.schemas import (
     stock_body,
     text,
 )
-from app.services import catalog, counts
+from app.models.user import role_covers
+from app.services import catalog, counts, lots
 from app.services import stock as stock_service
 
 
@@ -59,22 +61,39 @@ def _hidden_sides(principal: Principal, movements: list[Any]) -> list[set[str]]:
 
 def acting(principal: Principal, body: BaseModel) -> dict[str, Any]:
     """A stock service's keyword arguments: the body's fields (what moves, the reference and
-    note), who acts, and the caller's key."""
-    return {**body.model_dump(), "user": principal.username, **keyed(principal)}
+    note), who acts, and the caller's key. Only a manager may issue from an expired lot."""
+    fields = body.model_dump(exclude_none=True)
+    if fields.get("allow_expired") and not role_covers(principal.role, "manager"):
+        raise Forbidden("Only a manager may issue an expired lot.")
+    return {**fields, "user": principal.username, **keyed(principal)}
 
 
 def _result(
-    principal: Principal, m: Any, *, sku: str, from_location: str | None = None, to_location: str | None = None
+    principal: Principal,
+    m: Any,
+    *,
+    sku: str,
+    from_location: str | None = None,
+    to_location: str | None = None,
+    tracked: bool = False,
 ) -> dict[str, Any]:
     """MovementResult for a movement just written; `balance` is the level it left at its source,
-    or at its destination when it has none, unless the caller may not see it."""
-    [hidden] = _hidden_sides(principal, [m])
+    or at its destination when it has none (of its lot, for a lot-tracked item), unless the caller
+    may not see it. A request that wrote several lines (over several lots) lists them all."""
+    lines = stock_service.lines_of(m)
+    hidden = _hidden_sides(principal, lines)
     side = "from" if from_location else "to"
     balance = m.from_balance if from_location else m.to_balance
-    return {
-        "movement": movement_body(m, sku=sku, from_location=from_location, to_location=to_location, hidden=hidden),
-        "balance": None if side in hidden else text(balance),
-    }
+    # Lot codes and serials are read only for tracked stock: the untracked hot path reads nothing.
+    traced = lots.traced(lines) if tracked or m.lot_id is not None or len(lines) > 1 else None
+    bodies = [
+        movement_body(line, sku=sku, from_location=from_location, to_location=to_location, hidden=sides, traced=traced)
+        for line, sides in zip(lines, hidden, strict=True)
+    ]
+    result: dict[str, Any] = {"movement": bodies[0], "balance": None if side in hidden[0] else text(balance)}
+    if len(bodies) > 1:
+        result["movements"] = bodies
+    return result
 
 
 @_movement("/stock/issue", IssueStock)
@@ -82,14 +101,14 @@ def issue(principal: Principal, *, body: IssueStock) -> dict[str, Any]:
     """Take stock out of a location (a stock-out)
     Fails with 409 `insufficient-stock` (with `available`) rather than going below zero."""
     m = stock_service.issue_stock(**acting(principal, body))
-    return _result(principal, m, sku=body.sku, from_location=body.location)
+    return _result(principal, m, sku=body.sku, from_location=body.location, tracked=bool(body.serials))
 
 
 @_movement("/stock/receive", ReceiveStock)
 def receive(principal: Principal, *, body: ReceiveStock) -> dict[str, Any]:
     """Put stock into a location (a receipt)"""
     m = stock_service.receive_stock(**acting(principal, body))
-    return _result(principal, m, sku=body.sku, to_location=body.location)
+    return _result(principal, m, sku=body.sku, to_location=body.location, tracked=bool(body.serials))
 
 
 @_movement("/stock/transfer", TransferStock)
@@ -97,7 +116,14 @@ def transfer(principal: Principal, *, body: TransferStock) -> dict[str, Any]:
     """Move stock between two locations
     `balance` is what remains at `from_location`; the movement carries both balances."""
     m = stock_service.transfer_stock(**acting(principal, body))
-    return _result(principal, m, sku=body.sku, from_location=body.from_location, to_location=body.to_location)
+    return _result(
+        principal,
+        m,
+        sku=body.sku,
+        from_location=body.from_location,
+        to_location=body.to_location,
+        tracked=bool(body.serials),
+    )
 
 
 @_movement("/stock/adjust", AdjustStock, role="manager")
@@ -105,8 +131,9 @@ def adjust(principal: Principal, *, body: AdjustStock) -> dict[str, Any]:
     """Stocktake: set a level to the counted quantity
     The difference is recorded as an `adjust` movement (out of the location when the count is lower)."""
     m = stock_service.adjust_stock(**acting(principal, body))
-    side = "from_location" if m.from_location_id is not None else "to_location"
-    return _result(principal, m, sku=body.sku, **{side: body.location})
+    if m.from_location_id is not None:
+        return _result(principal, m, sku=body.sku, from_location=body.location)
+    return _result(principal, m, sku=body.sku, to_location=body.location)
 
 
 @_movement("/stock/issue-lines", IssueLines, response=MovementsResult)
@@ -114,12 +141,23 @@ def issue_lines(principal: Principal, *, body: IssueLines) -> dict[str, Any]:
     """Issue several lines at once, all or nothing (a multi-line pick)
     The first short line fails the whole pick with 409 `insufficient-stock`; movements come back in line order."""
     movements = stock_service.issue_lines(
-        **acting(principal, body) | {"lines": [stock_service.PickLine(**line.model_dump()) for line in body.lines]}
+        **acting(principal, body)
+        | {"lines": [stock_service.PickLine(**line.model_dump(exclude_none=True)) for line in body.lines]}
     )
+    names = catalog.movement_names(movements, given=[(line.sku, line.location) for line in body.lines])
+    tracked = any(line.serials for line in body.lines) or any(m.lot_id is not None for m in movements)
+    traced = lots.traced(movements) if tracked else None
     return {
         "movements": [
-            movement_body(m, sku=line.sku, from_location=line.location, to_location=None, hidden=hidden)
-            for m, line, hidden in zip(movements, body.lines, _hidden_sides(principal, movements), strict=True)
+            movement_body(
+                m,
+                sku=names.skus[m.item_id],
+                from_location=names.places[m.from_location_id],
+                to_location=None,
+                hidden=hidden,
+                traced=traced,
+            )
+            for m, hidden in zip(movements, _hidden_sides(principal, movements), strict=True)
         ]
     }
 

@@ -2,12 +2,21 @@
 
 from app.models.backup import BACKUP_RUN_KINDS, BackupRun
 from app.models.count import COUNT_STATUSES, Count, CountLine, ImportBatch
-from app.models.item import Category, Item, ItemRequest, SearchGram
+from app.models.item import TRACKING_MODES, Category, Item, ItemRequest, SearchGram
 from app.models.job import JOB_STATES, ImportJob, ImportUpload, ImportUploadChunk
 from app.models.location import Location, Warehouse
 from app.models.notification import LedgerAudit, NotificationDelivery, NotificationSubscription, NotificationTarget  # noqa: F401
 from app.models.signin import SignInFailure
-from app.models.stock import MOVEMENT_KINDS, LowStockEvent, Movement, StockLevel
+from app.models.stock import (
+    MOVEMENT_KINDS,
+    SERIAL_STATES,
+    Lot,
+    LowStockEvent,
+    Movement,
+    MovementSerial,
+    Serial,
+    StockLevel,
+)
 from app.models.user import ROLES, TOKEN_SCOPES, ApiToken, User
 
 __all__ = [
@@ -16,7 +25,9 @@ __all__ = [
     "JOB_STATES",
     "MOVEMENT_KINDS",
     "ROLES",
+    "SERIAL_STATES",
     "TOKEN_SCOPES",
+    "TRACKING_MODES",
     "ApiToken",
     "BackupRun",
     "Category",
@@ -29,9 +40,12 @@ __all__ = [
     "Item",
     "ItemRequest",
     "Location",
+    "Lot",
     "LowStockEvent",
     "Movement",
+    "MovementSerial",
     "SearchGram",
+    "Serial",
     "SignInFailure",
     "StockLevel",
     "User",

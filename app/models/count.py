@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import Model
@@ -39,13 +39,18 @@ class CountLine(Model):
 
     __tablename__ = "count_lines"
     __table_args__ = (
-        UniqueConstraint("count_id", "item_id", "location_id", name="uq_count_lines_count_item_location"),
+        # One line per lot of a lot-tracked item (lot_key: the lot's id, 0 without a lot).
+        UniqueConstraint(
+            "count_id", "item_id", "location_id", "lot_key", name="uq_count_lines_count_item_location_lot"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     count_id: Mapped[int] = mapped_column(ForeignKey("counts.id"))
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
     location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), index=True)
+    lot_id: Mapped[int | None] = mapped_column(ForeignKey("lots.id"), index=True)
+    lot_key: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     first_count: Mapped[Decimal | None] = mapped_column(Quantity)
     first_by: Mapped[str | None] = mapped_column(String(64))
     second_count: Mapped[Decimal | None] = mapped_column(Quantity)

@@ -11,6 +11,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.extensions import Model
 from app.models.types import Quantity, UtcDateTime, binary_string, utcnow
 
+# How an item's stock is told apart: not at all, by lot (batch, maybe with an expiry date), or
+# unit by unit by serial number. Set at creation; changed only while no stock is held.
+TRACKING_MODES = ("none", "lot", "serial")
+
 # Room for SKU (64), name (200) and barcode (64) folded and joined: the covering ix_items_search
 # index stays within InnoDB's 3,072-byte key.
 SEARCH_TEXT_LENGTH = 330
@@ -56,6 +60,12 @@ class Item(Model):
     reorder_quantity: Mapped[Decimal] = mapped_column(Quantity, default=Decimal(0))
     description: Mapped[str] = mapped_column(Text, default="")
     archived: Mapped[bool] = mapped_column(default=False)
+    # One of TRACKING_MODES (issue 17). Untracked stock is held with no lot, exactly as before.
+    tracking: Mapped[str] = mapped_column(String(8), default="none", server_default=text("'none'"))
+    # Lot-tracked only: a receipt must give the lot's expiry date.
+    requires_expiry: Mapped[bool] = mapped_column(default=False, server_default=text("0"))
+    # Warn this many days before a lot expires (no warning when NULL).
+    expiry_warning_days: Mapped[int | None] = mapped_column()
     # The sum of the item's stock levels. Database triggers on stock_levels keep it, in the same
     # statement as every change to a level (migration 5d2f6e1a9b47), so the stock service pays no
     # extra round trip and no writer can forget it. SQLite refuses to rebuild `items` or

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
+from typing import cast
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import Model
@@ -19,18 +20,50 @@ MOVEMENT_KINDS = ("receive", "issue", "transfer", "adjust", "reversal")
 REASON_CODES = ("scan", "scan_undo")
 
 
+class Lot(Model):
+    """A batch of one item, by the supplier's (or our) lot code, with its expiry date if it has one.
+
+    Issues without a named lot take first-expired-first-out: earliest `expiry`, then oldest
+    `received_at`; lots without an expiry last."""
+
+    __tablename__ = "lots"
+    __table_args__ = (
+        UniqueConstraint("item_id", "code", name="uq_lots_item_code"),
+        Index("ix_lots_expiry", "expiry"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
+    code: Mapped[str] = mapped_column(String(64))
+    expiry: Mapped[date | None] = mapped_column()
+    # When the lot was first received here.
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    item: Mapped[Item] = relationship(lazy="raise_on_sql")
+
+
 class StockLevel(Model):
+    """The quantity of an item at a location, and for a lot-tracked item of one lot there.
+
+    `lot_key` is `lot_id`, or 0 for stock without a lot (untracked and serial-tracked items): a
+    unique index never sees two NULLs as equal, so the level's uniqueness is kept on `lot_key`.
+    The stock service writes both; the database checks that they agree."""
+
     __tablename__ = "stock_levels"
     __table_args__ = (
         # The database itself refuses negative stock, whatever code or hand-written SQL tries.
         CheckConstraint("quantity >= 0", name="quantity_not_negative"),
-        UniqueConstraint("item_id", "location_id", name="uq_stock_levels_item_location"),
+        CheckConstraint("lot_key = COALESCE(lot_id, 0)", name="lot_key_is_lot"),
+        UniqueConstraint("item_id", "location_id", "lot_key", name="uq_stock_levels_item_location_lot"),
         Index("ix_stock_levels_location_id_item_id", "location_id", "item_id"),
+        Index("ix_stock_levels_lot_id", "lot_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
     location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
+    lot_id: Mapped[int | None] = mapped_column(ForeignKey("lots.id"))
+    lot_key: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     quantity: Mapped[Decimal] = mapped_column(Quantity, default=Decimal(0))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
@@ -55,6 +88,7 @@ class Movement(Model):
         Index("ix_movements_from_location_id_id", "from_location_id", "id"),
         Index("ix_movements_to_location_id_id", "to_location_id", "id"),
         Index("ix_movements_kind_id", "kind", "id"),
+        Index("ix_movements_lot_id_id", "lot_id", "id"),
         # A key is the caller's own: the same key from two callers is two requests (issue 14).
         UniqueConstraint("idempotency_scope", "idempotency_key"),
     )
@@ -79,6 +113,9 @@ class Movement(Model):
     request_hash: Mapped[str | None] = mapped_column(String(64))
     # A reversal points at what it reverses; unique, so the database refuses a second reversal.
     reverses_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("movements.id"), unique=True)
+    # The lot this line moved (lot-tracked items); one line moves one lot, so a FEFO issue over
+    # several lots writes several lines. The serials a line moved are in movement_serials.
+    lot_id: Mapped[int | None] = mapped_column(ForeignKey("lots.id"))
 
     item: Mapped[Item] = relationship(lazy="raise_on_sql")
     from_location: Mapped[Location | None] = relationship(foreign_keys=[from_location_id], lazy="raise_on_sql")
@@ -88,6 +125,43 @@ class Movement(Model):
     #: stock service wrote (or replayed) this movement, read inside its transaction. A counter is
     #: not shown those balances (the count would not be blind).
     counted_sides = frozenset[str]()
+    #: Not stored: every ledger line of the request that returned this movement (its first), when
+    #: it wrote several: an issue over several lots writes one line per lot. Empty for one line.
+    lines = cast("tuple[Movement, ...]", ())
+
+
+SERIAL_STATES = ("in_stock", "issued")
+
+
+class Serial(Model):
+    """One unit of a serial-tracked item: where it is (`location_id`, while "in_stock") or that
+    it has left ("issued", no location). The serial's history is its movement_serials."""
+
+    __tablename__ = "serials"
+    __table_args__ = (
+        UniqueConstraint("item_id", "serial", name="uq_serials_item_serial"),
+        Index("ix_serials_item_id_location_id", "item_id", "location_id"),
+        CheckConstraint("status IN ('in_stock', 'issued')", name="status_known"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
+    serial: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), default="in_stock")
+    location_id: Mapped[int | None] = mapped_column(ForeignKey("locations.id"), index=True)
+    lot_id: Mapped[int | None] = mapped_column(ForeignKey("lots.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+
+class MovementSerial(Model):
+    """Which serials a ledger line moved (a receipt, issue, transfer or its reversal)."""
+
+    __tablename__ = "movement_serials"
+    __table_args__ = (Index("ix_movement_serials_serial_id_movement_id", "serial_id", "movement_id"),)
+
+    movement_id: Mapped[int] = mapped_column(BigId, ForeignKey("movements.id"), primary_key=True)
+    serial_id: Mapped[int] = mapped_column(ForeignKey("serials.id"), primary_key=True)
 
 
 class LowStockEvent(Model):

@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Generic, TypedDict, TypeVar, Unpack
 
@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, false, func, or_, sele
 from sqlalchemy.orm import aliased
 
 from app.extensions import db
-from app.models import Category, Item, Location, Movement, SearchGram, StockLevel, Warehouse
+from app.models import Category, Item, Location, Lot, Movement, SearchGram, StockLevel, Warehouse
 from app.services.errors import InvalidInput, UnknownLocation, UnknownMovement
 from app.services.search_keys import fold, grams
 
@@ -55,6 +55,9 @@ class ItemRow:
     archived: bool
     updated_at: datetime
     on_hand: Decimal
+    tracking: str = "none"
+    requires_expiry: bool = False
+    expiry_warning_days: int | None = None
 
 
 #: ItemRow's fields that are the Item's own columns, by the same name (all but the category's name).
@@ -67,6 +70,8 @@ class StockRow:
     location_name: str
     warehouse: str
     quantity: Decimal
+    lot: str | None = None  # a lot-tracked item's level is one lot's (issue 17)
+    expiry: date | None = None
 
 
 @dataclass(frozen=True)
@@ -287,15 +292,21 @@ def count_items(**filters: Unpack[ItemFilters]) -> int:
     return int(db.session.scalar(select(func.count()).select_from(ids.subquery())) or 0)
 
 
+def item_tracking(sku: str) -> str | None:
+    """How an item's stock is told apart ("none", "lot", "serial"); None for no such item."""
+    return db.session.scalar(select(Item.tracking).where(Item.sku == sku))
+
+
 def list_stock(*, sku: str) -> list[StockRow]:
     """Where an item is held (every stock-level row, including zero balances), by location code."""
     rows = db.session.execute(
-        select(Location.code, Location.name, Warehouse.code, StockLevel.quantity)
+        select(Location.code, Location.name, Warehouse.code, StockLevel.quantity, Lot.code, Lot.expiry)
         .join(StockLevel, StockLevel.location_id == Location.id)
         .join(Item, Item.id == StockLevel.item_id)
         .join(Warehouse, Warehouse.id == Location.warehouse_id)
+        .outerjoin(Lot, Lot.id == StockLevel.lot_id)
         .where(Item.sku == sku)
-        .order_by(Location.code)
+        .order_by(Location.code, StockLevel.lot_key)
     )
     return [StockRow(*row) for row in rows]
 
@@ -369,6 +380,9 @@ class StockLevelRow:
     location: str
     warehouse: str
     quantity: Decimal
+    lot: str | None = None
+    expiry: date | None = None
+    lot_key: int = 0
 
 
 def list_stock_levels(
@@ -380,15 +394,17 @@ def list_stock_levels(
     after: str | None = None,
     limit: int = DEFAULT_LIMIT,
 ) -> Page[StockLevelRow]:
-    """Stock levels (SKU, location code, warehouse code, quantity) in (SKU, location) order, one
-    statement per page; `location` and `warehouse` are codes. Zero levels are left out unless
-    `include_empty`. Raises InvalidInput for a bad cursor."""
+    """Stock levels (SKU, location code, warehouse code, quantity, and the lot's code and expiry
+    for a lot-tracked item) in (SKU, location, lot) order, one statement per page; `location` and
+    `warehouse` are codes. Zero levels are left out unless `include_empty`. Raises InvalidInput
+    for a bad cursor."""
     stmt = (
-        select(Item.sku, Location.code, Warehouse.code, StockLevel.quantity)
+        select(Item.sku, Location.code, Warehouse.code, StockLevel.quantity, Lot.code, Lot.expiry, StockLevel.lot_key)
         .select_from(StockLevel)
         .join(Item, Item.id == StockLevel.item_id)
         .join(Location, Location.id == StockLevel.location_id)
         .join(Warehouse, Warehouse.id == Location.warehouse_id)
+        .outerjoin(Lot, Lot.id == StockLevel.lot_id)
     )
     if sku:
         stmt = stmt.where(Item.sku == sku)
@@ -400,16 +416,23 @@ def list_stock_levels(
         stmt = stmt.where(StockLevel.quantity > 0)
     if after:
         values = decode_cursor(after)
-        if len(values) != 2 or not all(isinstance(v, str) for v in values):
+        if len(values) != 3 or not all(isinstance(v, str) for v in values[:2]) or not isinstance(values[2], int):
             raise InvalidInput("cursor", "is not a valid page cursor")
-        stmt = stmt.where(or_(Item.sku > values[0], and_(Item.sku == values[0], Location.code > values[1])))
+        sku_, code, lot_key = values
+        stmt = stmt.where(
+            or_(
+                Item.sku > sku_,
+                and_(Item.sku == sku_, Location.code > code),
+                and_(Item.sku == sku_, Location.code == code, StockLevel.lot_key > lot_key),
+            )
+        )
     limit = _limit(limit)
-    rows = db.session.execute(stmt.order_by(Item.sku, Location.code).limit(limit + 1))
+    rows = db.session.execute(stmt.order_by(Item.sku, Location.code, StockLevel.lot_key).limit(limit + 1))
     found = [StockLevelRow(*row) for row in rows]
     if len(found) <= limit:
         return Page(found, None)
     found = found[:limit]
-    return Page(found, encode_cursor(found[-1].sku, found[-1].location))
+    return Page(found, encode_cursor(found[-1].sku, found[-1].location, found[-1].lot_key))
 
 
 # ---------------------------------------------------------------- locations
@@ -682,6 +705,28 @@ class PickLineCheck:
     available: Decimal | None = None
 
 
+@dataclass(frozen=True)
+class MovementNames:
+    skus: dict[int, str]
+    places: dict[int | None, str | None]
+
+
+def movement_names(movements: Sequence[Movement], *, given: Sequence[tuple[str, str]]) -> MovementNames:
+    """The SKU and source location code of each movement of a pick: as the request `given` them,
+    line for line, or read (two queries) when a line over several lots wrote several movements."""
+    places: dict[int | None, str | None] = {None: None}
+    if len(movements) == len(given):
+        skus = {m.item_id: sku for m, (sku, _) in zip(movements, given, strict=True)}
+        places |= {m.from_location_id: code for m, (_, code) in zip(movements, given, strict=True)}
+        return MovementNames(skus, places)
+    item_ids = {m.item_id for m in movements}
+    location_ids = {m.from_location_id for m in movements if m.from_location_id is not None}
+    skus = dict(db.session.execute(select(Item.id, Item.sku).where(Item.id.in_(item_ids))).tuples().all())
+    found = db.session.execute(select(Location.id, Location.code).where(Location.id.in_(location_ids))).tuples()
+    places |= dict(found.all())
+    return MovementNames(skus, places)
+
+
 def check_pick_lines(lines: list[tuple[str, str, Decimal]]) -> list[PickLineCheck]:
     """Every line's problem at once (the stock service stops at the first), in three statements.
     For messages only: the issue itself still decides, under its row locks."""
@@ -703,7 +748,8 @@ def check_pick_lines(lines: list[tuple[str, str, Decimal]]) -> list[PickLineChec
             StockLevel.item_id.in_([row.id for row in items.values()]),
             StockLevel.location_id.in_([row.id for row in places.values()]),
         )
-        held = {(item_id, location_id): quantity for item_id, location_id, quantity in db.session.execute(levels)}
+        for item_id, location_id, quantity in db.session.execute(levels):  # a lot-tracked item: every lot
+            held[(item_id, location_id)] = held.get((item_id, location_id), Decimal(0)) + quantity
     wanted: dict[tuple[str, str], Decimal] = {}
     for sku, code, quantity in lines:
         wanted[(sku, code)] = wanted.get((sku, code), Decimal(0)) + quantity

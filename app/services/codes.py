@@ -148,9 +148,10 @@ def _resolve_gs1_or_refuse(scanned: str) -> Resolved:
 
 
 def balance(sku: str, location: str) -> Decimal:
-    """The on-hand quantity of `sku` at `location` (zero when there is no stock-level row)."""
+    """The on-hand quantity of `sku` at `location`, over every lot (zero when there is no
+    stock-level row)."""
     found = db.session.scalar(
-        select(StockLevel.quantity)
+        select(func.sum(StockLevel.quantity))
         .join(Item, Item.id == StockLevel.item_id)
         .join(Location, Location.id == StockLevel.location_id)
         .where(Item.sku == sku, Location.code == location)

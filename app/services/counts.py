@@ -17,7 +17,7 @@ from decimal import Decimal
 from sqlalchemy import select, update
 
 from app.extensions import db
-from app.models import Count, CountLine, Item, Location, StockLevel
+from app.models import Count, CountLine, Item, Location, Lot, StockLevel
 from app.models.types import utcnow
 from app.services import stock
 from app.services.codes import resolve_code
@@ -27,10 +27,12 @@ from app.services.errors import (
     DomainError,
     InsufficientStock,
     InvalidInput,
+    LotRequired,
     NotFound,
     StockShortDuringCount,
     UnknownItem,
     UnknownLocation,
+    UnknownLot,
 )
 from app.services.quantities import parse_quantity
 from app.services.text import multi_line
@@ -91,6 +93,8 @@ class LineView:
     movement_id: int | None
     final_count: Decimal | None
     variance: Decimal | None
+    lot: str | None = None  # a lot-tracked item is counted lot by lot (issue 17)
+    lot_id: int | None = None
 
     @property
     def awaiting(self) -> bool:
@@ -155,11 +159,12 @@ def get_count(count_id: int) -> CountView:
     if count is None:
         raise UnknownCount(count_id)
     rows = db.session.execute(
-        select(CountLine, Item.sku, Item.name, Item.unit, Location.code)
+        select(CountLine, Item.sku, Item.name, Item.unit, Location.code, Lot.code)
         .join(Item, Item.id == CountLine.item_id)
         .join(Location, Location.id == CountLine.location_id)
+        .outerjoin(Lot, Lot.id == CountLine.lot_id)
         .where(CountLine.count_id == count_id)
-        .order_by(Location.code, Item.sku)
+        .order_by(Location.code, Item.sku, CountLine.lot_key)
     )
     lines = [
         LineView(
@@ -177,8 +182,10 @@ def get_count(count_id: int) -> CountView:
             line.movement_id,
             line.final_count,
             line.variance,
+            lot,
+            line.lot_id,
         )
-        for line, sku, name, unit, code in rows
+        for line, sku, name, unit, code, lot in rows
     ]
     return CountView(count, _location_code(count.location_id), lines)
 
@@ -213,17 +220,25 @@ def _item_ids(skus: list[str]) -> list[int]:
     return [found[sku] for sku in skus]
 
 
-def _places(location_id: int | None, item_ids: list[int] | None) -> list[tuple[int, int]]:
-    """(item id, location id) pairs to count: what the location holds (optionally only these
-    items), or where these items are held."""
-    if location_id is not None and item_ids:
-        return [(item_id, location_id) for item_id in item_ids]
-    stmt = select(StockLevel.item_id, StockLevel.location_id).where(StockLevel.quantity > 0)
+_Place = tuple[int, int, int | None]  # item id, location id, lot id (None: stock without a lot)
+
+
+def _places(location_id: int | None, item_ids: list[int] | None) -> list[_Place]:
+    """(item id, location id, lot id) places to count: what the location holds (optionally only
+    these items, each counted there even where the system has none), or where these items are
+    held; a lot-tracked item's stock lot by lot."""
+    stmt = select(StockLevel.item_id, StockLevel.location_id, StockLevel.lot_id).where(StockLevel.quantity > 0)
     if location_id is not None:
         stmt = stmt.where(StockLevel.location_id == location_id)
-    else:
-        stmt = stmt.where(StockLevel.item_id.in_(item_ids or []))
-    return [(item_id, loc_id) for item_id, loc_id in db.session.execute(stmt)]
+    if item_ids:
+        stmt = stmt.where(StockLevel.item_id.in_(item_ids))
+    held: list[_Place] = [(item_id, loc_id, lot_id) for item_id, loc_id, lot_id in db.session.execute(stmt)]
+    if location_id is not None and item_ids:
+        # A lot-tracked item with no lot there has nothing to count lot by lot: it is left out.
+        found = {item_id for item_id, _, _ in held}
+        found |= set(db.session.scalars(select(Item.id).where(Item.id.in_(item_ids), Item.tracking == "lot")))
+        held += [(item_id, location_id, None) for item_id in item_ids if item_id not in found]
+    return held
 
 
 @unit_of_work
@@ -255,7 +270,8 @@ def open_count(
     db.session.add(count)
     db.session.flush()
     db.session.add_all(
-        CountLine(count_id=count.id, item_id=item_id, location_id=loc_id) for item_id, loc_id in sorted(set(places))
+        CountLine(count_id=count.id, item_id=item_id, location_id=loc_id, lot_id=lot_id, lot_key=lot_id or 0)
+        for item_id, loc_id, lot_id in sorted(set(places), key=lambda p: (p[0], p[1], p[2] or 0))
     )
     db.session.flush()
     return count
@@ -270,9 +286,11 @@ def _open(count_id: int) -> Count:
     return count
 
 
-def _balance(item_id: int, location_id: int) -> Decimal:
+def _balance(item_id: int, location_id: int, lot_key: int) -> Decimal:
     found = db.session.scalar(
-        select(StockLevel.quantity).where(StockLevel.item_id == item_id, StockLevel.location_id == location_id)
+        select(StockLevel.quantity).where(
+            StockLevel.item_id == item_id, StockLevel.location_id == location_id, StockLevel.lot_key == lot_key
+        )
     )
     return found if found is not None else Decimal(0)
 
@@ -282,7 +300,7 @@ def _enter(line: CountLine, quantity: Decimal, user: str) -> None:
         line.second_count, line.second_by = quantity, user
     else:
         line.first_count, line.first_by = quantity, user
-    line.system_quantity = _balance(line.item_id, line.location_id)
+    line.system_quantity = _balance(line.item_id, line.location_id, line.lot_key or 0)
     line.counted_at = utcnow()
 
 
@@ -326,15 +344,41 @@ def _line_for(count: Count, code: str, location: str | None) -> CountLine:
     if location_id is None:
         raise WhereFound()
     item_id = _item_ids([resolved.code])[0]
+    lot_id = _scanned_lot(item_id, resolved.code, resolved.gs1.lot if resolved.gs1 else None)
     line = db.session.scalar(
         select(CountLine)
-        .where(CountLine.count_id == count.id, CountLine.item_id == item_id, CountLine.location_id == location_id)
+        .where(
+            CountLine.count_id == count.id,
+            CountLine.item_id == item_id,
+            CountLine.location_id == location_id,
+            CountLine.lot_key == (lot_id or 0),
+        )
         .with_for_update()
     )
     if line is None:
-        line = CountLine(count_id=count.id, item_id=item_id, location_id=location_id, recount_requested=False)
+        line = CountLine(
+            count_id=count.id,
+            item_id=item_id,
+            location_id=location_id,
+            lot_id=lot_id,
+            lot_key=lot_id or 0,
+            recount_requested=False,
+        )
         db.session.add(line)
     return line
+
+
+def _scanned_lot(item_id: int, sku: str, lot: str | None) -> int | None:
+    """The lot a scanned label names, for a lot-tracked item (counted lot by lot): its GS1 lot
+    (AI 10) must be a lot the item has. Raises LotRequired, UnknownLot."""
+    if db.session.scalar(select(Item.tracking).where(Item.id == item_id)) != "lot":
+        return None
+    if not lot:
+        raise LotRequired(sku)
+    found = db.session.scalar(select(Lot.id).where(Lot.item_id == item_id, Lot.code == lot))
+    if found is None:
+        raise UnknownLot(sku, lot)
+    return found
 
 
 @unit_of_work
@@ -361,12 +405,12 @@ def approve_count(*, count_id: int, user: str) -> list[int]:
     waiting = [line.sku for line in view.lines if line.awaiting]
     if waiting:
         raise CountIncomplete(count_id, waiting)
-    on_hand = _lock_levels([(line.item_id, line.location_id) for line in view.lines])
+    on_hand = _lock_levels([(line.item_id, line.location_id, line.lot_id or 0) for line in view.lines])
     movement_ids = []
     for line in view.lines:
         # The balance now, moved by whatever happened since the count was entered, plus the
         # variance found; never below zero (stock taken since then may exceed what was left).
-        now = on_hand.get((line.item_id, line.location_id), Decimal(0))
+        now = on_hand.get((line.item_id, line.location_id, line.lot_id or 0), Decimal(0))
         counted = max(now + (line.variance or 0), Decimal(0))
         # adjust_stock joins this unit of work: every line and the count's status commit
         # together, or nothing does.
@@ -374,6 +418,7 @@ def approve_count(*, count_id: int, user: str) -> list[int]:
             sku=line.sku,
             location=line.location,
             counted=counted,
+            lot=line.lot,
             user=user,
             reference=f"COUNT-{count.id}",
             note=f"cycle count #{count.id}: variance {line.variance}",
@@ -384,18 +429,18 @@ def approve_count(*, count_id: int, user: str) -> list[int]:
     return movement_ids
 
 
-def _lock_levels(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], Decimal]:
-    """Lock the count's stock levels up front, in (item id, location id) order as the stock
-    service does, so that approval and stock movements never wait on each other in a cycle."""
-    levels: dict[tuple[int, int], Decimal] = {}
-    for item_id, location_id in sorted(set(pairs)):
+def _lock_levels(keys: list[tuple[int, int, int]]) -> dict[tuple[int, int, int], Decimal]:
+    """Lock the count's stock levels up front, in (item id, location id, lot key) order as the
+    stock service does, so that approval and stock movements never wait on each other in a cycle."""
+    levels: dict[tuple[int, int, int], Decimal] = {}
+    for item_id, location_id, lot_key in sorted(set(keys)):
         quantity = db.session.scalar(
             select(StockLevel.quantity)
-            .where(StockLevel.item_id == item_id, StockLevel.location_id == location_id)
+            .where(StockLevel.item_id == item_id, StockLevel.location_id == location_id, StockLevel.lot_key == lot_key)
             .with_for_update()
         )
         if quantity is not None:
-            levels[(item_id, location_id)] = quantity
+            levels[(item_id, location_id, lot_key)] = quantity
     return levels
 
 

@@ -252,3 +252,123 @@ class BackupRefused(DomainError):
     status = 409
     code = "backup_refused"
     title = "Refused"
+
+
+# ---------------------------------------------------------------- lots and serials (issue 17)
+
+
+class NotTracked(
+    Declared,
+    code="not_tracked",
+    title="Item not tracked that way",
+    template="item {sku!r} is tracked by {tracking}: it has no {field}",
+    kw_only=True,
+):
+    """A lot named for an item without lots, or serials for an item without serial numbers."""
+
+    sku: str
+    tracking: str
+    field: str
+
+
+class TrackingLocked(
+    Declared,
+    status=409,
+    code="tracking_locked",
+    title="Tracking cannot change",
+    template="item {sku!r} holds stock: its tracking changes only while none is held",
+):
+    sku: str
+
+
+class LotRequired(
+    Declared, code="lot_required", title="Lot required", template="item {sku!r} is lot-tracked: give the lot"
+):
+    sku: str
+
+
+class ExpiryRequired(
+    Declared,
+    code="expiry_required",
+    title="Expiry date required",
+    template="item {sku!r} requires an expiry date for lot {lot!r}",
+):
+    sku: str
+    lot: str
+
+
+class ExpiryMismatch(
+    Declared,
+    status=409,
+    code="expiry_mismatch",
+    title="Lot expires on another date",
+    template="lot {lot!r} of {sku!r} expires on {expiry}, not {given}",
+    kw_only=True,
+):
+    sku: str
+    lot: str
+    expiry: str
+    given: str
+
+
+class UnknownLot(
+    Declared, NotFound, code="unknown_lot", title="Unknown lot", template="no lot {lot!r} of item {sku!r}"
+):
+    sku: str
+    lot: str
+
+
+class ExpiredLot(
+    Declared,
+    status=409,
+    code="expired_lot",
+    title="Lot expired",
+    template="lot {lot!r} of {sku!r} expired on {expiry}: a manager may issue it with a reason",
+    kw_only=True,
+):
+    sku: str
+    lot: str
+    expiry: str
+
+
+class SerialCountMismatch(
+    Declared,
+    code="serial_count_mismatch",
+    title="Serial numbers do not match the quantity",
+    template="{quantity} of {sku!r} need exactly {quantity} serial numbers, {given} given",
+    kw_only=True,
+):
+    sku: str
+    quantity: Decimal
+    given: int
+
+
+class SerialExists(
+    Declared,
+    status=409,
+    code="serial_exists",
+    title="Serial number exists",
+    template="serial {serial!r} of {sku!r} was already received",
+):
+    sku: str
+    serial: str
+
+
+class UnknownSerial(
+    Declared, NotFound, code="unknown_serial", title="Unknown serial", template="no serial {serial!r} of item {sku!r}"
+):
+    sku: str
+    serial: str
+
+
+class SerialNotHere(
+    Declared,
+    status=409,
+    code="serial_not_here",
+    title="Serial not at this location",
+    template="serial {serial!r} of {sku!r} is not in stock at {location}",
+    kw_only=True,
+):
+    sku: str
+    serial: str
+    location: str

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Select, select
 
 from app.extensions import db
-from app.models import Category, Item, Location, Movement, StockLevel, Warehouse
+from app.models import Category, Item, Location, Lot, Movement, StockLevel, Warehouse
 from app.services.catalog import ledger_query
 from app.services.errors import InvalidInput
 from app.services.exports import csv_chunks
@@ -76,10 +76,18 @@ def _locations() -> Select[Any]:
 
 def _stock_levels() -> Select[Any]:
     return (
-        select(Item.sku, Location.code.label("location"), StockLevel.quantity, StockLevel.updated_at)
+        select(
+            Item.sku,
+            Location.code.label("location"),
+            StockLevel.quantity,
+            StockLevel.updated_at,
+            Lot.code.label("lot"),
+            Lot.expiry,
+        )
         .join(Item, Item.id == StockLevel.item_id)
         .join(Location, Location.id == StockLevel.location_id)
-        .order_by(StockLevel.item_id, StockLevel.location_id)
+        .outerjoin(Lot, Lot.id == StockLevel.lot_id)
+        .order_by(StockLevel.item_id, StockLevel.location_id, StockLevel.lot_key)
     )
 
 

@@ -45,8 +45,11 @@ MAX_ERRORS_SHOWN = 200
 # CLEAR_MESS_GAP its mess ratio is noise: two short names score 0.0 read wrongly, 0.025 read right.
 DETECTION_BYTES = 1024 * 1024
 CLEAR_MESS_GAP = 0.1
-ITEM_COLUMNS = ("sku", "name", "barcode", "unit", "category", "reorder_point", "reorder_quantity", "description")
+ITEM_COLUMNS = ("sku", *items.ITEM_FIELDS)
 STOCK_COLUMNS = ("location", "quantity")
+# Opening stock of a lot-tracked item names its lot (and expiry); of a serial-tracked item, its
+# serial numbers (separated by spaces, commas or semicolons), one per unit.
+TRACKING_COLUMNS = ("lot", "expiry", "serial")
 # Headers as people write them, in English or Chinese, mapped to our column names.
 ALIASES = {
     "sku": "sku", "编码": "sku", "物料编码": "sku", "货号": "sku",
@@ -59,6 +62,13 @@ ALIASES = {
     "description": "description", "描述": "description", "说明": "description",
     "location": "location", "库位": "location",
     "quantity": "quantity", "数量": "quantity", "期初数量": "quantity",
+    "tracking": "tracking", "跟踪": "tracking", "跟踪方式": "tracking",
+    "requires_expiry": "requires_expiry", "requires expiry": "requires_expiry", "需要有效期": "requires_expiry",
+    "expiry_warning_days": "expiry_warning_days", "expiry warning days": "expiry_warning_days",
+    "临期预警天数": "expiry_warning_days",
+    "lot": "lot", "批次": "lot", "批号": "lot",
+    "expiry": "expiry", "有效期": "expiry", "到期日": "expiry", "有效期至": "expiry",
+    "serial": "serial", "serials": "serial", "序列号": "serial",
 }  # fmt: skip
 
 
@@ -295,7 +305,14 @@ def _check_rows(
         if progress and n % 5000 == 0:
             progress("checking", n, len(parsed))
         item, line, errors = _check_row(number, values, titles, locations)
+        if item is not None and line is not None and not errors:
+            current_item = existing.get(item.sku)
+            tracking = current_item.tracking if current_item and "tracking" not in titles else item.tracking
+            errors = _check_tracked(number, line, tracking, titles, values)
         if item is not None and item.sku in seen:
+            if not errors and line is not None and (line.lot or line.serials):
+                checked.lines.append(line)  # another lot (or serials) of the item a row above defines
+                continue
             errors = errors or [RowError(number, titles["sku"], "duplicate_sku", item.sku)]
         if item is not None and item.barcode and barcodes.setdefault(item.barcode, item.sku) != item.sku:
             errors = errors or [RowError(number, titles["barcode"], "duplicate_barcode", item.barcode)]
@@ -333,7 +350,29 @@ def _check_row(
         return item, None, [*found, error("quantity")]
     if found or quantity == 0:
         return item, None, found
-    return item, stock.PickLine(item.sku, values["location"], quantity), []
+    try:
+        expiry = stock.parse_expiry(values.get("expiry") or None)
+    except InvalidInput:
+        return item, None, [error("expiry")]
+    serials = tuple(values.get("serial", "").replace(",", " ").replace(";", " ").split())
+    line = stock.PickLine(item.sku, values["location"], quantity, values.get("lot") or None, expiry, serials)
+    return item, line, []
+
+
+def _check_tracked(
+    number: int, line: stock.PickLine, tracking: str, titles: dict[str, str], values: dict[str, str]
+) -> list[RowError]:
+    """A stock line as its item is tracked: a lot (only) for lot-tracked items, one serial per
+    unit (only) for serial-tracked ones."""
+
+    def error(name: str) -> list[RowError]:
+        return [RowError(number, titles.get(name, name), name, values.get(name, ""))]
+
+    if (tracking == "lot") != bool(line.lot) or (line.expiry and tracking != "lot"):
+        return error("lot" if tracking == "lot" or line.lot else "expiry")
+    if (tracking == "serial") != bool(line.serials) or len(line.serials) not in (0, line.quantity):
+        return error("serial")
+    return []
 
 
 def _taken_codes(parsed: list[tuple[int, dict[str, str]]]) -> dict[str, str]:
@@ -385,7 +424,7 @@ def _existing_items(skus: list[str]) -> dict[str, Item]:
 def _changes(item: Item, checked: items.ItemInput, titles: dict[str, str]) -> dict[str, Any]:
     """The item fields the file changes: only the columns it has, and not cells left empty."""
     changes: dict[str, Any] = {}
-    for name in ("name", "barcode", "unit", "reorder_point", "reorder_quantity", "description"):
+    for name in (column for column in items.ITEM_FIELDS if column != "category"):
         value = getattr(checked, name)
         if name in titles and value not in (None, "") and value != getattr(item, name):
             changes[name] = value

@@ -12,10 +12,10 @@ from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.orm import selectinload
 
 from app.extensions import db
-from app.models import Category, Item, ItemRequest, SearchGram
+from app.models import TRACKING_MODES, Category, Item, ItemRequest, SearchGram
 from app.models.types import utcnow
 from app.services import codes, idempotency, transaction
-from app.services.errors import Conflict, IdempotencyConflict, InvalidInput, UnknownItem
+from app.services.errors import Conflict, IdempotencyConflict, InvalidInput, TrackingLocked, UnknownItem
 from app.services.quantities import parse_quantity
 from app.services.search_keys import grams, pinyin_keys, search_text
 from app.services.text import URL_UNSAFE, multi_line, single_line
@@ -24,7 +24,21 @@ from app.services.transaction import unit_of_work
 # What str.isspace() calls a space (re's \s on str patterns is the same test), in one C call.
 _SPACE = re.compile(r"\s")
 _SKUS_TAKEN = select(Item.sku).where(Item.sku.in_(bindparam("skus", expanding=True)))
-ITEM_FIELDS = ("name", "barcode", "unit", "category", "reorder_point", "reorder_quantity", "description")
+ITEM_FIELDS = (
+    "name",
+    "barcode",
+    "unit",
+    "category",
+    "reorder_point",
+    "reorder_quantity",
+    "description",
+    "tracking",
+    "requires_expiry",
+    "expiry_warning_days",
+)
+# Tracking fields at their defaults: left out of a creation's fingerprint, so an untracked item's
+# key fingerprints as it did before lots existed (issue 17).
+_UNTRACKED = {"tracking": "none", "requires_expiry": False, "expiry_warning_days": None}
 
 
 @dataclass(frozen=True)
@@ -39,6 +53,9 @@ class ItemInput:
     reorder_point: Decimal = Decimal(0)
     reorder_quantity: Decimal = Decimal(0)
     description: str = ""
+    tracking: str = "none"
+    requires_expiry: bool = False
+    expiry_warning_days: int | None = None
 
 
 def _required(value: str | None, field: str, limit: int) -> str:
@@ -73,7 +90,32 @@ def check_item(**fields: Any) -> ItemInput:
         reorder_point=parse_quantity(fields.get("reorder_point") or 0, field="reorder_point", allow_zero=True),
         reorder_quantity=parse_quantity(fields.get("reorder_quantity") or 0, field="reorder_quantity", allow_zero=True),
         description=multi_line((fields.get("description") or "").strip(), "description")[:5000],
+        **_tracking(fields),
     )
+
+
+def _tracking(fields: dict[str, Any]) -> dict[str, Any]:
+    """The tracking fields checked: a mode of TRACKING_MODES; an expiry (required, warned of)
+    only for lot-tracked items; the warning 0 to 3650 days."""
+    tracking = fields.get("tracking") or "none"
+    if tracking not in TRACKING_MODES:
+        raise InvalidInput("tracking", f"one of {', '.join(TRACKING_MODES)}")
+    requires = fields.get("requires_expiry") or False
+    if isinstance(requires, str):
+        requires = requires.strip().lower() in {"1", "true", "yes", "y", "on"}
+    days = fields.get("expiry_warning_days")
+    if days in ("", None):
+        days = None
+    else:
+        try:
+            days = int(str(days).strip())
+        except ValueError:
+            raise InvalidInput("expiry_warning_days", "a whole number of days") from None
+        if not 0 <= days <= 3650:
+            raise InvalidInput("expiry_warning_days", "0 to 3650 days")
+    if tracking != "lot" and (requires or days is not None):
+        raise InvalidInput("requires_expiry" if requires else "expiry_warning_days", "only lot-tracked items expire")
+    return {"tracking": tracking, "requires_expiry": bool(requires), "expiry_warning_days": days}
 
 
 def _category_id(name: str | None) -> int | None:
@@ -114,7 +156,8 @@ def create_item(*, idempotency_key: str | None = None, caller: str | None = None
     IdempotencyConflict."""
     data = check_item(**fields)
     key = idempotency.check_key(idempotency_key)
-    digest = idempotency.fingerprint("create_item", **asdict(data)) if key else ""
+    facts = {k: v for k, v in asdict(data).items() if k not in _UNTRACKED or v != _UNTRACKED[k]}
+    digest = idempotency.fingerprint("create_item", **facts) if key else ""
     if key:
         if not caller:
             raise InvalidInput("caller", "a keyed creation needs its caller")
@@ -153,6 +196,9 @@ def _columns(data: ItemInput, category_id: int | None) -> dict[str, Any]:
         "reorder_point": data.reorder_point,
         "reorder_quantity": data.reorder_quantity,
         "description": data.description,
+        "tracking": data.tracking,
+        "requires_expiry": data.requires_expiry,
+        "expiry_warning_days": data.expiry_warning_days,
     }
 
 
@@ -175,6 +221,10 @@ def update_item(*, sku: str, **changes: Any) -> Item:
     _remember_grams([item.search_text])
     item.reorder_point, item.reorder_quantity = data.reorder_point, data.reorder_quantity
     item.description = data.description
+    if data.tracking != item.tracking and item.on_hand != 0:
+        raise TrackingLocked(sku)
+    item.tracking, item.requires_expiry = data.tracking, data.requires_expiry
+    item.expiry_warning_days = data.expiry_warning_days
     if "category" in changes:
         item.category_id = _category_id(data.category)
     if "archived" in changes:

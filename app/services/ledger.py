@@ -1,6 +1,6 @@
-"""Reconciliation: every stock level must equal what the ledger says went in minus what went out,
-and the balance recorded on its latest ledger line; every item's kept on-hand total must equal
-the sum of its stock levels.
+"""Reconciliation: every stock level (per lot, for lot-tracked items) must equal what the ledger
+says went in minus what went out, and the balance recorded on its latest ledger line; every
+item's kept on-hand total must equal the sum of its stock levels.
 
 The audit is exact and harmless. It reads one consistent snapshot on its own connection (InnoDB:
 a consistent-snapshot, read-only REPEATABLE READ transaction; SQLite in WAL mode: a deferred read
@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import aliased
 
 from app.extensions import db
-from app.models import Item, Location, Movement, StockLevel
+from app.models import Item, Location, Lot, Movement, StockLevel
 
 # Quantities have three decimals; SQLite sums NUMERIC columns as floats, so compare rounded.
 _PLACES = 3
@@ -37,6 +37,7 @@ class Mismatch:
     on_hand: Decimal
     from_ledger: Decimal
     last_balance: Decimal | None
+    lot: str | None = None  # the lot's code, for a lot-tracked item's level
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class LedgerReport:
 class _Suspect:
     item_id: int
     location_id: int
+    lot_key: int
     on_hand: Decimal
     from_ledger: Decimal
     last_balance: Decimal | None
@@ -82,26 +84,32 @@ def _number(value: object) -> Decimal:
     return Decimal(str(value)).quantize(_EXACT)
 
 
-def _suspects_query(pair: tuple[int, int] | None = None) -> Select[tuple[int, int, object, object, object]]:
-    """One row per (item, location) whose level, ledger sum and last recorded balance disagree."""
+_Place = tuple[int, int, int]  # item id, location id, lot key (the lot's id, 0 without a lot)
 
-    def only(item: Any, location: Any) -> list[ColumnElement[bool]]:
-        return [] if pair is None else [item == pair[0], location == pair[1]]
+
+def _suspects_query(place: _Place | None = None) -> Select[tuple[int, int, int, object, object, object]]:
+    """One row per (item, location, lot) whose level, ledger sum and last recorded balance
+    disagree. A ledger line moves one lot (or none: lot key 0), as a level holds one."""
+    moved_lot = func.coalesce(Movement.lot_id, 0)
+
+    def only(item: Any, location: Any, lot: Any) -> list[ColumnElement[bool]]:
+        return [] if place is None else [item == place[0], location == place[1], lot == place[2]]
 
     zero = literal(0, Movement.quantity.type)
     branches: list[Select[Any]] = [
         select(
             Movement.item_id.label("item_id"),
             Movement.to_location_id.label("location_id"),
+            moved_lot.label("lot_key"),
             Movement.quantity.label("delta"),
             zero.label("level"),
             Movement.id.label("movement_id"),
-        ).where(Movement.to_location_id.is_not(None), *only(Movement.item_id, Movement.to_location_id)),
-        select(Movement.item_id, Movement.from_location_id, -Movement.quantity, zero, Movement.id).where(
-            Movement.from_location_id.is_not(None), *only(Movement.item_id, Movement.from_location_id)
+        ).where(Movement.to_location_id.is_not(None), *only(Movement.item_id, Movement.to_location_id, moved_lot)),
+        select(Movement.item_id, Movement.from_location_id, moved_lot, -Movement.quantity, zero, Movement.id).where(
+            Movement.from_location_id.is_not(None), *only(Movement.item_id, Movement.from_location_id, moved_lot)
         ),
-        select(StockLevel.item_id, StockLevel.location_id, zero, StockLevel.quantity, null()).where(
-            *only(StockLevel.item_id, StockLevel.location_id)
+        select(StockLevel.item_id, StockLevel.location_id, StockLevel.lot_key, zero, StockLevel.quantity, null()).where(
+            *only(StockLevel.item_id, StockLevel.location_id, StockLevel.lot_key)
         ),
     ]
     flows = union_all(*branches).subquery()
@@ -109,17 +117,18 @@ def _suspects_query(pair: tuple[int, int] | None = None) -> Select[tuple[int, in
         select(
             flows.c.item_id,
             flows.c.location_id,
+            flows.c.lot_key,
             func.sum(flows.c.level).label("on_hand"),
             func.sum(flows.c.delta).label("from_ledger"),
             func.max(flows.c.movement_id).label("last_id"),
         )
-        .group_by(flows.c.item_id, flows.c.location_id)
+        .group_by(flows.c.item_id, flows.c.location_id, flows.c.lot_key)
         .subquery()
     )
     last = aliased(Movement)
     balance = case((last.to_location_id == pairs.c.location_id, last.to_balance), else_=last.from_balance)
     return (
-        select(pairs.c.item_id, pairs.c.location_id, pairs.c.on_hand, pairs.c.from_ledger, balance)
+        select(pairs.c.item_id, pairs.c.location_id, pairs.c.lot_key, pairs.c.on_hand, pairs.c.from_ledger, balance)
         .outerjoin(last, last.id == pairs.c.last_id)
         .where(
             or_(
@@ -127,14 +136,14 @@ def _suspects_query(pair: tuple[int, int] | None = None) -> Select[tuple[int, in
                 and_(last.id.is_not(None), func.round(balance - pairs.c.on_hand, _PLACES) != 0),
             )
         )
-        .order_by(pairs.c.item_id, pairs.c.location_id)
+        .order_by(pairs.c.item_id, pairs.c.location_id, pairs.c.lot_key)
     )
 
 
-def _suspects(conn: Connection, pair: tuple[int, int] | None = None) -> list[_Suspect]:
+def _suspects(conn: Connection, place: _Place | None = None) -> list[_Suspect]:
     return [
-        _Suspect(item_id, location_id, _number(on_hand), _number(ledger), None if last is None else _number(last))
-        for item_id, location_id, on_hand, ledger, last in conn.execute(_suspects_query(pair))
+        _Suspect(item_id, location_id, lot, _number(on_hand), _number(ledger), None if last is None else _number(last))
+        for item_id, location_id, lot, on_hand, ledger, last in conn.execute(_suspects_query(place))
     ]
 
 
@@ -158,9 +167,16 @@ def _named(conn: Connection, suspects: list[_Suspect]) -> list[Mismatch]:
     item_ids, location_ids = {s.item_id for s in suspects}, {s.location_id for s in suspects}
     skus = dict(conn.execute(select(Item.id, Item.sku).where(Item.id.in_(item_ids))).tuples().all())
     codes = dict(conn.execute(select(Location.id, Location.code).where(Location.id.in_(location_ids))).tuples().all())
+    lot_ids = {s.lot_key for s in suspects if s.lot_key}
+    lots = dict(conn.execute(select(Lot.id, Lot.code).where(Lot.id.in_(lot_ids))).tuples().all()) if lot_ids else {}
     return sorted(
-        (Mismatch(skus[s.item_id], codes[s.location_id], s.on_hand, s.from_ledger, s.last_balance) for s in suspects),
-        key=lambda m: (m.sku, m.location),
+        (
+            Mismatch(
+                skus[s.item_id], codes[s.location_id], s.on_hand, s.from_ledger, s.last_balance, lots.get(s.lot_key)
+            )
+            for s in suspects
+        ),
+        key=lambda m: (m.sku, m.location, m.lot or ""),
     )
 
 
@@ -170,7 +186,9 @@ def _confirmed(suspects: list[_Suspect]) -> list[Mismatch]:
     if not suspects:
         return []
     with snapshot() as conn:
-        return _named(conn, [again for s in suspects for again in _suspects(conn, (s.item_id, s.location_id))])
+        return _named(
+            conn, [again for s in suspects for again in _suspects(conn, (s.item_id, s.location_id, s.lot_key))]
+        )
 
 
 def find_ledger_mismatches() -> list[Mismatch]:

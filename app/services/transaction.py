@@ -56,6 +56,11 @@ _RETRYABLE_UNIQUE = (
     "idempotency_key",
     "uq_stock_levels_item_location",
     "stock_levels.item_id, stock_levels.location_id",
+    # A lot or a serial received by two requests at once: the retry finds the other's row.
+    "uq_lots_item_code",
+    "lots.item_id, lots.code",
+    "uq_serials_item_serial",
+    "serials.item_id, serials.serial",
 )
 _AFTER_COMMIT = "inventory_after_commit"
 _ACTIVE = "inventory_unit_of_work"

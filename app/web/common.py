@@ -65,6 +65,48 @@ def domain_message(error: errors.DomainError) -> str:
         ),
         errors.InvalidGS1Code: lambda: _gs1_problem(x),
         errors.UnknownUser: lambda: _("No user %(name)s.", name=x.get("username")),
+        errors.NotTracked: lambda: _(
+            "Item %(sku)s is not tracked that way: leave the %(field)s empty.", sku=x.get("sku"), field=x.get("field")
+        ),
+        errors.TrackingLocked: lambda: _(
+            "Item %(sku)s holds stock: its tracking can change only while none is held.", sku=x.get("sku")
+        ),
+        errors.LotRequired: lambda: _("Item %(sku)s is tracked by lot: enter the lot.", sku=x.get("sku")),
+        errors.ExpiryRequired: lambda: _(
+            "Item %(sku)s needs the expiry date of lot %(lot)s.", sku=x.get("sku"), lot=x.get("lot")
+        ),
+        errors.ExpiryMismatch: lambda: _(
+            "Lot %(lot)s of %(sku)s expires on %(expiry)s, not %(given)s.",
+            lot=x.get("lot"),
+            sku=x.get("sku"),
+            expiry=x.get("expiry"),
+            given=x.get("given"),
+        ),
+        errors.UnknownLot: lambda: _("Item %(sku)s has no lot %(lot)s.", sku=x.get("sku"), lot=x.get("lot")),
+        errors.ExpiredLot: lambda: _(
+            "Lot %(lot)s of %(sku)s expired on %(expiry)s: only a manager may issue it, with a reason.",
+            lot=x.get("lot"),
+            sku=x.get("sku"),
+            expiry=x.get("expiry"),
+        ),
+        errors.SerialCountMismatch: lambda: _(
+            "%(quantity)s of %(sku)s need exactly one serial number each; %(given)s given.",
+            quantity=_plain(x.get("quantity")),
+            sku=x.get("sku"),
+            given=x.get("given"),
+        ),
+        errors.SerialExists: lambda: _(
+            "Serial number %(serial)s of %(sku)s was already received.", serial=x.get("serial"), sku=x.get("sku")
+        ),
+        errors.UnknownSerial: lambda: _(
+            "Item %(sku)s has no serial number %(serial)s.", sku=x.get("sku"), serial=x.get("serial")
+        ),
+        errors.SerialNotHere: lambda: _(
+            "Serial number %(serial)s of %(sku)s is not in stock at %(location)s.",
+            serial=x.get("serial"),
+            sku=x.get("sku"),
+            location=x.get("location"),
+        ),
         errors.QuantityOutOfRange: lambda: _(
             "That would take %(sku)s at %(location)s past the largest quantity stored (%(limit)s).",
             sku=x.get("sku"),

@@ -35,6 +35,12 @@ EXPECTED = {
     "description": _l("a description"),
     "location": _l("the code of an existing, active location"),
     "quantity": _l("a number of zero or more, with at most 3 decimal places"),
+    "tracking": _l("none, lot or serial"),
+    "requires_expiry": _l("yes or no, and yes only for a lot-tracked item"),
+    "expiry_warning_days": _l("a whole number of days from 0 to 3650, for a lot-tracked item"),
+    "lot": _l("a lot code for a lot-tracked item (and only for one)"),
+    "expiry": _l("a date YYYY-MM-DD, for a lot-tracked item"),
+    "serial": _l("one serial number per unit for a serial-tracked item (and only for one)"),
     "duplicate_sku": _l("a SKU that no earlier row uses"),
     "duplicate_barcode": _l("a barcode that no other item uses"),
     "code_taken": _l("a code that is not another item's SKU or barcode, nor a location code"),
@@ -225,7 +231,7 @@ def export_items() -> Any:
     """Items as the items page filters them (same query arguments), as CSV or ?format=xlsx."""
     filters = {k: v for k, v in items_filters().items() if k not in ("sort", "descending")}
     header = [_("SKU"), _("Name"), _("Barcode"), _("Unit"), _("Category"), _("Reorder point")]
-    header += [_("Reorder quantity"), _("On hand"), _("Archived")]
+    header += [_("Reorder quantity"), _("On hand"), _("Archived"), _("Tracking")]
     hidden_skus = {sku for sku, _code in counts.hidden_places(current_user.role)}
     rows = (_item_row(r, hidden=r.sku in hidden_skus) for r in exports.iter_items(**filters))
     return export_response("items", header, rows)
@@ -242,6 +248,7 @@ def _item_row(r: Any, *, hidden: bool) -> list[Any]:
         r.reorder_quantity,
         "" if hidden else r.on_hand,
         _("Yes") if r.archived else "",
+        r.tracking,
     ]
 
 
@@ -250,10 +257,17 @@ def _item_row(r: Any, *, hidden: bool) -> list[Any]:
 def export_stock() -> Any:
     """Stock levels, optionally for one SKU, location or warehouse (codes), as CSV or XLSX."""
     filters = {k: request.args.get(k, "").strip() or None for k in ("sku", "location", "warehouse")}
-    header = [_("SKU"), _("Location"), _("Warehouse"), _("Quantity")]
+    header = [_("SKU"), _("Location"), _("Warehouse"), _("Quantity"), _("Lot"), _("Expiry date")]
     blind = counts.hidden_places(current_user.role)
     rows = (
-        [r.sku, r.location, r.warehouse, "" if (r.sku, r.location) in blind else r.quantity]
+        [
+            r.sku,
+            r.location,
+            r.warehouse,
+            "" if (r.sku, r.location) in blind else r.quantity,
+            r.lot or "",
+            r.expiry.isoformat() if r.expiry else "",
+        ]
         for r in exports.iter_stock_levels(**filters)
     )
     return export_response("stock-levels", header, rows)

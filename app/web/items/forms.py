@@ -7,8 +7,8 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import SelectChoice, SelectField, TextAreaField
-from wtforms.validators import Length, Regexp
+from wtforms import BooleanField, IntegerField, SelectChoice, SelectField, TextAreaField
+from wtforms.validators import Length, NumberRange, Optional, Regexp
 
 from app.models import Category, Item
 from app.web.common import optional_text, quantity_field, required_text
@@ -34,6 +34,19 @@ class ItemForm(FlaskForm):
     reorder_point = quantity_field(_l("Reorder point"), allow_zero=True, default="0")
     reorder_quantity = quantity_field(_l("Reorder quantity"), allow_zero=True, default="0")
     description = TextAreaField(_l("Description"), validators=[Length(max=5000)], filters=[_unix_newlines])
+    tracking = SelectField(
+        _l("Tracking"),
+        choices=[
+            SelectChoice("none", _l("Not tracked")),
+            SelectChoice("lot", _l("By lot (with expiry dates)")),
+            SelectChoice("serial", _l("By serial number")),
+        ],
+        default="none",
+    )
+    requires_expiry = BooleanField(_l("Every lot needs an expiry date"))
+    expiry_warning_days = IntegerField(
+        _l("Warn days before expiry"), validators=[Optional(), NumberRange(min=0, max=3650)]
+    )
 
     def __init__(self, *args: Any, categories: Iterable[Category] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -67,6 +80,9 @@ class ItemForm(FlaskForm):
             "reorder_point": self.reorder_point.data,
             "reorder_quantity": self.reorder_quantity.data,
             "description": self.description.data or "",
+            "tracking": self.tracking.data or "none",
+            "requires_expiry": bool(self.requires_expiry.data),
+            "expiry_warning_days": self.expiry_warning_days.data,
         }
 
 
@@ -84,6 +100,9 @@ class EditItemForm(ItemForm):
             "reorder_point": item.reorder_point,
             "reorder_quantity": item.reorder_quantity,
             "description": item.description,
+            "tracking": item.tracking,
+            "requires_expiry": item.requires_expiry,
+            "expiry_warning_days": item.expiry_warning_days,
         }
         super().__init__(*args, **{**values, **kwargs})
         self.sku.render_kw = {"readonly": True}

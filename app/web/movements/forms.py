@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
+from wtforms import BooleanField, Form, FormField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms import FieldList as _FieldList
-from wtforms import Form, FormField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from app.models import MOVEMENT_KINDS
-from app.services import codes, errors
+from app.services import catalog, codes, errors
 from app.services.quantities import parse_quantity
 from app.web.common import (
     KeyedForm,
@@ -63,37 +63,87 @@ class _StockForm(KeyedForm):
         if label is None:
             return None
         self.sku.data = label.code
-        quantity = self._fields.get("quantity")
-        if quantity is not None and not quantity.data and label.gs1 and label.gs1.quantity is not None:
-            quantity.data = plain_quantity(label.gs1.quantity)
-            quantity.raw_data = [quantity.data]
+        gs1 = label.gs1
+        if gs1 is not None:
+            # The label's count (AI 30/37) fills an empty box; its lot (10) and expiry (17), or
+            # its serial (21), too for an item tracked that way (untracked items' labels often
+            # carry a lot, which is then left out, as before lots were tracked).
+            self._fill("quantity", None if gs1.quantity is None else plain_quantity(gs1.quantity))
+            tracking = catalog.item_tracking(label.code) if gs1.lot or gs1.serial else None
+            if tracking == "lot":
+                self._fill("lot", gs1.lot)
+                self._fill("expiry", gs1.expiry.isoformat() if gs1.expiry else None)
+            if tracking == "serial":
+                self._fill("serials", gs1.serial)
         return None
 
+    def _fill(self, name: str, value: str | None) -> None:
+        box = self._fields.get(name)
+        if box is not None and value is not None and not box.data:
+            box.data = value
+            box.raw_data = [value]
+
     def common(self) -> dict[str, Any]:
+        """The fields every stock form sends, and the lot, expiry, serials and expired-lot
+        override it has and was given (an untracked movement sends none of them)."""
+        given = {name: self._fields[name].data for name in TRACKING_FIELDS if name in self._fields}
         return {
             "sku": self.sku.data,
             "reference": self.reference.data or None,
             "note": self.note.data or None,
             "idempotency_key": self.idempotency_key.data,
+            **{name: value for name, value in given.items() if value},
         }
+
+
+TRACKING_FIELDS = ("lot", "expiry", "serials", "allow_expired")
+
+
+def lot_field() -> StringField:
+    return optional_text(_l("Lot"), 64, render_kw={"autocomplete": "off", "spellcheck": "false"})
+
+
+def expiry_field() -> StringField:
+    return optional_text(_l("Expiry date"), 10, render_kw={"type": "date"})
+
+
+def serials_field() -> TextAreaField:
+    return TextAreaField(
+        _l("Serial numbers (one per line)"),
+        validators=[Length(max=20000)],
+        render_kw={"rows": 3, "autocomplete": "off", "spellcheck": "false"},
+    )
 
 
 class ReceiveStockForm(_StockForm):
     location = location_field(_l("Location"))
     quantity = quantity_field(_l("Quantity"))
+    lot = lot_field()
+    expiry = expiry_field()
+    serials = serials_field()
 
     def to_input(self) -> dict[str, Any]:
         return {**self.common(), "location": self.location.data, "quantity": self.quantity.data}
 
 
-class IssueStockForm(ReceiveStockForm):
-    pass
+class IssueStockForm(_StockForm):
+    location = location_field(_l("Location"))
+    quantity = quantity_field(_l("Quantity"))
+    lot = lot_field()
+    serials = serials_field()
+    # Shown to managers only; the view refuses it from anyone else. The reason is the note.
+    allow_expired = BooleanField(_l("Issue from an expired lot (give the reason as the note)"))
+
+    def to_input(self) -> dict[str, Any]:
+        return {**self.common(), "location": self.location.data, "quantity": self.quantity.data}
 
 
 class TransferStockForm(_StockForm):
     from_location = location_field(_l("From location"))
     to_location = location_field(_l("To location"))
     quantity = quantity_field(_l("Quantity"))
+    lot = lot_field()
+    serials = serials_field()
 
     def validate_to_location(self, field: StringField) -> None:
         if field.data and field.data == self.from_location.data:
@@ -111,6 +161,8 @@ class TransferStockForm(_StockForm):
 class AdjustStockForm(_StockForm):
     location = location_field(_l("Location"))
     counted = quantity_field(_l("Counted quantity"), allow_zero=True)
+    lot = lot_field()
+    expiry = expiry_field()
 
     def to_input(self) -> dict[str, Any]:
         return {**self.common(), "location": self.location.data, "counted": self.counted.data}

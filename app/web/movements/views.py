@@ -16,8 +16,9 @@ from wtforms import SelectChoice
 
 from app.auth.roles import role_required
 from app.models import MOVEMENT_KINDS, Movement
+from app.models.user import role_covers
 from app.services import catalog, counts, stock
-from app.services.errors import DomainError
+from app.services.errors import DomainError, InvalidInput
 from app.web.common import arg_date, attach_error, day_range, domain_message, export_response
 from app.web.i18n import format_quantity, format_when, kind_label, reason_label
 from app.web.movements import bp
@@ -98,11 +99,15 @@ def _run(form: Any, template: str, action: Callable[..., Any], **context: Any) -
     if form.validate_on_submit():
         form.sku.data = catalog.canonical_sku(form.sku.data)
         try:
+            overriding = form._fields.get("allow_expired") is not None and form.allow_expired.data
+            if overriding and not role_covers(current_user.role, "manager"):
+                raise InvalidInput("allow_expired", "only a manager may issue an expired lot")
             result = action(**form.to_input(), user=current_user.username)
         except DomainError as error:
             attach_error(form, error)
             return _render(form, template, **context), error.status
-        flash(_told(result), "success")
+        lines = stock.lines_of(result)
+        flash(_told(result) if len(lines) == 1 else _recorded(lines), "success")
         # A fresh form (a new idempotency key) for the same item, place and delivery note: clerks
         # often repeat, and a five-line delivery should not need its PO number typed five times.
         keys = ("sku", "location", "from_location", "reference")

@@ -24,6 +24,7 @@ from app.services.errors import (
     InvalidQuantity,
     MalformedRequest,
 )
+from app.services.gs1 import GS1Data
 from app.services.quantities import parse_quantity
 from app.web.common import domain_message, gs1_fields, whole_number
 from app.web.i18n import format_quantity
@@ -130,6 +131,20 @@ def _text(data: dict[str, Any], name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def _label_tracking(sku: str, label: GS1Data | None, *, receiving: bool) -> dict[str, Any]:
+    """What a supplier's GS1 label says about the unit, for an item tracked that way: its lot (AI
+    10, and on a receipt its expiry, AI 17) or its serial (AI 21, one unit). Labels of untracked
+    items often carry a lot too: then it is left out, as before lots were tracked."""
+    if label is None or (label.lot is None and label.serial is None):
+        return {}
+    tracking = catalog.item_tracking(sku)
+    if tracking == "lot" and label.lot:
+        return {"lot": label.lot, **({"expiry": label.expiry} if receiving and label.expiry else {})}
+    if tracking == "serial" and label.serial:
+        return {"serials": [label.serial], "quantity": 1}
+    return {}
+
+
 def _apply(data: dict[str, Any]) -> dict[str, Any]:
     # The page stamps each scan with who made it; a scan queued by someone else on a shared
     # handheld must never be booked to whoever is signed in now.
@@ -156,6 +171,7 @@ def _apply(data: dict[str, Any]) -> dict[str, Any]:
         reason_code="scan",
         idempotency_key=_text(data, "idempotency_key") or None,
     )
+    common |= _label_tracking(resolved.code, label, receiving=mode == "receive")
     if mode == "transfer":
         if not target:
             raise InvalidInput("to_location", "scan the destination location")

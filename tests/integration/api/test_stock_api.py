@@ -233,7 +233,16 @@ def test_stock_list_filters_and_shape(client, bearer, stocked, factory):
     one = client.get(f"/api/v1/stock?location={stocked.other.code}", headers=headers).get_json()
     warehouse = stocked.other.code.split("-")[0]
     assert one == {
-        "data": [{"sku": other_item.sku, "location": stocked.other.code, "warehouse": warehouse, "quantity": "2"}],
+        "data": [
+            {
+                "sku": other_item.sku,
+                "location": stocked.other.code,
+                "warehouse": warehouse,
+                "quantity": "2",
+                "lot": None,
+                "expiry": None,
+            }
+        ],
         "next": None,
     }
     by_item = client.get(f"/api/v1/stock?item={stocked.item.sku}", headers=headers).get_json()

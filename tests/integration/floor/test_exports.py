@@ -71,7 +71,7 @@ def test_stock_levels_export_by_location(
     factory.stock(stocked.item, stocked.other, 4)
     login_as("viewer")
     rows = _csv(client.get("/imports/export/stock?location=WH1-A-01-02"))
-    assert rows[1:] == [["SKU-SCREW", "WH1-A-01-02", "WH1", "4.000"]]
+    assert rows[1:] == [["SKU-SCREW", "WH1-A-01-02", "WH1", "4.000", "", ""]]
     assert len(_xlsx(client.get("/imports/export/stock?format=xlsx"))) == 3
 
 

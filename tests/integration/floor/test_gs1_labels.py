@@ -15,8 +15,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from app.extensions import db
-from app.models import Item, Location, Movement, StockLevel
-from app.services import codes
+from app.models import Item, Location, Lot, Movement, Serial, StockLevel
+from app.services import codes, stock
 from app.services.errors import InvalidGS1Code, UnknownGtin
 from tests.factories import Factory
 from tests.integration.floor.conftest import Stocked, text_of
@@ -174,3 +174,42 @@ def test_receive_form_marks_an_unknown_gtin_on_the_sku_field(
     assert response.status_code == 422
     assert "09501101530003" in text_of(response)
     assert _level(app, "PEN-BLUE") == Decimal(100)
+
+
+LOT_LABEL = f"]C10104006381333931172703311024A-17{GS}3012"
+
+
+def test_scan_of_a_label_receives_and_issues_the_lot_it_names_for_a_lot_tracked_item(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any], factory: Factory, stocked: Stocked
+) -> None:
+    factory.item("PEN-LOT", name="批次笔", barcode=EAN13, tracking="lot", requires_expiry=True)
+    login_as("clerk")
+    received = client.post("/scan/moves", json={"code": LOT_LABEL, "mode": "receive", "location": "WH1-A-01-01"})
+    assert received.status_code == 200
+    issued = client.post("/scan/moves", json={"code": LOT_LABEL, "mode": "issue", "location": "WH1-A-01-01"})
+    assert issued.status_code == 200
+    with app.app_context():
+        lines = db.session.execute(
+            select(Movement.kind, Movement.quantity, Lot.code, Lot.expiry)
+            .join(Lot, Lot.id == Movement.lot_id)
+            .order_by(Movement.id)
+        ).all()
+    assert lines == [("receive", 12, "24A-17", date(2027, 3, 31)), ("issue", 12, "24A-17", date(2027, 3, 31))]
+
+
+def test_a_serial_label_in_the_issue_form_fills_the_serial(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any], factory: Factory, stocked: Stocked
+) -> None:
+    factory.item("PEN-SN", name="序列号笔", barcode=EAN13, tracking="serial")
+    with app.app_context():
+        stock.receive_stock(sku="PEN-SN", location="WH1-A-01-01", quantity=1, serials=["SN-9"], user="u")
+    login_as("clerk")
+    form = {
+        "idempotency_key": _key(client.get("/movements/issue").get_data(as_text=True)),
+        "sku": f"]C10104006381333931{GS}21SN-9",
+        "location": "WH1-A-01-01",
+        "quantity": "1",
+    }
+    assert client.post("/movements/issue", data=form).status_code == 303
+    with app.app_context():
+        assert db.session.scalar(select(Serial.status).where(Serial.serial == "SN-9")) == "issued"

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from app import jobs as runner
 from app.config import SETTINGS_KEY, settings
 from app.extensions import db
-from app.models import ImportBatch, Item, Movement, StockLevel
+from app.models import ImportBatch, Item, Lot, Movement, Serial, StockLevel
 from app.services import imports, ledger
 from tests.integration.floor.conftest import Stocked, text_of
 
@@ -408,3 +408,35 @@ def test_a_streamed_upload_under_the_limit_is_read(client: FlaskClient, login_as
     )
     assert response.status_code == 200
     assert "ST-1 扳手" in text_of(response)
+
+
+LOTS = (
+    "sku,name,tracking,requires_expiry,批次,有效期,序列号,location,quantity\n"
+    "LOT-1,牛奶,lot,yes,B1,2030-01-31,,WH1-A-01-02,5\n"
+    "LOT-1,牛奶,lot,yes,B2,2030-06-30,,WH1-A-01-02,3\n"
+    "SN-1,手机,serial,,,,IMEI-1 IMEI-2,WH1-A-01-02,2\n"
+)
+
+
+def test_an_import_creates_tracked_items_with_their_lots_and_serials(app: Flask, stocked: Stocked) -> None:
+    with app.app_context():
+        result = imports.commit_import(data=LOTS.encode(), filename="lots.csv", user="t")
+        assert (result.items_created, result.stock_lines) == (2, 3)
+        milk = db.session.scalar(select(Item).where(Item.sku == "LOT-1"))
+        assert (milk.tracking, milk.requires_expiry, milk.on_hand) == ("lot", True, Decimal(8))
+        lots = db.session.execute(select(Lot.code, Lot.expiry).order_by(Lot.code)).all()
+        assert [(code, str(expiry)) for code, expiry in lots] == [("B1", "2030-01-31"), ("B2", "2030-06-30")]
+        assert sorted(db.session.scalars(select(Serial.serial))) == ["IMEI-1", "IMEI-2"]
+        assert ledger.find_ledger_mismatches() == []
+
+
+def test_import_rows_with_a_missing_lot_or_a_wrong_serial_count_are_listed(app: Flask, stocked: Stocked) -> None:
+    bad = (
+        "sku,name,tracking,lot,serial,location,quantity\n"
+        "LOT-2,酸奶,lot,,,WH1-A-01-02,5\n"
+        "SN-2,平板,serial,,A B,WH1-A-01-02,3\n"
+        "PLAIN-2,扳手,,L9,,WH1-A-01-02,1\n"
+    )
+    with app.app_context():
+        checked = imports.check_file(bad.encode(), "bad.csv")
+    assert [(e.row, e.field) for e in checked.errors] == [(2, "lot"), (3, "serial"), (4, "lot")]
