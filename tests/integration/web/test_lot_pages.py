@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from app.extensions import db
+from app.models import Lot
 from app.models.types import utcnow
-from app.services import stock
+from app.services import gs1, labels, stock
 from tests.integration.web.conftest import text_of
 
 TODAY = utcnow().date()
@@ -48,11 +52,6 @@ def lots(app: Any, factory: Any) -> dict[str, Any]:
         stock.receive_stock(sku="PHONE-1", location=a.code, quantity=3, serials=["SN-1", "SN-2", "SN-3"], user="rx")
         stock.issue_stock(sku="PHONE-1", location=a.code, quantity=1, serials=["SN-2"], user="px", reference="SO-78")
         stock.receive_stock(sku="SKU-PLAIN", location=a.code, quantity=5, user="rx")
-        from sqlalchemy import select
-
-        from app.extensions import db
-        from app.models import Lot
-
         ids = dict(db.session.execute(select(Lot.code, Lot.id)).tuples().all())
     return {"ids": ids, "milk": milk, "phone": phone, "plain": plain}
 
@@ -82,8 +81,6 @@ def test_item_page_shows_stock_per_lot_with_expiry_in_words(client: Any, login_a
 
 
 def text_of_html(html: str) -> str:
-    import re
-
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
 
 
@@ -226,3 +223,14 @@ def test_lot_and_serial_labels(client: Any, login_as: Any, lots: Any) -> None:
     assert "SN-1" in serial
     assert client.get("/labels/lots/999999").status_code == 404
     assert client.get("/labels/serials/PHONE-1/NOPE.zpl").status_code == 404
+
+
+def test_a_lot_label_scans_back_into_the_same_fields(app: Any, lots: Any) -> None:
+    with app.app_context():
+        content = labels.lot_content(lots["ids"]["SOON"])
+        serial = labels.serial_content("PHONE-1", "SN-1")
+    assert content.gs1 == gs1.GS1Data("04006381333931", lot="SOON", expiry=days(3))
+    # What the symbols encode (the QR and Code 128 carry the element string) reads back the same.
+    assert gs1.read(content.code) == content.gs1
+    assert gs1.read(content.gs1.hri()) == content.gs1
+    assert serial.gs1 == gs1.GS1Data(None, serial="SN-1") and "PHONE-1" in serial.code
