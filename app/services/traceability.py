@@ -5,7 +5,7 @@ lot's recall trace, a serial's history and the lots expiring soon. Reads only; t
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,7 +15,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from app.extensions import db
 from app.models import Item, Location, Lot, Movement, MovementSerial, Serial, StockLevel, Warehouse
 from app.models.types import utcnow
-from app.services.catalog import MovementRow, Page, decode_cursor, encode_cursor, ledger_query
+from app.services.catalog import MovementRow, Page, StockRow, decode_cursor, encode_cursor, ledger_query
 from app.services.errors import InvalidInput, UnknownItem, UnknownLot, UnknownSerial
 
 # How a lot's expiry reads today: past it, within the item's warning days, or neither.
@@ -91,6 +91,17 @@ def _lot_stock(where: Any) -> list[LotStockRow]:
 def item_lot_stock(item_id: int) -> list[LotStockRow]:
     """A lot-tracked item's stock per lot per location (held only), first to expire first."""
     return _lot_stock(Lot.item_id == item_id)
+
+
+def per_location(rows: Iterable[StockRow]) -> list[StockRow]:
+    """Stock levels summed per location (a lot-tracked item has a level per lot there), in the
+    order the locations first appear."""
+    merged: dict[str, StockRow] = {}
+    for row in rows:
+        if row.location in merged:
+            row = replace(row, quantity=merged[row.location].quantity + row.quantity)
+        merged[row.location] = row
+    return list(merged.values())
 
 
 @dataclass(frozen=True)
@@ -265,28 +276,25 @@ class LineTrace:
 
 
 def line_traces(movement_ids: Iterable[int]) -> dict[int, LineTrace]:
-    """For ledger lines shown on a page: the lot and serials of those that carried any."""
+    """For ledger lines shown on a page: the lot and serials of those that carried any (one query,
+    a row per serial)."""
     ids = list(movement_ids)
     if not ids:
         return {}
-    lots: dict[int, tuple[int | None, str | None]] = {
-        movement_id: (lot_id, code)
-        for movement_id, lot_id, code in db.session.execute(
-            select(Movement.id, Lot.id, Lot.code).join(Lot, Lot.id == Movement.lot_id).where(Movement.id.in_(ids))
-        )
-    }
-    serials: dict[int, list[str]] = {}
-    for movement_id, serial in db.session.execute(
-        select(MovementSerial.movement_id, Serial.serial)
-        .join(Serial, Serial.id == MovementSerial.serial_id)
-        .where(MovementSerial.movement_id.in_(ids))
-        .order_by(MovementSerial.movement_id, Serial.serial)
-    ):
-        serials.setdefault(movement_id, []).append(serial)
-    return {
-        movement_id: LineTrace(*lots.get(movement_id, (None, None)), serials=serials.get(movement_id, []))
-        for movement_id in set(lots) | set(serials)
-    }
+    rows = db.session.execute(
+        select(Movement.id, Lot.id, Lot.code, Serial.serial)
+        .outerjoin(Lot, Lot.id == Movement.lot_id)
+        .outerjoin(MovementSerial, MovementSerial.movement_id == Movement.id)
+        .outerjoin(Serial, Serial.id == MovementSerial.serial_id)
+        .where(Movement.id.in_(ids), or_(Movement.lot_id.is_not(None), MovementSerial.serial_id.is_not(None)))
+        .order_by(Movement.id, Serial.serial)
+    )
+    traces: dict[int, LineTrace] = {}
+    for movement_id, lot_id, code, serial in rows:
+        trace = traces.setdefault(movement_id, LineTrace(lot_id, code, []))
+        if serial is not None:
+            trace.serials.append(serial)
+    return traces
 
 
 @dataclass(frozen=True)

@@ -152,7 +152,8 @@ def show(sku: str) -> Any:
     return render_template(
         "items/show.html",
         item=item,
-        stock=catalog.list_stock(sku=sku),
+        # A lot-tracked item has a level per lot at a place: the place's total here, per lot below.
+        stock=traceability.per_location(catalog.list_stock(sku=sku)),
         hidden_locations=hidden,
         ledger=ledger,
         chart=chart,

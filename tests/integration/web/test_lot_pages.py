@@ -65,6 +65,9 @@ def test_item_page_shows_stock_per_lot_with_expiry_in_words(client: Any, login_a
     page = client.get("/items/MILK-1")
     html = page.get_data(as_text=True)
     assert page.status_code == 200
+    # Stock by location: one row a place, its lots summed (4 + 5 + 9 at A, 2 at B).
+    places = html.split('id="stock"')[1].split("</table>")[0]
+    assert places.count("<tr>") == 3 and ">18<" in places and "2 个库位" in text_of(page)
     table = html.split('id="lot-stock"')[1].split("</table>")[0]
     # First to expire first: OLD, SOON (two places), LATE.
     assert table.index(">OLD<") < table.index(">SOON<") < table.index(">LATE<")
@@ -98,6 +101,9 @@ def test_item_page_lists_serials_in_stock_per_location_paged(client: Any, login_
     listed = html.split('id="serial-list"')[1].split("</table>")[0]
     assert "SN-1" in listed and "SN-3" in listed and "SN-2" not in listed
     assert 'href="/items/PHONE-1/serials/SN-1"' in listed
+    # The ledger names the serials each line moved, linked to their pages.
+    ledger = html.split('id="ledger"')[1]
+    assert ledger.count('href="/items/PHONE-1/serials/SN-2"') == 2  # received, then issued
     assert client.get("/items/PHONE-1?serials_after=garbage").status_code == 400
 
 
