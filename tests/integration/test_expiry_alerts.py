@@ -16,6 +16,7 @@ from app.models import Item, Lot, LowStockEvent, Warehouse
 from app.models.types import utcnow
 from app.observability.logging import configure_root_logger
 from app.services import expiry, notifications, stock
+from tests.integration.test_metrics import TOKEN, scrape
 from tests.integration.test_notifications import BASE_URL, channel, dispatch, low_stock, subscribe_wecom
 from tests.ops.fake_receiver import fake_receiver
 
@@ -209,3 +210,12 @@ def test_the_gauge_counts_lots_expired_and_expiring(app, milk):
         # In 10 days SOON and Y-SOON have expired too, and LATE is not yet within 7 days.
         assert expiry.count_lots_by_state(on=TODAY + timedelta(days=10)) == {"expired": 4, "expiring": 0}
         db.session.remove()
+
+
+def test_the_gauge_is_scraped(app, make_app, milk):
+    scraper = make_app(INVENTORY_METRICS_TOKEN=TOKEN).test_client()
+
+    samples = scrape(scraper)
+
+    assert samples[("inventory_lots_expiring", (("state", "expired"),))] == 2
+    assert samples[("inventory_lots_expiring", (("state", "expiring"),))] == 1
