@@ -159,6 +159,9 @@ def test_serial_page_tells_where_it_is_and_its_history(client: Any, login_as: An
     assert history.count("<tr id=") == 2
     here = text_of(client.get("/items/PHONE-1/serials/SN-1"))
     assert "WH1-A-01" in here and "在库" in here and "SO-78" not in here
+    # The ledger line's own page names its lot or serials too.
+    line = history.split('href="/movements/')[1].split('"')[0]
+    assert 'href="/items/PHONE-1/serials/SN-2"' in client.get(f"/movements/{line}").get_data(as_text=True)
     assert client.get("/items/PHONE-1/serials/NOPE").status_code == 404
     assert client.get("/items/NOPE/serials/SN-1").status_code == 404
 
