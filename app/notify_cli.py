@@ -9,7 +9,6 @@ import signal
 import sys
 import threading
 import time
-from datetime import date
 
 import click
 from flask import Flask
@@ -17,7 +16,7 @@ from flask.cli import AppGroup
 
 from app.config import settings
 from app.observability.logging import log_to_stdout
-from app.services import expiry, notifications, traceability
+from app.services import expiry, notifications
 from app.worker import run_rounds
 
 log = logging.getLogger(__name__)
@@ -76,15 +75,14 @@ def run_command(interval: float, audit_every: float) -> None:
     minutes, run the expiry check once a day (at start, then when the day changes)."""
     channel = _channel()
     next_audit = time.monotonic()
-    checked_on: date | None = None
+    expiry_check = expiry.DailyCheck()
 
     def one_round() -> bool:
-        nonlocal next_audit, checked_on
+        nonlocal next_audit
         if time.monotonic() >= next_audit:
             notifications.run_ledger_audit()
             next_audit = time.monotonic() + audit_every
-        if checked_on != traceability.today():
-            checked_on = expiry.check_expiry().day
+        expiry_check.run_if_due()
         report = notifications.dispatch_once(channel)
         # A full batch means more is due: go again at once instead of sleeping.
         return report.claimed >= notifications.CLAIM_BATCH and not report.deferred

@@ -131,3 +131,18 @@ def count_lots_by_state(*, on: date | None = None) -> dict[str, int]:
     )
     expiring = sum(1 for expiry, warn in candidates if expiry <= day + timedelta(days=warn))
     return {"expired": expired, "expiring": expiring}
+
+
+class DailyCheck:
+    """The notification worker's expiry check: on its first round, then on the first round of
+    each new day (a restarted worker checks again; the events stay one per lot, place and day)."""
+
+    def __init__(self) -> None:
+        self.checked_on: date | None = None
+
+    def run_if_due(self) -> ExpiryCheck | None:
+        if self.checked_on == today():
+            return None
+        result = check_expiry()
+        self.checked_on = result.day
+        return result

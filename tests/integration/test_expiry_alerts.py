@@ -219,3 +219,16 @@ def test_the_gauge_is_scraped(app, make_app, milk):
 
     assert samples[("inventory_lots_expiring", (("state", "expired"),))] == 2
     assert samples[("inventory_lots_expiring", (("state", "expiring"),))] == 1
+
+
+def test_the_worker_checks_on_its_first_round_then_once_a_day(app, milk):
+    with app.app_context():
+        daily = expiry.DailyCheck()
+        first = daily.run_if_due()
+        assert first is not None and (first.expiring, first.expired) == (2, 2)
+        assert daily.run_if_due() is None  # the same day: not again
+        daily.checked_on = TODAY - timedelta(days=1)  # as if the day has changed since
+        again = daily.run_if_due()
+        assert again is not None and again.day == TODAY and (again.expiring, again.expired) == (0, 0)
+        db.session.remove()
+    assert len(expiry_events(app)) == 4
