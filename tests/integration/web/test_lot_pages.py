@@ -133,6 +133,9 @@ def test_lot_page_traces_where_the_lot_came_from_and_went(client: Any, login_as:
     assert "WH1-A-01" in stock_table and "WH1-B-01" in stock_table
     trace = html.split('id="trace"')[1]
     assert trace.index("PO-1") < trace.index("SO-77") and "OLD" not in trace and "LATE" not in trace
+    by_code = client.get("/lots/by-code/MILK-1/SOON")
+    assert by_code.status_code == 303 and by_code.headers["Location"].endswith(f"/lots/{soon}")
+    assert client.get("/lots/by-code/MILK-1/NOPE").status_code == 404
     assert client.get("/lots/999999").status_code == 404
     assert client.get("/lots/abc").status_code == 404
 
