@@ -353,9 +353,10 @@ def list_expiring(
     category_id: int | None = None,
     sku: str | None = None,
     on: date | None = None,
+    limit: int | None = None,
 ) -> list[ExpiringRow]:
     """Lots held somewhere that expire within `days` days (and, with `include_expired`, those
-    already expired), per location, soonest first."""
+    already expired), per location, soonest first; the first `limit` of them when given."""
     if not 0 <= days <= MAX_DAYS:
         raise InvalidInput("days", f"must be a whole number from 0 to {MAX_DAYS}")
     on = on or today()
@@ -380,5 +381,7 @@ def list_expiring(
             "expired" if expiry < on else "expiring",
             (expiry - on).days,
         )
-        for lot_id, sku, name, unit, code, expiry, place, warehouse, quantity, _warn in db.session.execute(stmt)
+        for lot_id, sku, name, unit, code, expiry, place, warehouse, quantity, _warn in db.session.execute(
+            stmt.limit(limit)
+        )
     ]

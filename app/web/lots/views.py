@@ -18,6 +18,7 @@ from app.web.i18n import format_quantity, kind_label
 from app.web.lots import bp
 
 DEFAULT_DAYS = 30
+PAGE_ROWS = 500
 FILTER_ARGS = ("days", "warehouse", "category", "sku", "expired")
 
 
@@ -68,12 +69,14 @@ def line_traces(movements: list[catalog.MovementRow]) -> dict[int, traceability.
 @role_required("clerk")
 def expiring() -> Any:
     filters = _filters()
-    rows = traceability.list_expiring(**filters)
+    # A page shows the soonest PAGE_ROWS (one more tells that there are more); the CSV has them all.
+    rows = traceability.list_expiring(**filters, limit=PAGE_ROWS + 1)
     hidden = counts.hidden_places(current_user.role, skus={r.sku for r in rows})
     args = {k: v for k in FILTER_ARGS if (v := request.args.get(k, "").strip())}
     return render_template(
         "lots/expiring.html",
-        rows=rows,
+        rows=rows[:PAGE_ROWS],
+        more=len(rows) > PAGE_ROWS,
         hidden=hidden,
         filters=filters,
         args=args,

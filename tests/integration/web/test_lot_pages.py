@@ -186,6 +186,17 @@ def test_expiring_page_sorted_by_expiry_with_filters(client: Any, login_as: Any,
     assert 'href="/lots/expiring"' in html  # in the navigation
 
 
+def test_expiring_page_shows_the_soonest_and_says_the_csv_has_the_rest(
+    client: Any, login_as: Any, lots: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr("app.web.lots.views.PAGE_ROWS", 2)
+    login_as("clerk")
+    html = client.get("/lots/expiring?days=30").get_data(as_text=True)
+    table = html.split('id="expiring-lots"')[1].split("</table>")[0]
+    assert table.count("<tr class=") == 2 and 'id="expiring-more"' in html and "CSV" in html
+    assert len(rows_of(client.get("/lots/expiring.csv?days=30"))) == 4
+
+
 def test_expiring_csv(client: Any, login_as: Any, lots: Any) -> None:
     login_as("manager")
     rows = rows_of(client.get("/lots/expiring.csv?days=30"))
