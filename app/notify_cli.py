@@ -1,5 +1,6 @@
-"""`flask notify run|once|audit` (the low-stock dispatcher and the ledger audit) and
-`flask wecom-relay` (the Alertmanager -> WeCom relay)."""
+"""`flask notify run|once|audit` (the low-stock dispatcher and the ledger audit), `flask lots
+check-expiry` (the daily expiry check, also run by `notify run`) and `flask wecom-relay` (the
+Alertmanager -> WeCom relay)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,20 @@ from flask.cli import AppGroup
 
 from app.config import settings
 from app.observability.logging import log_to_stdout
-from app.services import notifications
+from app.services import expiry, notifications
 from app.worker import run_rounds
 
 log = logging.getLogger(__name__)
 notify = AppGroup("notify", help="Deliver low-stock notifications and audit the ledger.")
+lots = AppGroup("lots", help="Lots: the daily expiry check.")
+
+
+@lots.command("check-expiry")
+def check_expiry_command() -> None:
+    """Put today's "lot expiring" and "expired with stock" events in the outbox (once per lot,
+    place and day, however often it runs)."""
+    result = expiry.check_expiry()
+    click.echo(f"expiry check {result.day.isoformat()}: {result.expiring} expiring, {result.expired} expired")
 
 
 def _channel() -> notifications.Channel:
@@ -61,15 +71,18 @@ def audit_command() -> None:
     help="Seconds between ledger audits.",
 )
 def run_command(interval: float, audit_every: float) -> None:
-    """The long-running worker: dispatch due events every few seconds, audit the ledger every few minutes."""
+    """The long-running worker: dispatch due events every few seconds, audit the ledger every few
+    minutes, run the expiry check once a day (at start, then when the day changes)."""
     channel = _channel()
     next_audit = time.monotonic()
+    expiry_check = expiry.DailyCheck()
 
     def one_round() -> bool:
         nonlocal next_audit
         if time.monotonic() >= next_audit:
             notifications.run_ledger_audit()
             next_audit = time.monotonic() + audit_every
+        expiry_check.run_if_due()
         report = notifications.dispatch_once(channel)
         # A full batch means more is due: go again at once instead of sleeping.
         return report.claimed >= notifications.CLAIM_BATCH and not report.deferred
@@ -96,4 +109,5 @@ def wecom_relay_command(host: str, port: int) -> None:
 
 def register_notify_cli(app: Flask) -> None:
     app.cli.add_command(notify)
+    app.cli.add_command(lots)
     app.cli.add_command(wecom_relay_command)

@@ -164,19 +164,35 @@ class MovementSerial(Model):
     serial_id: Mapped[int] = mapped_column(ForeignKey("serials.id"), primary_key=True)
 
 
+# What an outbox event tells: an item at or below its reorder point at a place, a lot there that
+# expires within the item's warning days, or one already expired with stock left.
+OUTBOX_KINDS = ("low_stock", "lot_expiring", "lot_expired")
+
+
 class LowStockEvent(Model):
-    """Outbox row written in the same transaction as the movement that crossed the reorder point.
+    """Outbox row written in the same transaction as the movement that crossed the reorder point,
+    or by the daily expiry check for a lot expiring or expired at a place (`kind`).
 
     Delivery (WeCom, webhooks) reads these later; a rolled-back issue leaves no event behind.
     """
 
     __tablename__ = "low_stock_events"
-    __table_args__ = (Index("ix_low_stock_events_status_next_attempt_at", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_low_stock_events_status_next_attempt_at", "status", "next_attempt_at"),
+        # The daily expiry check writes at most one event per lot and place a day.
+        UniqueConstraint("lot_id", "location_id", "event_day", name="uq_low_stock_events_lot_location_day"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # One of OUTBOX_KINDS: the stock service writes "low_stock", the expiry check the lot kinds.
+    kind: Mapped[str] = mapped_column(String(16), default="low_stock", server_default=text("'low_stock'"))
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
     location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
-    movement_id: Mapped[int] = mapped_column(BigId, ForeignKey("movements.id"))
+    # The movement that crossed the reorder point; none for an expiry event.
+    movement_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("movements.id"))
+    lot_id: Mapped[int | None] = mapped_column(ForeignKey("lots.id"))
+    # The day the expiry check wrote the event (its de-duplication key with the lot and place).
+    event_day: Mapped[date | None] = mapped_column()
     quantity: Mapped[Decimal] = mapped_column(Quantity)
     reorder_point: Mapped[Decimal] = mapped_column(Quantity)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

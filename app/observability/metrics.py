@@ -58,6 +58,7 @@ class BusinessMetrics:
     backup_size: Gauge
     backup_duration: Gauge
     import_jobs: Gauge
+    lots_expiring: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> BusinessMetrics:
@@ -97,7 +98,9 @@ class BusinessMetrics:
             low_stock_items=gauge(
                 "inventory_low_stock_items", "Active items whose total on hand is at or below the reorder point."
             ),
-            outbox_events=gauge("inventory_outbox_events", "Low-stock outbox events, by status.", ("status",)),
+            outbox_events=gauge(
+                "inventory_outbox_events", "Outbox events (low stock, lot expiry), by status.", ("status",)
+            ),
             outbox_failing=gauge(
                 "inventory_outbox_failing_events", "Pending outbox events whose last delivery attempt failed."
             ),
@@ -125,6 +128,11 @@ class BusinessMetrics:
             ),
             import_jobs=gauge(
                 "inventory_import_jobs", "Import jobs, by state (queued, running, done, failed).", ("state",)
+            ),
+            lots_expiring=gauge(
+                "inventory_lots_expiring",
+                "Lots with stock expired, or expiring within their item's warning days, by state.",
+                ("state",),
             ),
         )
 
@@ -254,10 +262,18 @@ def _refresh_from_database(metrics: BusinessMetrics) -> None:
     metrics.outbox_oldest_pending.set((utcnow() - oldest).total_seconds() if oldest is not None else 0)
     _refresh_backups(metrics)
     _refresh_import_jobs(metrics)
+    _refresh_lots(metrics)
     audit = db.session.scalars(select(LedgerAudit).order_by(LedgerAudit.id.desc()).limit(1)).first()
     if audit is not None:
         metrics.ledger_mismatches.set(audit.mismatches)
         metrics.ledger_audit_time.set(audit.finished_at.timestamp())
+
+
+def _refresh_lots(metrics: BusinessMetrics) -> None:
+    from app.services.expiry import count_lots_by_state
+
+    for state, count in count_lots_by_state().items():
+        metrics.lots_expiring.labels(state=state).set(count)
 
 
 def _refresh_import_jobs(metrics: BusinessMetrics) -> None:

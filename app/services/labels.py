@@ -17,8 +17,8 @@ from markupsafe import Markup
 from sqlalchemy import Row, select
 
 from app.extensions import db
-from app.models import Item, Location, StockLevel, Warehouse
-from app.services.errors import InvalidInput, UnknownItem, UnknownLocation
+from app.models import Item, Location, Lot, Serial, StockLevel, Warehouse
+from app.services.errors import InvalidInput, UnknownItem, UnknownLocation, UnknownLot, UnknownSerial
 from app.services.gs1 import GS1Data, gtin14
 
 MAX_LABELS = 500
@@ -135,6 +135,43 @@ def location_contents(location: str, *, with_items: bool = True) -> list[LabelCo
 def location_labels(location: str, *, with_items: bool = True) -> list[Label]:
     """The location's own label, then one for each item it holds. Raises UnknownLocation."""
     return sheet(location_contents(location, with_items=with_items))
+
+
+def _traced_content(kind: str, sku: str, name: str, barcode: str | None, data: GS1Data, text: str) -> LabelContent:
+    """A lot's or serial's label: its GS1 element string (the GTIN when the item has one) in the
+    symbols, so a label printed here scans back into the same fields, with the text beside it."""
+    gtin = gtin14(barcode or "")
+    full = GS1Data(gtin, lot=data.lot, expiry=data.expiry, serial=data.serial)
+    return LabelContent(kind, full.hri() if gtin else f"{sku} {text}", name, f"{sku} · {text}", full)
+
+
+def lot_content(lot_id: int) -> LabelContent:
+    """The label of a lot: (01) GTIN, (17) expiry, (10) lot. Raises UnknownLot."""
+    row = db.session.execute(
+        select(Item.sku, Item.name, Item.barcode, Lot.code, Lot.expiry)
+        .join(Item, Item.id == Lot.item_id)
+        .where(Lot.id == lot_id)
+    ).first()
+    if row is None:
+        raise UnknownLot("", str(lot_id))
+    sku, name, code, lot, expiry = row
+    text = f"LOT {lot}" + (f" · EXP {expiry.isoformat()}" if expiry else "")
+    return _traced_content("lot", sku, name, code, GS1Data(None, lot=lot, expiry=expiry), text)
+
+
+def serial_content(sku: str, serial: str) -> LabelContent:
+    """The label of one serial: (01) GTIN, (21) serial (and its lot's AIs when it has one).
+    Raises UnknownSerial."""
+    row = db.session.execute(
+        select(Item.sku, Item.name, Item.barcode, Serial.serial, Lot.code, Lot.expiry)
+        .join(Item, Item.id == Serial.item_id)
+        .outerjoin(Lot, Lot.id == Serial.lot_id)
+        .where(Item.sku == sku, Serial.serial == serial)
+    ).first()
+    if row is None:
+        raise UnknownSerial(sku, serial)
+    data = GS1Data(None, lot=row[4], expiry=row[5], serial=row[3])
+    return _traced_content("serial", row[0], row[1], row[2], data, f"SN {row[3]}")
 
 
 def _check_size(count: int, *, distinct: int) -> None:

@@ -1,4 +1,4 @@
-"""Low-stock notifications: deliver the outbox the stock service writes, and manage where it goes.
+"""Low-stock and lot expiry notifications: deliver the outbox the stock service writes, and manage where it goes.
 
 Delivery is at-least-once, and no network call is ever made while a row lock is held. A dispatch
 round has three steps: a short transaction claims due pending events (`SELECT ... FOR UPDATE SKIP
@@ -28,7 +28,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -37,7 +37,7 @@ from sqlalchemy import Select, delete, insert, select, update
 
 from app.config import settings
 from app.extensions import db
-from app.models import Item, Location, LowStockEvent, Warehouse
+from app.models import Item, Location, Lot, LowStockEvent, Warehouse
 from app.models.notification import (
     TARGET_KINDS,
     LedgerAudit,
@@ -66,6 +66,12 @@ EVENT_ID_HEADER = "X-Inventory-Event-Id"
 SIGNATURE_HEADER = "X-Inventory-Signature"
 TIMESTAMP_HEADER = "X-Inventory-Timestamp"
 HEADER = "### 库存预警 Low stock"
+# A WeCom message batches events of one kind under its heading.
+HEADERS = {
+    "low_stock": HEADER,
+    "lot_expiring": "### 批次临期 Lots expiring soon",
+    "lot_expired": "### 批次已过期 Expired lots in stock",
+}
 AUDIT_HISTORY = timedelta(days=30)
 
 # One limiter per robot URL and process: the robot counts messages, whoever sends them.
@@ -86,6 +92,11 @@ class PendingEvent:
     created_at: datetime
     attempts: int
     traceparent: str | None
+    # An expiry event's kind ("lot_expiring", "lot_expired") and lot; "low_stock" has none.
+    kind: str = "low_stock"
+    lot_id: int | None = None
+    lot_code: str | None = None
+    expiry: date | None = None
 
 
 @dataclass(frozen=True)
@@ -156,10 +167,34 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 # ---------------------------------------------------------------- messages
 
 
+def event_url(event: PendingEvent, base_url: str) -> str:
+    """The page an event links to: its lot's for an expiry event, else its item's."""
+    if event.lot_id is not None:
+        return f"{base_url.rstrip('/')}/lots/{event.lot_id}"
+    return f"{base_url.rstrip('/')}/items/{quote(event.sku, safe='')}"
+
+
+def _lot_block(event: PendingEvent, base_url: str) -> str:
+    expiry = event.expiry.isoformat() if event.expiry else ""
+    state = "已过期 Expired" if event.kind == "lot_expired" else "临期 Expiring"
+    block = (
+        f"**{wecom.inline(event.item_name, 100)}** `{wecom.code(event.sku)}`"
+        f" 批次 Lot `{wecom.code(event.lot_code or '')}`\n"
+        f'> 到期 Expiry: <font color="warning">{expiry} {state}</font>\n'
+        f"> 库位 Location: {wecom.inline(event.location)} ({wecom.inline(event.warehouse)})"
+        f" · 在库 On hand: {quantity_text(event.quantity)} {wecom.inline(event.unit, 16)}\n"
+        f"> [查看批次 View lot]({event_url(event, base_url)})"
+    )
+    return wecom.own_links(block, base_url)
+
+
 def markdown_block(event: PendingEvent, base_url: str) -> str:
     """Every value is escaped (wecom.inline, wecom.code): an item named "# 通知\\n[领奖](http://…)"
-    is shown as typed, never as a heading or a link; the only link is to the item's own page."""
-    link = f"{base_url.rstrip('/')}/items/{quote(event.sku, safe='')}"
+    is shown as typed, never as a heading or a link; the only link is to the item's (or for an
+    expiry event, the lot's) own page."""
+    if event.kind != "low_stock":
+        return _lot_block(event, base_url)
+    link = event_url(event, base_url)
     block = (
         f"**{wecom.inline(event.item_name, 100)}** `{wecom.code(event.sku)}`\n"
         f"> 库位 Location: {wecom.inline(event.location)} ({wecom.inline(event.warehouse)})\n"
@@ -171,15 +206,23 @@ def markdown_block(event: PendingEvent, base_url: str) -> str:
 
 
 def markdown_batches(events: Sequence[PendingEvent], base_url: str) -> list[tuple[str, list[int]]]:
-    """Messages of at most 4,096 bytes, each with the ids of the events it carries."""
+    """Messages of at most 4,096 bytes, each with the ids of the events it carries; one kind of
+    event a message, under that kind's heading."""
+    batches: list[tuple[str, list[int]]] = []
+    for kind in HEADERS:
+        batches += _batches_of([e for e in events if e.kind == kind], base_url, HEADERS[kind])
+    return batches
+
+
+def _batches_of(events: Sequence[PendingEvent], base_url: str, header: str) -> list[tuple[str, list[int]]]:
     batches: list[tuple[str, list[int]]] = []
     text, ids = "", list[int]()
     for event in events:
         block = markdown_block(event, base_url)
-        candidate = f"{text}\n\n{block}" if ids else f"{HEADER}\n\n{block}"
+        candidate = f"{text}\n\n{block}" if ids else f"{header}\n\n{block}"
         if ids and len(candidate.encode("utf-8")) > wecom.MARKDOWN_LIMIT_BYTES:
             batches.append((text, ids))
-            text, ids = wecom.truncate_utf8(f"{HEADER}\n\n{block}"), [event.id]
+            text, ids = wecom.truncate_utf8(f"{header}\n\n{block}"), [event.id]
         else:
             text, ids = wecom.truncate_utf8(candidate), [*ids, event.id]
     if ids:
@@ -189,8 +232,8 @@ def markdown_batches(events: Sequence[PendingEvent], base_url: str) -> list[tupl
 
 def webhook_payload(event: PendingEvent, base_url: str) -> bytes:
     """The JSON body; `event_id` is stable across redeliveries (see the module docstring)."""
-    body = {
-        "type": "inventory.low_stock",
+    body: dict[str, Any] = {
+        "type": f"inventory.{event.kind}",
         "event_id": event.id,
         "sku": event.sku,
         "item_name": event.item_name,
@@ -199,9 +242,12 @@ def webhook_payload(event: PendingEvent, base_url: str) -> bytes:
         "location": event.location,
         "quantity": str(event.quantity),
         "reorder_point": str(event.reorder_point),
-        "url": f"{base_url.rstrip('/')}/items/{quote(event.sku, safe='')}",
+        "url": event_url(event, base_url),
         "created_at": event.created_at.isoformat(),
     }
+    if event.kind != "low_stock":
+        del body["reorder_point"]
+        body.update(lot=event.lot_code, expiry=event.expiry.isoformat() if event.expiry else None)
     return json.dumps(body, ensure_ascii=False, sort_keys=True).encode("utf-8")
 
 
@@ -249,7 +295,12 @@ def _load(ids: list[int]) -> list[PendingEvent]:
             LowStockEvent.created_at,
             LowStockEvent.attempts,
             LowStockEvent.traceparent,
+            LowStockEvent.kind,
+            LowStockEvent.lot_id,
+            Lot.code,
+            Lot.expiry,
         )
+        .outerjoin(Lot, Lot.id == LowStockEvent.lot_id)
         .where(LowStockEvent.id.in_(ids))
         .order_by(LowStockEvent.id)
     )
@@ -333,7 +384,7 @@ class _Round:
             body = webhook_payload(event, self.channel.base_url)
             stamp = str(int(time.time()))
             headers = {
-                "X-Inventory-Event": "low_stock",
+                "X-Inventory-Event": event.kind,
                 EVENT_ID_HEADER: str(event.id),
                 TIMESTAMP_HEADER: stamp,
                 SIGNATURE_HEADER: sign(target.secret or "", stamp, body),

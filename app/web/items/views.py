@@ -13,8 +13,8 @@ from flask_login import current_user
 
 from app.auth.roles import role_required
 from app.errors import problem
-from app.services import catalog, codes, counts, dashboard, items
-from app.services.errors import DomainError, InvalidInput, UnknownItem
+from app.services import catalog, codes, counts, dashboard, items, traceability
+from app.services.errors import DomainError, InvalidInput, UnknownItem, UnknownSerial
 from app.services.gs1 import GROUP_SEPARATOR
 from app.web.charts import step_line
 from app.web.common import attach_error, confirm_page, domain_message, gs1_fields, whole_number
@@ -158,13 +158,50 @@ def show(sku: str) -> Any:
     return render_template(
         "items/show.html",
         item=item,
-        stock=catalog.list_stock(sku=sku),
+        # A lot-tracked item has a level per lot at a place: the place's total here, per lot below.
+        stock=traceability.per_location(catalog.list_stock(sku=sku)),
         hidden_locations=hidden,
         ledger=ledger,
         chart=chart,
         archive_form=ArchiveItemForm(),
         next_url=url_for(".show", sku=sku, after=ledger.next_cursor, _anchor="ledger") if ledger.next_cursor else None,
+        **_tracked_stock(item),
     )
+
+
+def _tracked_stock(item: Any) -> dict[str, Any]:
+    """A lot-tracked item's stock per lot; a serial-tracked item's serials in stock (paged by
+    `serials_after`). Nothing for an untracked item: its page stays as it was."""
+    if item.tracking == "lot":
+        return {"lots": traceability.item_lot_stock(item.id)}
+    if item.tracking != "serial":
+        return {}
+    after = request.args.get("serials_after") or None
+    try:
+        serials = traceability.item_serials(item.id, after=after)
+    except InvalidInput:
+        abort(400)
+    cursor = serials.next_cursor
+    return {
+        "serial_places": traceability.item_serial_places(item.id),
+        "serials": serials,
+        "serials_next_url": url_for(".show", sku=item.sku, serials_after=cursor, _anchor="serials") if cursor else None,
+    }
+
+
+@bp.get("/<sku>/serials/<serial>")
+@role_required("viewer")
+def serial(sku: str, serial: str) -> Any:
+    """One serial: where it is now (or that it was issued) and every movement that moved it."""
+    try:
+        found = traceability.get_serial(sku, serial)
+    except (UnknownItem, UnknownSerial):
+        abort(404, description=_("No serial %(serial)s of item %(sku)s.", serial=serial, sku=sku))
+    hidden = {code for _sku, code in counts.hidden_places(current_user.role, skus=[sku])}
+    movements = traceability.serial_movements(found.id)
+    if hidden:
+        movements = list(catalog.hide_balances(movements, {(sku, code) for code in hidden}))
+    return render_template("items/serial.html", serial=found, movements=movements)
 
 
 @bp.route("/new", methods=["GET", "POST"])

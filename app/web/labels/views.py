@@ -5,14 +5,15 @@ labels as a ZPL file for a Zebra-compatible thermal printer."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
-from flask import Response, render_template, request
+from flask import Response, abort, render_template, request
 
 from app.auth.roles import role_required
 from app.config import settings
 from app.services import catalog, labels, zpl
-from app.services.errors import DomainError
+from app.services.errors import DomainError, UnknownLot, UnknownSerial
 from app.web.common import domain_message, whole_number
 from app.web.labels import bp
 
@@ -78,12 +79,55 @@ def zpl_labels() -> Any:
         contents, copies = _contents(choice)
     except DomainError as error:
         return _refused(choice, error)
+    # A location code may hold any character; the file name keeps the plain ones.
+    return _zpl_response(contents, copies, f"labels-{choice['location'] or 'items'}.zpl")
+
+
+def _zpl_response(contents: list[labels.LabelContent], copies: int, name: str) -> Response:
     config = settings()
     layout = zpl.Layout(config.INVENTORY_ZPL_LABEL_WIDTH, config.INVENTORY_ZPL_LABEL_HEIGHT, config.INVENTORY_ZPL_FONT)
-    # A location code may hold any character; the file name keeps the plain ones.
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", f"labels-{choice['location'] or 'items'}.zpl")
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", name)
     return Response(
         zpl.document(contents, copies=copies, layout=layout),
         mimetype="text/plain",
         headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
     )
+
+
+def _traced(content: Callable[[], labels.LabelContent]) -> labels.LabelContent:
+    try:
+        return content()
+    except (UnknownLot, UnknownSerial):
+        abort(404)
+
+
+@bp.get("/lots/<int:lot_id>")
+@role_required("viewer")
+def lot_sheet(lot_id: int) -> Any:
+    """A lot's label (GS1: GTIN, expiry, lot) as a print page, `copies` times."""
+    choice = _choice()
+    content = _traced(lambda: labels.lot_content(lot_id))
+    return render_template("labels/print.html", labels=labels.sheet([content], choice["copies"]), size=choice["size"])
+
+
+@bp.get("/lots/<int:lot_id>.zpl")
+@role_required("viewer")
+def lot_zpl(lot_id: int) -> Any:
+    content = _traced(lambda: labels.lot_content(lot_id))
+    return _zpl_response([content], _choice()["copies"], f"lot-{lot_id}.zpl")
+
+
+@bp.get("/serials/<sku>/<serial>")
+@role_required("viewer")
+def serial_sheet(sku: str, serial: str) -> Any:
+    """A serial's label (GS1: GTIN, serial) as a print page."""
+    choice = _choice()
+    content = _traced(lambda: labels.serial_content(sku, serial))
+    return render_template("labels/print.html", labels=labels.sheet([content], choice["copies"]), size=choice["size"])
+
+
+@bp.get("/serials/<sku>/<serial>.zpl")
+@role_required("viewer")
+def serial_zpl(sku: str, serial: str) -> Any:
+    content = _traced(lambda: labels.serial_content(sku, serial))
+    return _zpl_response([content], _choice()["copies"], f"serial-{sku}-{serial}.zpl")

@@ -68,7 +68,13 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_Recorder]]:
 
 
 def _routes(app: Flask, stocked: Stocked, admin: str) -> list[tuple[str, str, str]]:
-    values = {"sku": stocked.item.sku, "code": stocked.shelf.code, "username": admin, "digest": "0" * 64}
+    values = {
+        "sku": stocked.item.sku,
+        "code": stocked.shelf.code,
+        "username": admin,
+        "digest": "0" * 64,
+        "serial": "SN-1",
+    }
     found = []
     for rule in app.url_map.iter_rules():
         if rule.endpoint in SKIPPED or rule.rule.startswith("/api/"):
