@@ -11,8 +11,10 @@ What it does, in order:
 2. starts gunicorn with gunicorn.conf.py in production mode (INVENTORY_ENV=production, JSON logs,
    Prometheus multiprocess metrics on, RATELIMIT_ENABLED=false) and its shipped worker settings
    (4 sync workers), unless --workers/--threads/--worker-class override them;
-3. for each scenario (one hot SKU / 10,000 SKUs spread) and each connection count: wrk with a Lua
-   script posting the stock-out body, then the raw PyMySQL transaction from as many processes;
+3. for each scenario (one hot SKU / 10,000 SKUs spread / `fefo`: one hot lot-tracked SKU with five
+   lots at one place, issued without naming a lot so that first-expired-first-out chooses) and each
+   connection count: wrk with a Lua script posting the stock-out body, then the raw PyMySQL
+   transaction from as many processes (for `fefo`, the untracked hot SKU's: one hot place's limit);
 4. prints req/s, p50/p99, server CPU per request (gunicorn workers and mariadbd), the ratio to the
    raw limit, and runs `flask check-ledger`; with --profile, a py-spy profile of one worker;
 5. stops gunicorn and drops the database.
@@ -47,7 +49,7 @@ import time
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -58,6 +60,7 @@ VENV_BIN = Path(sys.executable).parent
 MYSQL = dict(host="127.0.0.1", port=3306, user="root", password="", charset="utf8mb4")
 HOT_STOCK = Decimal(50_000_000)
 SPREAD_STOCK = Decimal(1_000_000)
+FEFO_SKU = "FEFO-HOT"
 
 
 @dataclass
@@ -122,6 +125,7 @@ def prepare_data(env: dict[str, str], items: int) -> tuple[str, list[tuple[str, 
     sys.path.insert(0, str(ROOT))
     os.environ.update(env)
     from app import create_app, demo
+    from app.services import items as item_service
     from app.services import stock
 
     wh1 = demo.location_codes("WH1")
@@ -132,6 +136,12 @@ def prepare_data(env: dict[str, str], items: int) -> tuple[str, list[tuple[str, 
             lines = [stock.PickLine(sku, loc, SPREAD_STOCK) for sku, loc in pairs[start : start + 2000]]
             stock.receive_lines(lines=lines, user="bench", reference="BENCH-TOPUP")
         stock.receive_stock(sku=pairs[0][0], location=pairs[0][1], quantity=HOT_STOCK, user="bench")
+        item_service.create_item(sku=FEFO_SKU, name="批次热销 FEFO hot item", tracking="lot", requires_expiry=True)
+        for n in range(1, 6):
+            expiry = (datetime.now(UTC) + timedelta(days=30 * n)).date().isoformat()
+            stock.receive_stock(
+                sku=FEFO_SKU, location=pairs[0][1], quantity=HOT_STOCK, lot=f"LOT-{n}", expiry=expiry, user="bench"
+            )
     return token, pairs, pairs[0][0]
 
 
@@ -484,9 +494,10 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
         results = []
         profiled = False
         for scenario in args.scenarios.split(","):
-            chosen = hot if scenario == "hot" else pairs
+            chosen = {"hot": hot, "fefo": [(FEFO_SKU, hot[0][1])]}.get(scenario, pairs)
+            raw_pairs = hot if scenario == "fefo" else chosen  # one hot place's limit, untracked
             for connections in (int(c) for c in args.connections.split(",")):
-                name = f"{scenario} SKU, {connections} conns" if scenario == "hot" else f"spread, {connections} conns"
+                name = {"hot": "hot SKU", "fefo": "FEFO lot SKU"}.get(scenario, "spread") + f", {connections} conns"
                 app_runs, raw_runs = [], []
                 for _ in range(args.rounds):
                     spy = None
@@ -501,7 +512,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
                         spy.close()
                         profiled = True
                     if not args.no_raw:
-                        raw_runs.append(raw_limit(database, chosen, connections, args.duration, name))
+                        raw_runs.append(raw_limit(database, raw_pairs, connections, args.duration, name))
                     last_raw = raw_runs[-1] if raw_runs else Result(name, 0, 1, 0, 0, 0)
                     print(
                         f"  {name}: app {app_runs[-1].rate:.0f} req/s p50 {app_runs[-1].p50_ms:.1f} ms "
