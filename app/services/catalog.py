@@ -270,25 +270,31 @@ def list_items(
         stmt = stmt.where(_after(column, value, Item.id, last_id, descending))
     order = (column.desc(), Item.id.desc()) if descending else (column.asc(), Item.id.asc())
     page = stmt.order_by(*order).limit(limit + 1).subquery()
+    # The row's columns, not whole Item entities: loading entities (search keys, description and
+    # all) cost the 100,000-item search page 8 ms of its 40 ms budget.
     found = db.session.execute(
-        select(Item, Category.name)
+        select(*(getattr(Item, name) for name in _ITEM_COLUMNS), Category.name)
         .join(page, page.c.id == Item.id)
         .outerjoin(Category, Category.id == Item.category_id)
         .order_by(*order)
     ).all()
     more = len(found) > limit
     found = found[:limit]
-    rows = [
-        ItemRow(category=category, **{name: getattr(item, name) for name in _ITEM_COLUMNS}) for item, category in found
-    ]
-    last = found[-1][0] if found else None
+    rows = [ItemRow(category=values[-1], **dict(zip(_ITEM_COLUMNS, values[:-1], strict=True))) for values in found]
+    last = rows[-1] if rows else None
     cursor = encode_cursor(getattr(last, sort), last.id) if more and last is not None else None
     return Page(rows, cursor)
 
 
+#: The item list counts its results up to this many, and says "more than" beyond: an exact count
+#: of 100,000 items took 11 ms, and with a warehouse filter (a subquery per item) 675 ms.
+COUNT_CAP = 1000
+
+
 def count_items(**filters: Unpack[ItemFilters]) -> int:
-    """How many items list_items would list with these filters, over all its pages."""
-    ids = _item_filters(select(Item.id), filters)
+    """How many items list_items would list with these filters, over all its pages, counted up to
+    COUNT_CAP + 1 (more than COUNT_CAP reads as COUNT_CAP + 1)."""
+    ids = _item_filters(select(Item.id), filters).limit(COUNT_CAP + 1)
     return int(db.session.scalar(select(func.count()).select_from(ids.subquery())) or 0)
 
 

@@ -117,7 +117,9 @@ def test_items_list_counts_its_results_and_exports_from_the_table_head(
     page = sign_in("viewer")
     page.goto(f"/items?q={sixty_items}")
     head = page.locator(".table-head")
-    expect(head.locator(".result-count")).to_have_text("1–50 / 共 60")
+    # A search is not counted (it would read every match): the first page says more follow, the
+    # last page knows the total without a query.
+    expect(head.locator(".result-count")).to_have_text("1–50，还有更多")
     csv = head.get_by_role("link", name="导出 CSV")
     expect(csv).to_have_attribute("href", f"/imports/export/items?q={sixty_items}")
     assert _box(page, ".table-head")["y"] + _box(page, ".table-head")["height"] <= _box(page, "#items")["y"] + 1
@@ -135,7 +137,7 @@ def test_an_empty_list_suggests_what_to_try(sign_in: Callable[..., Page]) -> Non
     expect(empty).to_contain_text("拼音首字母")
     expect(empty.get_by_role("link", name="清除筛选")).to_have_attribute("href", "/items")
     expect(empty.get_by_role("link", name="导入物品")).to_be_visible()
-    expect(page.locator(".result-count")).to_have_text("")
+    expect(page.locator(".result-count")).to_have_count(0)
     shots(page, "items-empty")
     page.goto("/movements?sku=NO-SUCH-THING")
     expect(page.locator("main")).to_contain_text("请放宽日期范围")

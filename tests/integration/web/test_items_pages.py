@@ -85,6 +85,39 @@ def test_sorting_and_keyset_pages_cover_every_item_once(app: Flask, client: Any,
     assert client.get("/items?after=not-a-cursor").status_code == 400
 
 
+def test_the_result_count_is_exact_up_to_its_cap_and_never_reads_every_search_match(
+    app: Flask, client: Any, login_as: Any, monkeypatch: Any
+) -> None:
+    with app.app_context():
+        items.create_items([ItemInput(sku=f"C-{n:03d}", name=f"物品{n:03d}") for n in range(70)])
+    login_as("viewer")
+
+    def count(url: str) -> str:
+        found = re.search(r'class="result-count">\s*(.*?)\s*</p>', client.get(url).get_data(as_text=True), re.S)
+        assert found is not None, url
+        return found.group(1)
+
+    assert count("/items") == "1–50 / 共 70"
+    monkeypatch.setattr("app.services.catalog.COUNT_CAP", 60)
+    assert count("/items") == "1–50 / 超过 60"
+    statements: list[str] = []
+    with app.app_context():
+        from app.extensions import db
+
+        engine = db.engine
+    listen = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        assert count("/items?q=C-0") == "1–50，还有更多"
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+    assert not [s for s in statements if "count(*)" in s.lower() and "from (select items.id" in s.lower()]
+    # The last page knows its total without counting.
+    first = client.get("/items?q=C-0").get_data(as_text=True)
+    next_url = first.split('rel="next"')[0].rsplit('href="', 1)[1].split('"')[0].replace("&amp;", "&")
+    assert count(next_url) == "51–70 / 共 70"
+
+
 def test_item_page_links_each_balance_to_its_ledger_lines(client: Any, login_as: Any, stocked: Stocked) -> None:
     login_as("viewer")
     page = client.get("/items/SKU-SCREW")
@@ -174,7 +207,8 @@ def test_pages_issue_a_constant_number_of_statements(
     for n in range(8):
         factory.stock(stocked.item, stocked.other, n + 1)
     large = {u: statements(u) for u in ("/items", "/items/SKU-SCREW", "/movements")}
-    assert small == large
+    # One page needs no count (its total is what it shows); more pages, one capped count.
+    assert large == {**small, "/items": small["/items"] + 1}
     assert max(large.values()) <= 8
 
 
