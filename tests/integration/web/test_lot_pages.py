@@ -257,3 +257,41 @@ def test_a_lot_label_scans_back_into_the_same_fields(app: Any, lots: Any) -> Non
     assert gs1.read(content.code) == content.gs1
     assert gs1.read(content.gs1.hri()) == content.gs1
     assert serial.gs1 == gs1.GS1Data(None, serial="SN-1") and "PHONE-1" in serial.code
+
+
+def test_lot_pages_stay_blind_to_a_counter_while_the_place_is_counted(
+    app: Any, client: Any, login_as: Any, lots: Any
+) -> None:
+    """A clerk counting WH1-A-01 reads no quantity of MILK-1 there on the lot page, the expiring
+    list or its CSV; WH1-B-01, not counted, stays visible; a manager sees both."""
+    from app.services import counts
+
+    with app.app_context():
+        count = counts.open_count(user="boss", location="WH1-A-01")
+    soon = lots["ids"]["SOON"]
+
+    def read(role: str) -> tuple[str, list[list[str]]]:
+        login_as(role)
+        lot_page = client.get(f"/lots/{soon}").get_data(as_text=True).split('id="lot-stock"')[1].split("</table>")[0]
+        return lot_page, rows_of(client.get("/lots/expiring.csv?days=30"))[1:]
+
+    def row(table: str, code: str) -> str:
+        """The text of the on-hand cell of `code`'s row."""
+        found = next(r for r in table.split("<tr")[1:] if code in r)
+        return " ".join(re.sub(r"<[^>]+>", " ", found.split('class="num">')[1].split("</td>")[0]).split())
+
+    lot_stock, csv_rows = read("clerk")
+    a_row, b_row = row(lot_stock, "WH1-A-01"), row(lot_stock, "WH1-B-01")
+    assert (a_row, b_row) == ("盘点期间隐藏", "2 pcs")
+    assert [(r[2], r[5], r[7]) for r in csv_rows] == [
+        ("OLD", "WH1-A-01", ""),
+        ("SOON", "WH1-A-01", ""),
+        ("SOON", "WH1-B-01", "2"),
+    ]
+    lot_stock, csv_rows = read("manager")
+    assert row(lot_stock, "WH1-A-01") == "5 pcs"
+    assert [r[7] for r in csv_rows] == ["4", "5", "2"]
+    with app.app_context():
+        counts.cancel_count(count_id=count.id, user="boss")
+    lot_stock, _rows = read("clerk")
+    assert row(lot_stock, "WH1-A-01") == "5 pcs"
