@@ -290,45 +290,73 @@ def check_file(data: bytes, filename: str, progress: Progress | None = None, *, 
     return checked
 
 
+@dataclass
+class _Known:
+    """What the rows are checked against: the file's existing items, who holds each barcode so
+    far, the active locations, the codes scanners already read, and the SKUs rows above defined."""
+
+    existing: dict[str, Any]
+    barcodes: dict[str, str]
+    locations: set[str]
+    taken: dict[str, str]
+    seen: set[str] = field(default_factory=set)
+
+
 def _check_rows(
     checked: Checked,
     parsed: list[tuple[int, dict[str, str]]],
     titles: dict[str, str],
     progress: Progress | None,
 ) -> None:
-    existing = _existing_items([values["sku"] for _, values in parsed])
-    barcodes = _barcode_owners([values.get("barcode", "") for _, values in parsed])
-    locations = set(db.session.scalars(select(Location.code).where(Location.active.is_(True))))
-    taken = _taken_codes(parsed)
-    seen: set[str] = set()
+    known = _Known(
+        existing=_existing_items([values["sku"] for _, values in parsed]),
+        barcodes=_barcode_owners([values.get("barcode", "") for _, values in parsed]),
+        locations=set(db.session.scalars(select(Location.code).where(Location.active.is_(True)))),
+        taken=_taken_codes(parsed),
+    )
     for n, (number, values) in enumerate(parsed, start=1):
         if progress and n % 5000 == 0:
             progress("checking", n, len(parsed))
-        item, line, errors = _check_row(number, values, titles, locations)
-        if item is not None and line is not None and not errors:
-            current_item = existing.get(item.sku)
-            tracking = current_item.tracking if current_item and "tracking" not in titles else item.tracking
-            errors = _check_tracked(number, line, tracking, titles, values)
-        if item is not None and item.sku in seen:
-            if not errors and line is not None and (line.lot or line.serials):
-                checked.lines.append(line)  # another lot (or serials) of the item a row above defines
-                continue
-            errors = errors or [RowError(number, titles["sku"], "duplicate_sku", item.sku)]
-        if item is not None and item.barcode and barcodes.setdefault(item.barcode, item.sku) != item.sku:
-            errors = errors or [RowError(number, titles["barcode"], "duplicate_barcode", item.barcode)]
-        if item is not None and not errors:
-            errors = _clashes(number, item, titles, taken)
-        if errors or item is None:
-            checked.errors.extend(errors)
-            continue
-        seen.add(item.sku)
-        current = existing.get(item.sku)
-        if current is None:
-            checked.new.append(item)
-        elif changes := _changes(current, item, titles):
-            checked.changed.append((item.sku, changes))
-        if line is not None:
-            checked.lines.append(line)
+        _check_one(checked, known, number, values, titles)
+
+
+def _check_one(checked: Checked, known: _Known, number: int, values: dict[str, str], titles: dict[str, str]) -> None:
+    """One row: its item (new or changed), its stock line, or its errors."""
+    item, line, errors = _check_row(number, values, titles, known.locations)
+    if item is None:
+        checked.errors.extend(errors)
+        return
+    if line is not None and not errors:
+        current_item = known.existing.get(item.sku)
+        tracking = current_item.tracking if current_item and "tracking" not in titles else item.tracking
+        errors = _check_tracked(number, line, tracking, titles, values)
+    if item.sku in known.seen:
+        if not errors and line is not None and (line.lot or line.serials):
+            checked.lines.append(line)  # another lot (or serials) of the item a row above defines
+            return
+        errors = errors or [RowError(number, titles["sku"], "duplicate_sku", item.sku)]
+    errors = _code_errors(number, item, titles, known, errors)
+    if errors:
+        checked.errors.extend(errors)
+        return
+    known.seen.add(item.sku)
+    current = known.existing.get(item.sku)
+    if current is None:
+        checked.new.append(item)
+    elif changes := _changes(current, item, titles):
+        checked.changed.append((item.sku, changes))
+    if line is not None:
+        checked.lines.append(line)
+
+
+def _code_errors(
+    number: int, item: items.ItemInput, titles: dict[str, str], known: _Known, errors: list[RowError]
+) -> list[RowError]:
+    """`errors`, or else a barcode another row holds, or a code a scanner already reads. Every row
+    claims its barcode, even one refused for another reason, so the later duplicate is named too."""
+    if item.barcode and known.barcodes.setdefault(item.barcode, item.sku) != item.sku:
+        errors = errors or [RowError(number, titles["barcode"], "duplicate_barcode", item.barcode)]
+    return errors or _clashes(number, item, titles, known.taken)
 
 
 def _check_row(
