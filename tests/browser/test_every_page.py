@@ -27,16 +27,16 @@ def parameter_pages(live_app: Flask) -> list[str]:
     location, so no other test's balances are hidden from a counter)."""
     with live_app.app_context():
         locations.create_location(warehouse="WH2", code=PLACE)
-        items.create_item(sku="PAGE-1", name="页面样品", category="页面")
-        movement = stock.receive_stock(sku="PAGE-1", location=PLACE, quantity=7, user="seed")
+        items.create_item(sku="EVERY-1", name="页面样品", category="页面")
+        movement = stock.receive_stock(sku="EVERY-1", location=PLACE, quantity=7, user="seed")
         count = counts.open_count(user="manager", location=PLACE)
         token, _text = users.create_token(username="admin", scope="read", name="页面令牌")
         target = notifications.create_target(name="页面通知", kind="webhook", url="https://hooks.example.com/x")
         ids = {"movement": movement.id, "count": count.id, "token": token.id, "target": target.id}
     return [
-        "/items/PAGE-1",
-        "/items/PAGE-1/edit",
-        "/items/PAGE-1/archive",
+        "/items/EVERY-1",
+        "/items/EVERY-1/edit",
+        "/items/EVERY-1/archive",
         f"/locations/{PLACE}",
         f"/locations/{PLACE}/edit",
         f"/locations/{PLACE}/deactivate",

@@ -28,7 +28,7 @@ def records(live_app: Flask) -> dict[str, str]:
     """One record of each kind a disruptive action applies to, of this module's own."""
     with live_app.app_context():
         locations.create_location(warehouse="WH1", code=PLACE)
-        items.create_item(sku="FB-NUT", name="六角螺母 M5", category="紧固件", reorder_point=44, reorder_quantity=100)
+        items.create_item(sku="FB-NUT", name="六角螺帽 M5", category="紧固件", reorder_point=44, reorder_quantity=100)
         items.create_item(sku="FB-WIRE", name="铜线 散装", unit="m", category="电工")
         stock.receive_stock(sku="FB-NUT", location=PLACE, quantity=335, user="seed")
         stock.issue_stock(sku="FB-NUT", location=PLACE, quantity=10, user="seed")
@@ -224,7 +224,7 @@ def test_a_receipt_says_what_happened_and_keeps_the_reference_for_the_next_line(
     page.get_by_label("单号（订单或单据号）").fill("PO-2026-0415")
     page.get_by_role("button", name="入库", exact=True).click()
     flash = page.locator(".flash-success")
-    expect(flash).to_contain_text(f"已入库 12 pcs 六角螺母 M5 → {PLACE}，现有 337。")
+    expect(flash).to_contain_text(f"已入库 12 pcs 六角螺帽 M5 → {PLACE}，现有 337。")
     # The next line of the delivery: same PO, cursor in the quantity.
     expect(page.get_by_label("单号（订单或单据号）")).to_have_value("PO-2026-0415")
     expect(page.get_by_label("数量")).to_be_focused()
@@ -235,7 +235,7 @@ def test_a_receipt_says_what_happened_and_keeps_the_reference_for_the_next_line(
     page.goto(f"/movements/issue?sku=FB-NUT&location={PLACE}")
     page.get_by_label("数量").fill("10")
     page.get_by_role("button", name="出库", exact=True).click()
-    expect(page.locator(".flash-success")).to_contain_text("六角螺母 M5")
+    expect(page.locator(".flash-success")).to_contain_text("六角螺帽 M5")
     expect(page.locator(".flash-success")).to_contain_text("327")
 
 
