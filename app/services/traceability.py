@@ -58,9 +58,23 @@ class LotStockRow:
         return None if self.expiry is None else (self.expiry - today()).days
 
 
+def _held_lots(*columns: Any) -> Select[Any]:
+    """`columns` of every level held (above zero) of a lot, with its lot, item, location and
+    warehouse joined."""
+    return (
+        select(*columns)
+        .select_from(Lot)
+        .join(StockLevel, StockLevel.lot_id == Lot.id)
+        .join(Location, Location.id == StockLevel.location_id)
+        .join(Warehouse, Warehouse.id == Location.warehouse_id)
+        .join(Item, Item.id == Lot.item_id)
+        .where(StockLevel.quantity > 0)
+    )
+
+
 def _lot_stock(where: Any) -> list[LotStockRow]:
     rows = db.session.execute(
-        select(
+        _held_lots(
             Lot.id,
             Lot.code,
             Lot.expiry,
@@ -71,11 +85,7 @@ def _lot_stock(where: Any) -> list[LotStockRow]:
             StockLevel.quantity,
             Item.expiry_warning_days,
         )
-        .join(StockLevel, StockLevel.lot_id == Lot.id)
-        .join(Location, Location.id == StockLevel.location_id)
-        .join(Warehouse, Warehouse.id == Location.warehouse_id)
-        .join(Item, Item.id == Lot.item_id)
-        .where(where, StockLevel.quantity > 0)
+        .where(where)
         # FEFO: the lot an issue takes first comes first; lots without an expiry last.
         .order_by(Lot.expiry.is_(None), Lot.expiry, Lot.received_at, Lot.id, Location.code)
     )
@@ -315,25 +325,18 @@ class ExpiringRow:
 def _expiring_query(
     *, until: date, since: date | None, warehouse: str | None, category_id: int | None, sku: str | None
 ) -> Select[Any]:
-    stmt = (
-        select(
-            Lot.id,
-            Item.sku,
-            Item.name,
-            Item.unit,
-            Lot.code,
-            Lot.expiry,
-            Location.code,
-            Warehouse.code,
-            StockLevel.quantity,
-            Item.expiry_warning_days,
-        )
-        .join(StockLevel, StockLevel.lot_id == Lot.id)
-        .join(Item, Item.id == Lot.item_id)
-        .join(Location, Location.id == StockLevel.location_id)
-        .join(Warehouse, Warehouse.id == Location.warehouse_id)
-        .where(Lot.expiry.is_not(None), Lot.expiry <= until, StockLevel.quantity > 0)
-    )
+    stmt = _held_lots(
+        Lot.id,
+        Item.sku,
+        Item.name,
+        Item.unit,
+        Lot.code,
+        Lot.expiry,
+        Location.code,
+        Warehouse.code,
+        StockLevel.quantity,
+        Item.expiry_warning_days,
+    ).where(Lot.expiry.is_not(None), Lot.expiry <= until)
     if since is not None:
         stmt = stmt.where(Lot.expiry >= since)
     if warehouse:
