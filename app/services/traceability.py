@@ -17,6 +17,7 @@ from app.models import Item, Location, Lot, Movement, MovementSerial, Serial, St
 from app.models.types import utcnow
 from app.services.catalog import MovementRow, Page, StockRow, decode_cursor, encode_cursor, ledger_query
 from app.services.errors import InvalidInput, UnknownItem, UnknownLot, UnknownSerial
+from app.services.lots import serial_query
 
 # How a lot's expiry reads today: past it, within the item's warning days, or neither.
 EXPIRY_STATES = ("expired", "expiring", "ok")
@@ -246,7 +247,7 @@ def get_serial(sku: str, serial: str) -> SerialFacts:
     if item is None:
         raise UnknownItem(sku=sku)
     row = db.session.execute(
-        select(
+        serial_query(
             Serial.id,
             Item.sku,
             Item.name,
@@ -258,11 +259,7 @@ def get_serial(sku: str, serial: str) -> SerialFacts:
             Lot.id,
             Lot.code,
             Serial.created_at,
-        )
-        .join(Item, Item.id == Serial.item_id)
-        .outerjoin(Location, Location.id == Serial.location_id)
-        .outerjoin(Lot, Lot.id == Serial.lot_id)
-        .where(Serial.item_id == item, Serial.serial == serial)
+        ).where(Serial.item_id == item, Serial.serial == serial)
     ).first()
     if row is None:
         raise UnknownSerial(sku=sku, serial=serial)
