@@ -89,13 +89,8 @@ def traced(movements: Iterable[Movement]) -> Traced:
 
 def serial_query(*columns: Any) -> Select[Any]:
     """`columns` of serials, each with its item, and its location and lot when it has them."""
-    return (
-        select(*columns)
-        .select_from(Serial)
-        .join(Item, Item.id == Serial.item_id)
-        .outerjoin(Location, Location.id == Serial.location_id)
-        .outerjoin(Lot, Lot.id == Serial.lot_id)
-    )
+    with_item = select(*columns).join_from(Serial, Item, Item.id == Serial.item_id)
+    return with_item.outerjoin(Location, Location.id == Serial.location_id).outerjoin(Lot, Lot.id == Serial.lot_id)
 
 
 @dataclass(frozen=True)

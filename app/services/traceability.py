@@ -64,8 +64,7 @@ def _held_lots(*columns: Any) -> Select[Any]:
     warehouse joined."""
     return (
         select(*columns)
-        .select_from(Lot)
-        .join(StockLevel, StockLevel.lot_id == Lot.id)
+        .join_from(Lot, StockLevel, StockLevel.lot_id == Lot.id)
         .join(Location, Location.id == StockLevel.location_id)
         .join(Warehouse, Warehouse.id == Location.warehouse_id)
         .join(Item, Item.id == Lot.item_id)
