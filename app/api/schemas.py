@@ -134,9 +134,14 @@ def when(value: datetime | None) -> str | None:
 # ---------------------------------------------------------------- stock movements (requests)
 
 
-class PickLineIn(Body):
+class AtLocation(Body):
+    """What names one item's stock at one location (by their full codes)."""
+
     sku: Sku
     location: LocationCode
+
+
+class PickLineIn(AtLocation):
     quantity: Quantity
     lot: LotCode = None
     serials: Serials = None
@@ -174,12 +179,10 @@ class TransferStock(Noted):
     allow_expired: AllowExpired = False
 
 
-class AdjustStock(Noted):
+class AdjustStock(AtLocation, Noted):
     """A stocktake: set the level at `location` (of `lot`, for a lot-tracked item) to `counted`
     and record the difference."""
 
-    sku: Sku
-    location: LocationCode
     counted: Count
     lot: LotCode = None
     expiry: Expiry = None

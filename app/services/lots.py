@@ -8,8 +8,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from app.extensions import db
 from app.models import Item, Location, Lot, Movement, MovementSerial, Serial, StockLevel
@@ -86,6 +87,12 @@ def traced(movements: Iterable[Movement]) -> Traced:
     return Traced(lots, serials)
 
 
+def serial_query(*columns: Any) -> Select[Any]:
+    """`columns` of serials, each with its item, and its location and lot when it has them."""
+    with_item = select(*columns).join_from(Serial, Item, Item.id == Serial.item_id)
+    return with_item.outerjoin(Location, Location.id == Serial.location_id).outerjoin(Lot, Lot.id == Serial.lot_id)
+
+
 @dataclass(frozen=True)
 class SerialInfo:
     sku: str
@@ -102,12 +109,8 @@ def serial_info(sku: str, serial: str) -> SerialInfo:
     item_id = db.session.scalar(select(Item.id).where(Item.sku == sku))
     if item_id is None:
         raise UnknownItem(sku)
-    row = db.session.execute(
-        select(Serial.id, Serial.serial, Serial.status, Location.code, Lot.code)
-        .outerjoin(Location, Location.id == Serial.location_id)
-        .outerjoin(Lot, Lot.id == Serial.lot_id)
-        .where(Serial.item_id == item_id, Serial.serial == serial)
-    ).first()
+    found = serial_query(Serial.id, Serial.serial, Serial.status, Location.code, Lot.code)
+    row = db.session.execute(found.where(Serial.item_id == item_id, Serial.serial == serial)).first()
     if row is None:
         raise UnknownSerial(sku, serial)
     history = list(

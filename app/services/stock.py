@@ -23,19 +23,10 @@ from flask import current_app
 from sqlalchemy import Table, and_, bindparam, exists, insert, or_, select, true, update
 
 from app.extensions import db
-from app.models import (
-    Count,
-    CountLine,
-    Item,
-    Location,
-    Lot,
-    LowStockEvent,
-    Movement,
-    MovementSerial,
-    Serial,
-    StockLevel,
-)
-from app.models.stock import REASON_CODES
+from app.models.count import Count, CountLine
+from app.models.item import Item
+from app.models.location import Location
+from app.models.stock import REASON_CODES, Lot, LowStockEvent, Movement, MovementSerial, Serial, StockLevel
 from app.models.types import utcnow
 from app.observability import tracing
 from app.services import idempotency, transaction

@@ -17,6 +17,7 @@ from app.models import Item, Location, Lot, Movement, MovementSerial, Serial, St
 from app.models.types import utcnow
 from app.services.catalog import MovementRow, Page, StockRow, decode_cursor, encode_cursor, ledger_query
 from app.services.errors import InvalidInput, UnknownItem, UnknownLot, UnknownSerial
+from app.services.lots import serial_query
 
 # How a lot's expiry reads today: past it, within the item's warning days, or neither.
 EXPIRY_STATES = ("expired", "expiring", "ok")
@@ -58,9 +59,22 @@ class LotStockRow:
         return None if self.expiry is None else (self.expiry - today()).days
 
 
+def _held_lots(*columns: Any) -> Select[Any]:
+    """`columns` of every level held (above zero) of a lot, with its lot, item, location and
+    warehouse joined."""
+    return (
+        select(*columns)
+        .join_from(Lot, StockLevel, StockLevel.lot_id == Lot.id)
+        .join(Location, Location.id == StockLevel.location_id)
+        .join(Warehouse, Warehouse.id == Location.warehouse_id)
+        .join(Item, Item.id == Lot.item_id)
+        .where(StockLevel.quantity > 0)
+    )
+
+
 def _lot_stock(where: Any) -> list[LotStockRow]:
     rows = db.session.execute(
-        select(
+        _held_lots(
             Lot.id,
             Lot.code,
             Lot.expiry,
@@ -71,11 +85,7 @@ def _lot_stock(where: Any) -> list[LotStockRow]:
             StockLevel.quantity,
             Item.expiry_warning_days,
         )
-        .join(StockLevel, StockLevel.lot_id == Lot.id)
-        .join(Location, Location.id == StockLevel.location_id)
-        .join(Warehouse, Warehouse.id == Location.warehouse_id)
-        .join(Item, Item.id == Lot.item_id)
-        .where(where, StockLevel.quantity > 0)
+        .where(where)
         # FEFO: the lot an issue takes first comes first; lots without an expiry last.
         .order_by(Lot.expiry.is_(None), Lot.expiry, Lot.received_at, Lot.id, Location.code)
     )
@@ -236,7 +246,7 @@ def get_serial(sku: str, serial: str) -> SerialFacts:
     if item is None:
         raise UnknownItem(sku=sku)
     row = db.session.execute(
-        select(
+        serial_query(
             Serial.id,
             Item.sku,
             Item.name,
@@ -248,11 +258,7 @@ def get_serial(sku: str, serial: str) -> SerialFacts:
             Lot.id,
             Lot.code,
             Serial.created_at,
-        )
-        .join(Item, Item.id == Serial.item_id)
-        .outerjoin(Location, Location.id == Serial.location_id)
-        .outerjoin(Lot, Lot.id == Serial.lot_id)
-        .where(Serial.item_id == item, Serial.serial == serial)
+        ).where(Serial.item_id == item, Serial.serial == serial)
     ).first()
     if row is None:
         raise UnknownSerial(sku=sku, serial=serial)
@@ -315,25 +321,18 @@ class ExpiringRow:
 def _expiring_query(
     *, until: date, since: date | None, warehouse: str | None, category_id: int | None, sku: str | None
 ) -> Select[Any]:
-    stmt = (
-        select(
-            Lot.id,
-            Item.sku,
-            Item.name,
-            Item.unit,
-            Lot.code,
-            Lot.expiry,
-            Location.code,
-            Warehouse.code,
-            StockLevel.quantity,
-            Item.expiry_warning_days,
-        )
-        .join(StockLevel, StockLevel.lot_id == Lot.id)
-        .join(Item, Item.id == Lot.item_id)
-        .join(Location, Location.id == StockLevel.location_id)
-        .join(Warehouse, Warehouse.id == Location.warehouse_id)
-        .where(Lot.expiry.is_not(None), Lot.expiry <= until, StockLevel.quantity > 0)
-    )
+    stmt = _held_lots(
+        Lot.id,
+        Item.sku,
+        Item.name,
+        Item.unit,
+        Lot.code,
+        Lot.expiry,
+        Location.code,
+        Warehouse.code,
+        StockLevel.quantity,
+        Item.expiry_warning_days,
+    ).where(Lot.expiry.is_not(None), Lot.expiry <= until)
     if since is not None:
         stmt = stmt.where(Lot.expiry >= since)
     if warehouse:
