@@ -26,7 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from app import create_app
-from app.config import Config
+from app.config import Config, parse_bool
 from app.extensions import db as _db
 from app.extensions import login_manager
 from app.models import User
@@ -75,6 +75,9 @@ def make_config(database_url: str, **overrides: Any) -> Config:
         TESTING=True,
         WTF_CSRF_ENABLED=False,
     )
+    # INVENTORY_COMBINE_STOCK_OUTS=on runs the stock tests combined (issue 19: both paths stay tested).
+    if os.environ.get("INVENTORY_COMBINE_STOCK_OUTS"):
+        values["INVENTORY_COMBINE_STOCK_OUTS"] = parse_bool(os.environ["INVENTORY_COMBINE_STOCK_OUTS"])
     values.update(overrides)
     return Config(**values)
 

@@ -26,7 +26,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -72,10 +72,35 @@ def save_state(state: dict[str, Any]) -> None:
     tmp.replace(_state_file())
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_port(taken: Collection[int] = ()) -> int:
+    """A port free now and outside `taken`, below the kernel's ephemeral range: the members bind
+    their ports seconds or minutes later (a joiner's SST port, a restarted node's), and a port of
+    that range can meanwhile become the local end of any outgoing connection. Picked from it, a
+    joiner's SST port was once taken so while the test suite ran beside the cluster, and the node
+    never joined."""
+    low = max(_ephemeral_start(), _LOWEST + 1000)
+    first = secrets.randbelow(low - _LOWEST)
+    for offset in range(low - _LOWEST):
+        candidate = _LOWEST + (first + offset) % (low - _LOWEST)
+        if candidate in taken:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return candidate
+    raise RuntimeError(f"no free port between {_LOWEST} and {low}")
+
+
+_LOWEST = 20000  # above the well-known and most registered services' ports
+
+
+def _ephemeral_start() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def new_state(db_mode: str) -> dict[str, Any]:
@@ -83,11 +108,9 @@ def new_state(db_mode: str) -> dict[str, Any]:
     used: set[int] = {3306, 6379}
 
     def port() -> int:
-        while True:
-            candidate = free_port()
-            if candidate not in used:
-                used.add(candidate)
-                return candidate
+        candidate = free_port(used)
+        used.add(candidate)
+        return candidate
 
     return {
         "db": db_mode,
@@ -469,7 +492,8 @@ def app_env(state: dict[str, Any]) -> dict[str, str]:
 
 
 def start_app(state: dict[str, Any], name: str, *, wait: bool = True) -> None:
-    port = state["ports"].setdefault(name, free_port())
+    taken = {p for ports in state["ports"].values() for p in (ports.values() if isinstance(ports, dict) else [ports])}
+    port = state["ports"].setdefault(name, free_port(taken))
     metrics = member_dir(name) / "metrics"
     metrics.mkdir(parents=True, exist_ok=True)
     env = app_env(state)

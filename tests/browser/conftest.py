@@ -20,7 +20,7 @@ from werkzeug.serving import make_server
 
 from app import create_app
 from app.config import Config
-from app.services import items, locations, stock, users
+from app.services import admin, items, locations, stock, users
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -103,11 +103,15 @@ def live_server(live_app: Flask) -> Iterator[str]:
 
 
 @pytest.fixture
-def sign_in(browser: Browser, live_server: str) -> Iterator[Callable[..., Page]]:
+def sign_in(browser: Browser, live_app: Flask, live_server: str) -> Iterator[Callable[..., Page]]:
     """sign_in("clerk") -> a page in a fresh browser context, signed in through the form."""
     contexts = []
 
     def _sign_in(role: str, **context_args: Any) -> Page:
+        # Chinese, whatever language an earlier test (one that failed midway) left this user in:
+        # one such failure once turned every later page of that user English.
+        with live_app.app_context():
+            admin.set_preferences(username=role, locale="zh_CN")
         context = browser.new_context(base_url=live_server, locale="zh-CN", **context_args)
         context.set_default_timeout(10_000)
         contexts.append(context)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from playwright.sync_api import Page, expect
 
 PAGES = [
@@ -47,6 +48,7 @@ def _watch(page: Page) -> list[str]:
     return messages
 
 
+@pytest.mark.slow  # 15 s: every page, with the policy's violations collected
 def test_no_page_breaks_the_content_security_policy(sign_in: Callable[..., Page]) -> None:
     page = sign_in("admin")
     console = _watch(page)

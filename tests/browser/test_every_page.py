@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 from playwright.sync_api import Page
 
-from app.services import counts, items, locations, notifications, stock, users
+from app.services import counts, items, locations, notifications, reservations, stock, users
 from tests.browser.conftest import DESKTOP, PHONE, axe_findings, shot
 
 # Not pages: machine endpoints, files to download, the vendored Swagger UI (not the app's own
@@ -32,7 +32,8 @@ def parameter_pages(live_app: Flask) -> list[str]:
         count = counts.open_count(user="manager", location=PLACE)
         token, _text = users.create_token(username="admin", scope="read", name="页面令牌")
         target = notifications.create_target(name="页面通知", kind="webhook", url="https://hooks.example.com/x")
-        ids = {"movement": movement.id, "count": count.id, "token": token.id, "target": target.id}
+        held = reservations.reserve(reference="EVERY-SO", lines=[reservations.ReserveLine("EVERY-1", 2)], user="seed")
+        ids = {"movement": movement.id, "count": count.id, "token": token.id, "target": target.id, "held": held.id}
     return [
         "/items/EVERY-1",
         "/items/EVERY-1/edit",
@@ -49,6 +50,10 @@ def parameter_pages(live_app: Flask) -> list[str]:
         "/users/clerk",
         "/users/clerk/deactivate",
         f"/notifications/targets/{ids['target']}/delete",
+        f"/reservations/{ids['held']}",
+        f"/reservations/{ids['held']}/cancel",
+        f"/reservations/{ids['held']}/pick-list",
+        f"/scan/pick/PICK:{ids['held']}",
     ]
 
 
@@ -57,6 +62,7 @@ def _plain_pages(app: Flask) -> list[str]:
     return sorted(r.rule for r in rules if not r.rule.startswith(NOT_PAGES))
 
 
+@pytest.mark.slow  # 14-15 s per viewport: every page, photographed and checked by axe
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["360", "desktop"])
 def test_every_page_is_photographed_axe_clean_and_fits_the_phone(
     sign_in: Callable[..., Page], live_app: Flask, parameter_pages: list[str], viewport: dict[str, int]

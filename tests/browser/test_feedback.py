@@ -282,6 +282,7 @@ def test_chinese_pages_put_chinese_fonts_first_and_the_favicon_loads(sign_in: Ca
     page.locator(".user-menu summary").click()
     page.get_by_role("button", name="English").click()
     expect(page.locator("html")).to_have_attribute("lang", "en")
+    page.wait_for_load_state()  # the new page's stylesheet too: read before it, the font was the default
     english = page.evaluate("getComputedStyle(document.body).fontFamily")
     assert english.find("system-ui") < english.find("PingFang SC"), english
     page.locator(".user-menu summary").click()

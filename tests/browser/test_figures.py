@@ -142,8 +142,10 @@ def test_figures_line_up_in_their_columns(sign_in: Callable[..., Page], figures:
     assert on_hand.first.evaluate("e => getComputedStyle(e).fontVariantNumeric") == "tabular-nums"
     # A state is a badge in its own column, never between a figure and the next row's digits.
     low = _row(page, "#items", "FIG-PCS")
-    expect(low.locator("td").nth(5).locator(".badge-low")).to_have_text("偏低")
-    expect(low.locator("td").nth(4).locator(".badge")).to_have_count(0)
+    # Columns: SKU, name, category, location, on hand, available (issue 18), status.
+    expect(low.locator("td").nth(6).locator(".badge-low")).to_have_text("偏低")
+    for figure_column in (4, 5):
+        expect(low.locator("td").nth(figure_column).locator(".badge")).to_have_count(0)
     shots(page, "items-aligned")
 
     page.goto("/low-stock")

@@ -227,7 +227,10 @@ def test_a_table_that_scrolls_takes_the_keyboard_and_one_that_fits_does_not(sign
     wrap.focus()
     page.keyboard.press("ArrowRight")
     page.keyboard.press("ArrowRight")
-    assert wrap.evaluate("(el) => el.scrollLeft") > 0
+    # Chromium scrolls for an arrow key with an animation, so scrollLeft can still read 0 just after
+    # the key press on a busy machine (it failed a CI run so): wait for the scroll, bounded by the
+    # page's timeout, instead of reading it once.
+    page.wait_for_function("(el) => el.scrollLeft > 0", arg=wrap.element_handle())
     assert axe_findings(page) == []
     page.evaluate(
         """() => { document.querySelector('#items').style.minWidth = '';

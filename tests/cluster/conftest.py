@@ -157,14 +157,17 @@ class DrainResult:
 def issue_once(session: requests.Session, url: str, hot: HotSku, deadline: float) -> int:
     """One stock-out of 1 unit under its own Idempotency-Key, re-sent on 5xx or a broken connection
     until it is answered 201 or 409: a response lost with its node or app must not hide whether
-    the movement was written (a replayed key returns the movement that was)."""
+    the movement was written (a replayed key returns the movement that was). An app killed while
+    nginx relays its answer breaks the body mid-way (ChunkedEncodingError, not a ConnectionError:
+    seen in CI), and one killed after the request was sent may leave it unanswered (a read timeout);
+    both are lost responses, re-sent under the same key."""
     key = uuid.uuid4().hex
     body = {"sku": hot.sku, "location": hot.location, "quantity": "1"}
     headers = {"Authorization": f"Bearer {hot.token}", "Idempotency-Key": key}
     while time.monotonic() < deadline:
         try:
             response = session.post(f"{url}/api/v1/stock/issue", json=body, headers=headers, timeout=30)
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError, requests.Timeout):
             continue
         if response.status_code < 500:
             return response.status_code
