@@ -12,12 +12,22 @@ What it does, in order:
    Prometheus multiprocess metrics on, RATELIMIT_ENABLED=false) and its shipped worker settings
    (4 sync workers), unless --workers/--threads/--worker-class override them;
 3. for each scenario (one hot SKU / 10,000 SKUs spread / `fefo`: one hot lot-tracked SKU with five
-   lots at one place, issued without naming a lot so that first-expired-first-out chooses) and each
-   connection count: wrk with a Lua script posting the stock-out body, then the raw PyMySQL
-   transaction from as many processes (for `fefo`, the untracked hot SKU's: one hot place's limit);
-4. prints req/s, p50/p99, server CPU per request (gunicorn workers and mariadbd), the ratio to the
-   raw limit, and runs `flask check-ledger`; with --profile, a py-spy profile of one worker;
-5. stops gunicorn and drops the database.
+   lots at one place, issued without naming a lot so that first-expired-first-out chooses /
+   `reserve`: POST /api/v1/reservations reserving one unit of the hot SKU at its place, issue 18)
+   and each connection count: wrk with a Lua script posting the body, then the raw PyMySQL
+   stock-out transaction on the app's schema from as many processes (for `fefo` and `reserve`, the
+   hot SKU's: one hot place's limit);
+4. per scenario, the honest limit ("plain"): the seed's plain transaction (SELECT ... FOR UPDATE,
+   UPDATE, INSERT of a ledger row, COMMIT) on a bare two-table schema without triggers, in its own
+   database, from 1, 2, 4, 8 and 16 threads of one process; the best of them is the limit
+   (issue 19: as many Python processes as connections starve the database on a small machine,
+   so "raw" alone understates what the database can do);
+5. prints req/s, p50/p99, server CPU per request (gunicorn workers and mariadbd/mysqld, from
+   /proc), statements per request (the server's global Questions delta: other clients of the
+   same server show in it), stock-out batch sizes (from /metrics, when stock-outs are combined),
+   the ratios to the plain and to the raw limit, and runs `flask check-ledger`; with --profile,
+   a py-spy profile of one worker;
+6. stops gunicorn and drops the databases.
 
 --tracing RATIO turns OpenTelemetry on in the workers (parent-based trace-id ratio sampling at
 RATIO, OTLP/HTTP export to a receiver this script runs on 127.0.0.1), to measure what tracing
@@ -73,6 +83,8 @@ class Result:
     errors: int
     cpu_app_ms: float | None = None
     cpu_db_ms: float | None = None
+    statements: float | None = None  # per request, from the server's Questions counter
+    batches: dict[str, dict[str, float]] | None = None  # the batch size histogram before and after
 
     @property
     def rate(self) -> float:
@@ -200,8 +212,18 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 def mariadb_pids() -> list[int]:
-    out = subprocess.run(["pgrep", "-x", "mariadbd"], capture_output=True, text=True, check=False)
-    return [int(p) for p in out.stdout.split()]
+    pids = []
+    for name in ("mariadbd", "mysqld"):
+        out = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True, check=False)
+        pids += [int(p) for p in out.stdout.split()]
+    return pids
+
+
+def questions() -> int:
+    """Statements the server has executed so far (all clients: the machine's other load counts)."""
+    with _admin() as conn, conn.cursor() as cur:
+        cur.execute("SHOW GLOBAL STATUS LIKE 'Questions'")
+        return int(cur.fetchone()[1])
 
 
 # ---------------------------------------------------------------- load: wrk
@@ -210,6 +232,7 @@ def mariadb_pids() -> list[int]:
 LUA = """
 local token = "%(token)s"
 local pairs = %(pairs)s
+local reserve = %(reserve)s
 local n = 0
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -218,6 +241,10 @@ math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
 request = function()
   n = n + 1
   local p = pairs[math.random(#pairs)]
+  if reserve then
+    local line = '{"sku":"' .. p[1] .. '","location":"' .. p[2] .. '","quantity":"1"}'
+    return wrk.format(nil, "/api/v1/reservations", nil, '{"reference":"BENCH-' .. n .. '","lines":[' .. line .. ']}')
+  end
   local body = '{"sku":"' .. p[1] .. '","location":"' .. p[2] .. '","quantity":"1","reference":"BENCH-' .. n .. '"}'
   return wrk.format(nil, "/api/v1/stock/issue", nil, body)
 end
@@ -231,10 +258,18 @@ end
 """
 
 
-def wrk(port: int, token: str, pairs: list[tuple[str, str]], connections: int, duration: int, name: str) -> Result:
+def wrk(
+    port: int,
+    token: str,
+    pairs: list[tuple[str, str]],
+    connections: int,
+    duration: int,
+    name: str,
+    reserve: bool = False,
+) -> Result:
     lua_pairs = "{" + ",".join(f'{{"{s}","{loc}"}}' for s, loc in pairs) + "}"
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(LUA % {"token": token, "pairs": lua_pairs})
+        script.write(LUA % {"token": token, "pairs": lua_pairs, "reserve": "true" if reserve else "false"})
     threads = min(2, connections)
     command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", script.name]
     done = subprocess.run([*command, f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=False)
@@ -311,6 +346,136 @@ def raw_limit(database: str, pairs: list[tuple[str, str]], connections: int, dur
     result = Result(name, len(latencies), float(duration), statistics.median(latencies) * 1000, p99 * 1000, 0)
     result.cpu_db_ms = db_cpu * 1000 / max(1, len(latencies))
     return result
+
+
+# ---------------------------------------------------------------- load: the plain limit (issue 19)
+
+
+PLAIN_SCHEMA = (
+    "CREATE TABLE levels (id BIGINT PRIMARY KEY, quantity DECIMAL(18, 3) NOT NULL, updated_at DATETIME(6) NOT NULL)",
+    "CREATE TABLE ledger (id BIGINT AUTO_INCREMENT PRIMARY KEY, level_id BIGINT NOT NULL, "
+    "quantity DECIMAL(18, 3) NOT NULL, balance DECIMAL(18, 3) NOT NULL, reference VARCHAR(100), "
+    "created_at DATETIME(6) NOT NULL)",
+)
+PLAIN_LOCK = "SELECT quantity FROM levels WHERE id = %s FOR UPDATE"
+PLAIN_UPDATE = "UPDATE levels SET quantity = %s, updated_at = %s WHERE id = %s"
+PLAIN_INSERT = "INSERT INTO ledger (level_id, quantity, balance, reference, created_at) VALUES (%s, 1, %s, %s, %s)"
+PLAIN_THREADS = (1, 2, 4, 8, 16)
+
+
+def create_plain_database(rows: int) -> str:
+    """The seed's two tables, no triggers, `rows` stock levels of HOT_STOCK each (id 1 is the hot one)."""
+    name = create_database()
+    with pymysql.connect(**MYSQL, database=name, autocommit=True) as conn, conn.cursor() as cur:
+        for statement in PLAIN_SCHEMA:
+            cur.execute(statement)
+        now = datetime.now(UTC).replace(tzinfo=None)
+        cur.executemany(
+            "INSERT INTO levels (id, quantity, updated_at) VALUES (%s, %s, %s)",
+            [(n, HOT_STOCK, now) for n in range(1, rows + 1)],
+        )
+    return name
+
+
+def _plain_thread(database: str, rows: int, end: float, latencies: list[float], seed: int) -> None:
+    conn = pymysql.connect(**MYSQL, database=database, autocommit=False)
+    with conn.cursor() as cur:
+        cur.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    rng = random.Random(seed)
+    n = 0
+    while time.time() < end:
+        level_id = 1 if rows == 1 else rng.randint(1, rows)
+        began = time.perf_counter()
+        with conn.cursor() as cur:
+            cur.execute(PLAIN_LOCK, (level_id,))
+            (quantity,) = cur.fetchone()
+            now = datetime.now(UTC).replace(tzinfo=None)
+            n += 1
+            cur.execute(PLAIN_UPDATE, (quantity - 1, now, level_id))
+            cur.execute(PLAIN_INSERT, (level_id, quantity - 1, f"PLAIN-{seed}-{n}", now))
+        conn.commit()
+        latencies.append(time.perf_counter() - began)
+    conn.close()
+
+
+def plain_limit(database: str, rows: int, duration: int, name: str) -> tuple[Result, dict[int, float]]:
+    """The best rate of the plain transaction over PLAIN_THREADS threads (one process), and each rate."""
+    import threading
+
+    rates: dict[int, float] = {}
+    best: Result | None = None
+    for threads in PLAIN_THREADS:
+        per_thread: list[list[float]] = [[] for _ in range(threads)]
+        db_before, asked = cpu_seconds(mariadb_pids()), questions()
+        end = time.time() + duration
+        workers = [
+            threading.Thread(target=_plain_thread, args=(database, rows, end, per_thread[n], n)) for n in range(threads)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        latencies = sorted(lat for chunk in per_thread for lat in chunk)
+        result = Result(
+            f"{name} plain x{threads}",
+            len(latencies),
+            float(duration),
+            statistics.median(latencies) * 1000 if latencies else 0.0,
+            latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000 if latencies else 0.0,
+            0,
+        )
+        result.cpu_db_ms = (cpu_seconds(mariadb_pids()) - db_before) * 1000 / max(1, len(latencies))
+        result.statements = (questions() - asked) / max(1, len(latencies))
+        rates[threads] = result.rate
+        print(
+            f"  {name}: plain x{threads} {result.rate:.0f} tx/s p50 {result.p50_ms:.1f} p99 {result.p99_ms:.1f} "
+            f"db CPU {result.cpu_db_ms:.2f} ms/tx, {result.statements:.1f} statements/tx (4 sent: other clients show)",
+            flush=True,
+        )
+        if best is None or result.rate > best.rate:
+            best = result
+    assert best is not None
+    return best, rates
+
+
+# ---------------------------------------------------------------- stock-out batches (issue 19)
+
+
+BATCH_LINE = re.compile(r'^inventory_stock_out_batch_size_bucket\{le="([^"]+)"\} ([0-9.e+]+)$', re.M)
+BATCH_SUM = re.compile(r"^inventory_stock_out_batch_size_sum ([0-9.e+]+)$", re.M)
+
+
+def batch_buckets(port: int, token: str) -> dict[str, float]:
+    """The cumulative stock-out batch size histogram from /metrics ({} when nothing is combined)."""
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - our own server, http
+            text = answer.read().decode()
+    except OSError:
+        return {}
+    found = {le: float(count) for le, count in BATCH_LINE.findall(text)}
+    if (summed := BATCH_SUM.search(text)) is not None:
+        found["sum"] = float(summed.group(1))
+    return found
+
+
+def batch_summary(before: dict[str, float], after: dict[str, float]) -> str:
+    """Batches run between two scrapes, per size range, and the mean size."""
+    cumulative = {le: after.get(le, 0.0) - before.get(le, 0.0) for le in after}
+    combined = cumulative.pop("sum", 0.0)
+    total = cumulative.get("+Inf", 0.0)
+    if not total:
+        return "none"
+    count_key = "+Inf"
+    ranges, previous, low = [], 0.0, 1
+    for le, count in sorted(cumulative.items(), key=lambda kv: float(kv[0]) if kv[0] != count_key else 1e18):
+        if count > previous:
+            high = le if le == count_key else str(int(float(le)))
+            label = f"{low}-{high}" if str(low) != high else high
+            ranges.append(f"{label}:{100 * (count - previous) / total:.0f}%")
+        previous = count
+        low = int(float(le)) + 1 if le != count_key else low
+    return f"{total:.0f} batches of {combined / total:.1f} on average; by size " + " ".join(ranges)
 
 
 # ---------------------------------------------------------------- profile
@@ -394,13 +559,25 @@ def profile(server_pid: int, seconds: int, out: Path) -> str:
 
 
 def measure_app(
-    server_pid: int, port: int, token: str, pairs: list[tuple[str, str]], connections: int, duration: int, name: str
+    server_pid: int,
+    port: int,
+    token: str,
+    pairs: list[tuple[str, str]],
+    connections: int,
+    duration: int,
+    name: str,
+    metrics_token: str,
+    reserve: bool = False,
 ) -> Result:
     workers = [server_pid, *children(server_pid)]
-    app_before, db_before = cpu_seconds(workers), cpu_seconds(mariadb_pids())
-    result = wrk(port, token, pairs, connections, duration, name)
-    result.cpu_app_ms = (cpu_seconds(workers) - app_before) * 1000 / max(1, result.requests)
-    result.cpu_db_ms = (cpu_seconds(mariadb_pids()) - db_before) * 1000 / max(1, result.requests)
+    batches = batch_buckets(port, metrics_token)
+    app_before, db_before, asked = cpu_seconds(workers), cpu_seconds(mariadb_pids()), questions()
+    result = wrk(port, token, pairs, connections, duration, name, reserve)
+    requests = max(1, result.requests)
+    result.cpu_app_ms = (cpu_seconds(workers) - app_before) * 1000 / requests
+    result.cpu_db_ms = (cpu_seconds(mariadb_pids()) - db_before) * 1000 / requests
+    result.statements = (questions() - asked) / requests
+    result.batches = {"before": batches, "after": batch_buckets(port, metrics_token)}
     return result
 
 
@@ -409,18 +586,32 @@ def median_result(runs: list[Result]) -> Result:
     return sorted(runs, key=lambda r: r.rate)[len(runs) // 2]
 
 
-def report(results: list[tuple[Result, Result]]) -> None:
+def report(results: list[tuple[Result, Result, Result]]) -> None:
+    """One line per measurement: the app, the plain limit (best thread count) and raw on the app's
+    schema, with the app's ratio to each; then the batch sizes the app's stock-outs ran in."""
     print()
-    header = f"{'scenario':<26}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'app CPU ms/req':>16}"
-    header += f"{'db CPU ms/req':>15}{'raw req/s':>11}{'raw p50':>9}{'raw p99':>9}{'ratio':>7}"
+    header = f"{'scenario':<22}{'req/s':>7}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}{'app CPU':>9}{'db CPU':>8}"
+    header += f"{'stmts':>7}{'plain/s':>9}{'plain db CPU':>13}{'raw/s':>7}{'x plain':>8}{'x raw':>7}"
     print(header)
-    for app_result, raw in results:
-        ratio = app_result.rate / raw.rate if raw.rate else 0.0
+    print(f"{'':<22}{'':>7}{'':>8}{'':>8}{'':>7}{'ms/req':>9}{'ms/req':>8}{'/req':>7}{'':>9}{'ms/tx':>13}")
+    for app_result, plain, raw in results:
+        to_plain = app_result.rate / plain.rate if plain.rate else 0.0
+        to_raw = app_result.rate / raw.rate if raw.rate else 0.0
         print(
-            f"{app_result.name:<26}{app_result.rate:>9.0f}{app_result.p50_ms:>9.1f}{app_result.p99_ms:>9.1f}"
-            f"{app_result.errors:>8}{app_result.cpu_app_ms or 0:>16.2f}{app_result.cpu_db_ms or 0:>15.2f}"
-            f"{raw.rate:>11.0f}{raw.p50_ms:>9.1f}{raw.p99_ms:>9.1f}{ratio:>7.2f}"
+            f"{app_result.name:<22}{app_result.rate:>7.0f}{app_result.p50_ms:>8.1f}{app_result.p99_ms:>8.1f}"
+            f"{app_result.errors:>7}{app_result.cpu_app_ms or 0:>9.2f}{app_result.cpu_db_ms or 0:>8.2f}"
+            f"{app_result.statements or 0:>7.1f}{plain.rate:>9.0f}{plain.cpu_db_ms or 0:>13.2f}{raw.rate:>7.0f}"
+            f"{to_plain:>8.2f}{to_raw:>7.2f}"
         )
+    print()
+    for app_result, plain, _raw in results:
+        marks = app_result.batches or {}
+        print(f"{app_result.name}: batches {batch_summary(marks.get('before', {}), marks.get('after', {}))}")
+        print(f"{app_result.name}: plain limit at {plain.name.rsplit(' ', 1)[-1]} threads")
+    print(
+        "CPU bound: app CPU ms/req x req/s cannot exceed the machine's "
+        f"{os.cpu_count()} cores ({os.cpu_count() or 1}000 ms of CPU a second, shared with the database)"
+    )
 
 
 def main() -> None:
@@ -439,6 +630,7 @@ def main() -> None:
     parser.add_argument("--gunicorn-config", default="gunicorn.conf.py", help="(to try variants)")
     parser.add_argument("--profile", action="store_true", help="py-spy one worker during the first app run")
     parser.add_argument("--no-raw", action="store_true", help="skip the raw PyMySQL limit")
+    parser.add_argument("--plain-duration", type=int, default=5, help="seconds per thread count of the plain limit")
     parser.add_argument("--server-log", default=str(Path(tempfile.gettempdir()) / "inventory-bench-gunicorn.log"))
     parser.add_argument("--tracing", type=float, help="sampling ratio; traces go to a local OTLP receiver")
     args = parser.parse_args()
@@ -476,6 +668,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
             "OTEL_TRACES_SAMPLER_ARG": str(args.tracing),
         }
     server = None
+    metrics_token = env["INVENTORY_METRICS_TOKEN"]
     try:
         token, pairs, hot_sku = prepare_data(env, args.items)
         hot = [p for p in pairs if p[0] == hot_sku]
@@ -487,17 +680,24 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
         worker_class = "gthread" if worker_class == "sync" and threads > 1 else worker_class
         print(
             f"gunicorn: {worker_class}, {workers} worker(s) x {threads} thread(s); "
-            f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}",
+            f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}; "
+            f"INVENTORY_COMBINE_STOCK_OUTS={env.get('INVENTORY_COMBINE_STOCK_OUTS', '(default: on)')}",
             flush=True,
         )
         wrk(port, token, hot, 4, 2, "warm-up")
         results = []
         profiled = False
         for scenario in args.scenarios.split(","):
-            chosen = {"hot": hot, "fefo": [(FEFO_SKU, hot[0][1])]}.get(scenario, pairs)
+            chosen = {"hot": hot, "reserve": hot, "fefo": [(FEFO_SKU, hot[0][1])]}.get(scenario, pairs)
             raw_pairs = hot if scenario == "fefo" else chosen  # one hot place's limit, untracked
+            names = {"hot": "hot SKU", "fefo": "FEFO lot SKU", "reserve": "reserve 1 line"}
+            plain_database = create_plain_database(len(raw_pairs))
+            try:
+                plain, _rates = plain_limit(plain_database, len(raw_pairs), args.plain_duration, scenario)
+            finally:
+                drop_database(plain_database)
             for connections in (int(c) for c in args.connections.split(",")):
-                name = {"hot": "hot SKU", "fefo": "FEFO lot SKU"}.get(scenario, "spread") + f", {connections} conns"
+                name = names.get(scenario, "spread") + f", {connections} conns"
                 app_runs, raw_runs = [], []
                 for _ in range(args.rounds):
                     spy = None
@@ -506,7 +706,19 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
                         spy_out.unlink(missing_ok=True)
                         spy = multiprocessing.get_context("fork").Pool(1)
                         pending = spy.apply_async(profile, (server.pid, max(2, args.duration - 2), spy_out))
-                    app_runs.append(measure_app(server.pid, port, token, chosen, connections, args.duration, name))
+                    app_runs.append(
+                        measure_app(
+                            server.pid,
+                            port,
+                            token,
+                            chosen,
+                            connections,
+                            args.duration,
+                            name,
+                            metrics_token,
+                            scenario == "reserve",
+                        )
+                    )
                     if spy is not None:
                         print(pending.get(timeout=args.duration + 30), flush=True)
                         spy.close()
@@ -521,7 +733,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
                         flush=True,
                     )
                 raw = median_result(raw_runs) if raw_runs else Result(name, 0, 1, 0, 0, 0)
-                results.append((median_result(app_runs), raw))
+                results.append((median_result(app_runs), plain, raw))
         report(results)
         print()
         if receiver is not None:
