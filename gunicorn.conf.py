@@ -22,9 +22,9 @@ from pathlib import Path
 
 # Multiprocess metrics (wipe the directory on start, mark dead workers) and JSON logs for gunicorn's
 # own error and access lines. They import nothing of prometheus_client at load time.
-from app.observability.gunicorn_hooks import child_exit, logconfig_dict, on_starting, post_fork
+from app.observability.gunicorn_hooks import child_exit, logconfig_dict, on_starting, post_fork, pre_fork
 
-__all__ = ["child_exit", "logconfig_dict", "logger_class", "on_starting", "post_fork"]
+__all__ = ["child_exit", "logconfig_dict", "logger_class", "on_starting", "post_fork", "pre_fork"]
 
 
 def _int(name: str, default: int) -> int:

@@ -84,12 +84,15 @@ def _register_blueprints(app: Flask) -> None:
         low_stock,
         movements,
         notifications,
+        reservations,
         scan,
         security_headers,
         settings,
         users,
     )
+    from app.web.codes import CodeConverter
 
+    app.url_map.converters["code"] = CodeConverter  # serials and lot codes in URLs, "/" and all
     api.init_app(app)
     blueprints = (
         health.bp,
@@ -102,6 +105,7 @@ def _register_blueprints(app: Flask) -> None:
         movements.bp,
         low_stock.bp,
         lots.bp,
+        reservations.bp,
         scan.bp,
         counts.bp,
         imports.bp,

@@ -89,8 +89,7 @@ def deactivate_user_command(username: str) -> None:
 def check_ledger_command() -> None:
     """Recompute every stock level from the ledger and every item's on-hand total from its stock
     levels, from one consistent snapshot that blocks no writer; exit 1 when any does not match."""
-    report = audit_ledger()
-    mismatches, totals = report.mismatches, report.totals
+    mismatches, totals, reserved = audit_ledger()
     for m in mismatches:
         click.echo(
             f"MISMATCH {m.sku} @ {m.location}{f' lot {m.lot}' if m.lot else ''}: on hand {m.on_hand}, "
@@ -98,13 +97,19 @@ def check_ledger_command() -> None:
         )
     for t in totals:
         click.echo(f"MISMATCH {t.sku} total: on hand {t.on_hand}, sum of stock levels {t.from_levels}")
+    for r in reserved:
+        where = f" @ {r.location}{f' lot {r.lot}' if r.lot else ''}" if r.location else " total"
+        held = "open reservation lines hold" if r.location else "sum of stock levels"
+        click.echo(f"MISMATCH {r.sku}{where}: reserved {r.reserved}, {held} {r.expected}, on hand {r.quantity}")
     if mismatches:
         click.echo(f"{len(mismatches)} stock level(s) do not reconcile with the ledger", err=True)
     if totals:
         click.echo(f"{len(totals)} item total(s) do not equal the sum of their stock levels", err=True)
-    if mismatches or totals:
+    if reserved:
+        click.echo(f"{len(reserved)} reserved amount(s) do not match their reservations", err=True)
+    if mismatches or totals or reserved:
         sys.exit(1)
-    click.echo("ledger OK: every stock level reconciles, and every item total")
+    click.echo("ledger OK: every stock level reconciles, every item total, and every reserved amount")
 
 
 def _seed_places() -> None:

@@ -1,6 +1,6 @@
 """`flask notify run|once|audit` (the low-stock dispatcher and the ledger audit), `flask lots
-check-expiry` (the daily expiry check, also run by `notify run`) and `flask wecom-relay` (the
-Alertmanager -> WeCom relay)."""
+check-expiry` (the daily expiry check, also run by `notify run`), `flask reservations expire`
+(likewise daily) and `flask wecom-relay` (the Alertmanager -> WeCom relay)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ from flask.cli import AppGroup
 
 from app.config import settings
 from app.observability.logging import log_to_stdout
-from app.services import expiry, notifications
+from app.services import expiry, notifications, reservations
 from app.worker import run_rounds
 
 log = logging.getLogger(__name__)
 notify = AppGroup("notify", help="Deliver low-stock notifications and audit the ledger.")
 lots = AppGroup("lots", help="Lots: the daily expiry check.")
+reserved = AppGroup("reservations", help="Reservations: the daily expiry of stale ones.")
 
 
 @lots.command("check-expiry")
@@ -30,6 +31,13 @@ def check_expiry_command() -> None:
     place and day, however often it runs)."""
     result = expiry.check_expiry()
     click.echo(f"expiry check {result.day.isoformat()}: {result.expiring} expiring, {result.expired} expired")
+
+
+@reserved.command("expire")
+def expire_reservations_command() -> None:
+    """Expire reservations past their expiry time, or older than INVENTORY_RESERVATION_MAX_AGE_DAYS
+    without one, releasing their stock (also run daily by `notify run`)."""
+    click.echo(f"{reservations.expire_stale()} reservation(s) expired")
 
 
 def _channel() -> notifications.Channel:
@@ -72,7 +80,8 @@ def audit_command() -> None:
 )
 def run_command(interval: float, audit_every: float) -> None:
     """The long-running worker: dispatch due events every few seconds, audit the ledger every few
-    minutes, run the expiry check once a day (at start, then when the day changes)."""
+    minutes, run the expiry check and expire stale reservations once a day (at start, then when the
+    day changes)."""
     channel = _channel()
     next_audit = time.monotonic()
     expiry_check = expiry.DailyCheck()
@@ -82,7 +91,9 @@ def run_command(interval: float, audit_every: float) -> None:
         if time.monotonic() >= next_audit:
             notifications.run_ledger_audit()
             next_audit = time.monotonic() + audit_every
-        expiry_check.run_if_due()
+        if expiry_check.run_if_due() is not None:
+            # Once a day with the lot expiry check: stale reservations give their stock back.
+            reservations.expire_stale()
         report = notifications.dispatch_once(channel)
         # A full batch means more is due: go again at once instead of sleeping.
         return report.claimed >= notifications.CLAIM_BATCH and not report.deferred
@@ -110,4 +121,5 @@ def wecom_relay_command(host: str, port: int) -> None:
 def register_notify_cli(app: Flask) -> None:
     app.cli.add_command(notify)
     app.cli.add_command(lots)
+    app.cli.add_command(reserved)
     app.cli.add_command(wecom_relay_command)

@@ -80,7 +80,7 @@ def docs_page() -> Any:
 def init_app(app: Flask) -> None:
     """Set the API up before its blueprints (`bp`, `docs_bp`) are registered: token-only, hence
     CSRF-exempt, rate-limited per token, and without session cookies."""
-    from app.api import items, locations, lots, movements, stock  # noqa: F401 - they register the operations
+    from app.api import items, locations, lots, movements, reservations, stock  # noqa: F401 - they register the operations
 
     csrf.exempt(bp)
     limiter.init_app(app)

@@ -7,7 +7,7 @@ from typing import Any
 
 from app.api import bp
 from app.api.auth import Principal
-from app.api.openapi import operation
+from app.api.openapi import Rest, operation
 from app.api.schemas import LotList, LotQuery, SerialOut, movement_body
 from app.services import lots
 
@@ -31,10 +31,11 @@ def index(principal: Principal, *, query: LotQuery) -> dict[str, Any]:
     }
 
 
-@operation(bp, "GET", "/serials/{sku}/{serial}", response=SerialOut)
+@operation(bp, "GET", "/serials/{sku}/{serial}", path_types={"serial": Rest}, response=SerialOut)
 def serial(principal: Principal, *, sku: str, serial: str) -> dict[str, Any]:
     """Where a serial number is, and its history
-    `status` is in_stock (at `location`) or issued; `history` lists every movement of the unit."""
+    `status` is in_stock (at `location`) or issued; `history` lists every movement of the unit. A
+    serial may hold "/" (percent-encoded or not)."""
     info = lots.serial_info(sku, serial)
     traced = lots.traced(info.history)
     return {

@@ -16,7 +16,7 @@ from app.api.schemas import (
     row_body,
 )
 from app.api.stock import keyed
-from app.services import catalog
+from app.services import catalog, reservations
 from app.services import stock as stock_service
 from app.services.errors import UnknownMovement
 
@@ -52,11 +52,17 @@ def show(principal: Principal, *, movement_id: int) -> dict[str, Any]:
 )
 def reverse(principal: Principal, *, movement_id: int, body: ReverseMovement) -> dict[str, Any]:
     """Reverse a movement
-    Writes the opposite ledger line, linked to the original; a movement is reversed at most once."""
+    Writes the opposite ledger line, linked to the original; a movement is reversed at most once. For a line a
+    reservation's issue wrote, `restore_reservation` makes the reservation line hold the stock again."""
     if movement_id > _BIGINT:
         raise UnknownMovement(movement_id)
-    reversal = stock_service.reverse_movement(
-        movement_id=movement_id, user=principal.username, reason=body.reason, **keyed(principal)
-    )
+    if body.restore_reservation:
+        reversal = reservations.reverse_pick(
+            movement_id=movement_id, user=principal.username, reason=body.reason, restore=True, **keyed(principal)
+        )
+    else:
+        reversal = stock_service.reverse_movement(
+            movement_id=movement_id, user=principal.username, reason=body.reason, **keyed(principal)
+        )
     row, _ = catalog.get_movement(reversal.id)
     return {"movement": row_body(row)}

@@ -96,6 +96,11 @@ def writing(role: str, *, status: int = 200, errors: tuple[int, ...] = (409,)) -
     }
 
 
+class Rest(str):
+    """The type of a path's last parameter that may hold "/" (a serial number from a supplier's
+    label): routed with Flask's `path` converter, so "A/1" and "A%2F1" both reach it whole."""
+
+
 def operation(
     bp: Blueprint, method: str, path: str, **contract: Any
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -123,7 +128,8 @@ def operation(
 
         def flask_rule(match: re.Match[str]) -> str:
             param = match.group(1)
-            return f"<int:{param}>" if op.path_types.get(param) is int else f"<{param}>"
+            kind = op.path_types.get(param)
+            return f"<int:{param}>" if kind is int else f"<path:{param}>" if kind is Rest else f"<{param}>"
 
         bp.add_url_rule(_PATH_PARAM.sub(flask_rule, path), name, limit_for(op.scope)(handler), methods=[method])
         OPERATIONS.append(op)
@@ -150,9 +156,12 @@ def _problem_response(status: int, ref: str) -> dict[str, Any]:
 def _parameters(op: Operation) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = []
     for name in _PATH_PARAM.findall(op.path):
+        kind = op.path_types.get(name)
         schema: dict[str, Any] = (
             {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
-            if op.path_types.get(name) is int
+            if kind is int
+            else {"type": "string", "minLength": 1}
+            if kind is Rest
             else {"type": "string", "minLength": 1, "pattern": r"^[^/]+$"}
         )
         params.append({"name": name, "in": "path", "required": True, "schema": schema})

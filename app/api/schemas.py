@@ -24,7 +24,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from app.models import MOVEMENT_KINDS, SERIAL_STATES, TRACKING_MODES
+from app.models import MOVEMENT_KINDS, RESERVATION_STATUSES, SERIAL_STATES, TRACKING_MODES
 from app.services.errors import DomainError, InvalidQuantity
 from app.services.quantities import parse_quantity
 
@@ -196,6 +196,9 @@ class IssueLines(Noted):
 
 class ReverseMovement(Body):
     reason: str = Field(min_length=1, max_length=500, pattern=r"\S")
+    restore_reservation: bool = Field(
+        default=False, description="For a reservation's pick: the reservation line holds the stock again."
+    )
 
 
 # ---------------------------------------------------------------- stock movements (responses)
@@ -338,6 +341,10 @@ class StockOut(BaseModel):
     quantity: QuantityText | None = Field(description=BLIND)
     lot: str | None = Field(default=None, description="The lot of this level (lot-tracked items).")
     expiry: date | None = Field(default=None, description="The lot's expiry date.")
+    reserved: QuantityText | None = Field(default=None, description="What open reservations hold here; " + BLIND)
+    available: QuantityText | None = Field(
+        default=None, description="What may be issued or reserved here: quantity less reserved; " + BLIND
+    )
 
 
 class ItemOut(BaseModel):
@@ -406,6 +413,8 @@ def stock_body(sku: str, row: Any, *, hidden: bool = False) -> dict[str, Any]:
         "quantity": quantity,
         "lot": row.lot,
         "expiry": expiry,
+        "reserved": None if hidden else text(row.reserved),
+        "available": None if hidden else text(row.quantity - row.reserved),
     }
 
 
@@ -548,6 +557,120 @@ class MovementQuery(PageQuery):
 
 class LowStockQuery(PageQuery):
     warehouse: str | None = None
+
+
+# ---------------------------------------------------------------- reservations (issue 18)
+
+
+class ReserveLineIn(Body):
+    sku: Sku
+    quantity: Quantity
+    location: str | None = Field(
+        default=None, min_length=1, max_length=64, description="Where to reserve; omitted: where the stock is."
+    )
+    lot: LotCode
+
+
+class CreateReservation(Body):
+    reference: str = Field(
+        min_length=1, max_length=100, pattern=r"\S", description="The order's number in the ERP.", examples=["SO-1001"]
+    )
+    lines: list[ReserveLineIn] = Field(min_length=1, max_length=500)
+    expires_at: datetime | None = Field(
+        default=None, description="When the reservation lapses, with its UTC offset; in the future."
+    )
+
+
+class PickedLineIn(Body):
+    line_id: int = Field(ge=1, le=2**63 - 1, description="The reservation line (`lines[].id`).")
+    quantity: Count = Field(description="What was picked of it: up to what it holds, 0 for nothing.")
+    serials: Serials
+    short_reason: str | None = Field(default=None, max_length=200, description="Why less was picked.")
+
+
+class IssueReservation(Body):
+    lines: list[PickedLineIn] | None = Field(
+        default=None, min_length=1, max_length=2000, description="What was picked; omitted: every line in full."
+    )
+    release_rest: bool = Field(default=False, description="Release what the picked lines and the others still hold.")
+    note: Note
+
+
+ReservationStatus = Literal[RESERVATION_STATUSES]  # type: ignore[valid-type]
+
+
+class ReservationLineOut(BaseModel):
+    id: int
+    request_line: int = Field(description="The request's line (1-based) this part of it came from.")
+    sku: str
+    location: str = Field(description="Where it is reserved.")
+    lot: str | None
+    quantity: QuantityText = Field(description="Reserved at first.")
+    picked: QuantityText
+    released: QuantityText
+    outstanding: QuantityText = Field(description="Still held: quantity less picked less released.")
+    short_reason: str | None
+    picked_by: str | None
+    picked_at: datetime | None
+
+
+class ReservationOut(BaseModel):
+    id: int
+    reference: str
+    status: ReservationStatus
+    created_by: str = Field(description='Who made it: "user:<name>" or "token:<id>".')
+    expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+    closed_by: str | None
+    lines: list[ReservationLineOut]
+    movements: list[MovementOut] | None = Field(default=None, description="The ledger lines an issue wrote.")
+
+
+class ReservationList(BaseModel):
+    data: list[ReservationOut]
+    next: str | None
+
+
+class ReservationQuery(Query):
+    reference: str | None = Field(default=None, max_length=100)
+    status: ReservationStatus | None = None
+    cursor: str | None = Field(default=None, max_length=20, description="The `next` value of the previous page.")
+    limit: int = Field(default=50, ge=1, le=MAX_PAGE)
+
+
+def reservation_body(view: Any) -> dict[str, Any]:
+    """A ReservationView as ReservationOut (movements, when it carries them, with their names)."""
+    body: dict[str, Any] = {
+        "id": view.id,
+        "reference": view.reference,
+        "status": view.status,
+        "created_by": view.created_by,
+        "expires_at": when(view.expires_at),
+        "created_at": when(view.created_at),
+        "updated_at": when(view.updated_at),
+        "closed_at": when(view.closed_at),
+        "closed_by": view.closed_by,
+        "lines": [
+            {
+                "id": line.id,
+                "request_line": line.request_line,
+                "sku": line.sku,
+                "location": line.location,
+                "lot": line.lot,
+                "quantity": text(line.quantity),
+                "picked": text(line.picked),
+                "released": text(line.released),
+                "outstanding": text(line.outstanding),
+                "short_reason": line.short_reason,
+                "picked_by": line.picked_by,
+                "picked_at": when(line.picked_at),
+            }
+            for line in view.lines
+        ],
+    }
+    return body
 
 
 # ---------------------------------------------------------------- problems

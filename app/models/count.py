@@ -71,6 +71,18 @@ class CountLine(Model):
         return self.final_count - self.system_quantity
 
 
+class CountSerial(Model):
+    """A serial number a counter found on a line of a serial-tracked item (issue 17): the line's
+    count is how many were found, and approval reconciles them with the serials the system has."""
+
+    __tablename__ = "count_serials"
+    __table_args__ = (UniqueConstraint("count_line_id", "serial", name="uq_count_serials_line_serial"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    count_line_id: Mapped[int] = mapped_column(ForeignKey("count_lines.id"))
+    serial: Mapped[str] = mapped_column(String(100))
+
+
 class ImportBatch(Model):
     """A committed import file, by content hash: committing the same file again changes nothing."""
 

@@ -33,10 +33,10 @@ class Item(Model):
     __table_args__ = (
         CheckConstraint("reorder_point >= 0", name="reorder_point_not_negative"),
         CheckConstraint("reorder_quantity >= 0", name="reorder_quantity_not_negative"),
-        Index("ix_items_archived_sku", "archived", "sku"),
         Index("ix_items_category_id_sku", "category_id", "sku"),
         # Every column the items search reads, in (archived, sku, id) page order: a contains
-        # search scans this index alone instead of fetching each row it tests (issue 4).
+        # search scans this index alone instead of fetching each row it tests (issue 4). It is
+        # also the item list's (archived, sku) index.
         Index("ix_items_search", "archived", "sku", "id", "search_text", "name_pinyin", "name_initials"),
         # The low-stock lists and counts, in SKU order, without summing anyone's stock levels.
         Index("ix_items_is_low_archived_sku", "is_low", "archived", "sku"),
@@ -72,6 +72,9 @@ class Item(Model):
     # `stock_levels` (a batch migration) while those triggers exist: drop them first, then
     # create them again.
     on_hand: Mapped[Decimal] = mapped_column(Quantity, default=Decimal(0), server_default=text("0"))
+    # The sum of the levels' `reserved`, kept by the same triggers (migration b8d4f2a6c051):
+    # available = on_hand - reserved, read without summing anything.
+    reserved: Mapped[Decimal] = mapped_column(Quantity, default=Decimal(0), server_default=text("0"))
     # At or below a non-zero reorder point; computed by the database (MariaDB refuses NOT NULL here).
     is_low: Mapped[bool | None] = mapped_column(
         Computed("reorder_point > 0 AND on_hand <= reorder_point", persisted=False)
@@ -88,11 +91,16 @@ class Item(Model):
 class SearchGram(Model):
     """A three-character piece of some item's search text, ever written (app.services.items adds
     them with the item). A search term with a piece missing here is contained in no item, so the
-    search skips its scan. Never deleted: a piece left by a renamed item only costs that shortcut."""
+    search skips its scan. Never deleted: a piece left by a renamed item only costs that shortcut.
+
+    `inside` is false while the piece has only been seen at the start of a search text (where the
+    folded SKU begins): a term with such a piece is contained only in SKUs that begin with it, and
+    the search reads that SKU range instead of scanning. It only ever turns true."""
 
     __tablename__ = "search_grams"
 
     gram: Mapped[str] = mapped_column(binary_string(3), primary_key=True)
+    inside: Mapped[bool] = mapped_column(default=True, server_default=text("1"), index=True)
 
 
 class ItemRequest(Model):

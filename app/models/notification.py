@@ -52,7 +52,7 @@ class NotificationDelivery(Model):
     __table_args__ = (UniqueConstraint("event_id", "target_id", name="uq_notification_deliveries_event_target"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    event_id: Mapped[int] = mapped_column(BigId, ForeignKey("low_stock_events.id"))
+    event_id: Mapped[int] = mapped_column(BigId, ForeignKey("outbox_events.id"))
     target_id: Mapped[int] = mapped_column(ForeignKey("notification_targets.id", ondelete="CASCADE"), index=True)
     delivered_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 

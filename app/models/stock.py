@@ -1,4 +1,4 @@
-"""Stock levels (item x location) and the append-only movement ledger, plus the low-stock outbox."""
+"""Stock levels (item x location) and the append-only movement ledger, plus the notification outbox."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.extensions import Model
 from app.models.item import Item
 from app.models.location import Location
-from app.models.types import BigId, Quantity, UtcDateTime, utcnow
+from app.models.types import BigId, Quantity, UtcDateTime, one_of, utcnow
 
 MOVEMENT_KINDS = ("receive", "issue", "transfer", "adjust", "reversal")
 # Why the system itself wrote a line, as a code: the ledger never changes, so a sentence in the
@@ -54,6 +54,8 @@ class StockLevel(Model):
         # The database itself refuses negative stock, whatever code or hand-written SQL tries.
         CheckConstraint("quantity >= 0", name="quantity_not_negative"),
         CheckConstraint("lot_key = COALESCE(lot_id, 0)", name="lot_key_is_lot"),
+        # What open reservations hold here (issue 18): never negative, never more than is here.
+        CheckConstraint("reserved >= 0 AND reserved <= quantity", name="reserved_within_quantity"),
         UniqueConstraint("item_id", "location_id", "lot_key", name="uq_stock_levels_item_location_lot"),
         Index("ix_stock_levels_location_id_item_id", "location_id", "item_id"),
         Index("ix_stock_levels_lot_id", "lot_id"),
@@ -65,6 +67,9 @@ class StockLevel(Model):
     lot_id: Mapped[int | None] = mapped_column(ForeignKey("lots.id"))
     lot_key: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     quantity: Mapped[Decimal] = mapped_column(Quantity, default=Decimal(0))
+    # The sum of the outstanding quantities of the open reservation lines at this level (kept by
+    # app.services.reservations). Available = quantity - reserved: all a plain issue may take.
+    reserved: Mapped[Decimal] = mapped_column(Quantity, default=Decimal(0), server_default=text("0"))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
     item: Mapped[Item] = relationship(lazy="raise_on_sql")
@@ -82,7 +87,7 @@ class Movement(Model):
     __tablename__ = "movements"
     __table_args__ = (
         CheckConstraint("quantity >= 0", name="quantity_not_negative"),
-        CheckConstraint("kind IN ('receive', 'issue', 'transfer', 'adjust', 'reversal')", name="kind_known"),
+        one_of("kind", MOVEMENT_KINDS),
         CheckConstraint("from_location_id IS NOT NULL OR to_location_id IS NOT NULL", name="has_a_location"),
         Index("ix_movements_item_id_id", "item_id", "id"),
         Index("ix_movements_from_location_id_id", "from_location_id", "id"),
@@ -128,6 +133,39 @@ class Movement(Model):
     #: Not stored: every ledger line of the request that returned this movement (its first), when
     #: it wrote several: an issue over several lots writes one line per lot. Empty for one line.
     lines = cast("tuple[Movement, ...]", ())
+    #: Not stored: the code of `lot_id`, when the stock service that wrote the line knew it (a
+    #: FEFO issue reads it with the locked levels), so its answer need not read it again.
+    lot_code = cast("str | None", None)
+
+
+class StockOutIntent(Model):
+    """A plain stock-out waiting for whichever request holds its stock level's lock to apply it
+    (app/services/combining.py, issue 19). Committed on its own before the lock is asked for;
+    `status` says what became of it: 'pending', 'done' (its ledger line is `movement_id`), 'short'
+    (refused, `available` was left) or 'conflict' (its idempotency key was used for another
+    request). No foreign keys: checking one would wait on the item row a running batch holds."""
+
+    __tablename__ = "stock_out_intents"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'done', 'short', 'conflict')", name="status_known"),
+        Index("ix_stock_out_intents_place_status_id", "item_id", "location_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    item_id: Mapped[int]
+    location_id: Mapped[int]
+    quantity: Mapped[Decimal] = mapped_column(Quantity)
+    reference: Mapped[str | None] = mapped_column(String(100))
+    note: Mapped[str | None] = mapped_column(String(500))
+    reason_code: Mapped[str | None] = mapped_column(String(32))
+    username: Mapped[str] = mapped_column(String(64))
+    idempotency_scope: Mapped[str | None] = mapped_column(String(80))
+    idempotency_key: Mapped[str | None] = mapped_column(String(160))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    movement_id: Mapped[int | None] = mapped_column(BigId)
+    available: Mapped[Decimal | None] = mapped_column(Quantity)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 SERIAL_STATES = ("in_stock", "issued")
@@ -166,26 +204,35 @@ class MovementSerial(Model):
 
 # What an outbox event tells: an item at or below its reorder point at a place, a lot there that
 # expires within the item's warning days, or one already expired with stock left.
-OUTBOX_KINDS = ("low_stock", "lot_expiring", "lot_expired")
+# A reservation event (issue 18) says a reservation was created, picked, cancelled, expired or cut
+# back by a stocktake; it names the reservation and, for routing, the place of its first line.
+RESERVATION_EVENT_KINDS = (
+    "reservation_created",
+    "reservation_picked",
+    "reservation_cancelled",
+    "reservation_expired",
+    "reservation_reduced",
+)
+OUTBOX_KINDS = ("low_stock", "lot_expiring", "lot_expired", *RESERVATION_EVENT_KINDS)
 
 
-class LowStockEvent(Model):
+class OutboxEvent(Model):
     """Outbox row written in the same transaction as the movement that crossed the reorder point,
     or by the daily expiry check for a lot expiring or expired at a place (`kind`).
 
     Delivery (WeCom, webhooks) reads these later; a rolled-back issue leaves no event behind.
     """
 
-    __tablename__ = "low_stock_events"
+    __tablename__ = "outbox_events"
     __table_args__ = (
-        Index("ix_low_stock_events_status_next_attempt_at", "status", "next_attempt_at"),
+        Index("ix_outbox_events_status_next_attempt_at", "status", "next_attempt_at"),
         # The daily expiry check writes at most one event per lot and place a day.
-        UniqueConstraint("lot_id", "location_id", "event_day", name="uq_low_stock_events_lot_location_day"),
+        UniqueConstraint("lot_id", "location_id", "event_day", name="uq_outbox_events_lot_location_day"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     # One of OUTBOX_KINDS: the stock service writes "low_stock", the expiry check the lot kinds.
-    kind: Mapped[str] = mapped_column(String(16), default="low_stock", server_default=text("'low_stock'"))
+    kind: Mapped[str] = mapped_column(String(32), default="low_stock", server_default=text("'low_stock'"))
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
     location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
     # The movement that crossed the reorder point; none for an expiry event.
@@ -193,6 +240,8 @@ class LowStockEvent(Model):
     lot_id: Mapped[int | None] = mapped_column(ForeignKey("lots.id"))
     # The day the expiry check wrote the event (its de-duplication key with the lot and place).
     event_day: Mapped[date | None] = mapped_column()
+    # A reservation event's reservation.
+    reservation_id: Mapped[int | None] = mapped_column(ForeignKey("reservations.id"))
     quantity: Mapped[Decimal] = mapped_column(Quantity)
     reorder_point: Mapped[Decimal] = mapped_column(Quantity)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

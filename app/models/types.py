@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Dialect, Integer, Numeric, String
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Dialect, Integer, Numeric, String
 from sqlalchemy.dialects import mysql
 from sqlalchemy.types import TypeDecorator
 
@@ -22,6 +22,13 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 def binary_string(length: int) -> String:
     """Text compared byte for byte: utf8mb4_bin on MariaDB/MySQL (SQLite compares bytes anyway)."""
     return String(length).with_variant(mysql.VARCHAR(length, collation="utf8mb4_bin"), "mysql", "mariadb")
+
+
+def one_of(column: str, values: tuple[str, ...]) -> CheckConstraint:
+    """The CHECK that `column` holds one of `values` (named "<column>_known"): the model's own tuple
+    of kinds or statuses is the one the database enforces."""
+    listed = ", ".join(f"'{value}'" for value in values)
+    return CheckConstraint(f"{column} IN ({listed})", name=f"{column}_known")
 
 
 def utcnow() -> datetime:

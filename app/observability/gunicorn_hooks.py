@@ -7,6 +7,7 @@ imports prometheus_client only inside the hooks, so importing it early changes n
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import shutil
@@ -43,6 +44,18 @@ def post_fork(server: Any, worker: Any) -> None:
 
     with server.app.wsgi().app_context():
         db.engine.dispose(close=False)
+
+
+def pre_fork(server: Any, worker: Any) -> None:
+    """In a preloaded master, just before a worker is forked: move every object the master holds
+    (the app, its modules, pypinyin's dictionaries: some 350,000) into the collector's permanent
+    generation (gc.freeze, as Python's documentation advises before fork). A worker's full
+    collection then scans only what it made itself: it took 110 ms with them, several times per
+    hundred page requests, and they are never garbage; nor does the collector write to those
+    pages, so they stay shared with the master. tests/benchmarks/pages.py (in-process, frozen
+    the same way, 2026-12-06): items first page p50 26.4 -> 18.3 ms."""
+    if server.cfg.preload_app:
+        gc.freeze()
 
 
 def child_exit(server: Any, worker: Any) -> None:

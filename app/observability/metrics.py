@@ -26,11 +26,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.config import settings
 from app.extensions import db
-from app.services import stock, transaction
+from app.services import combining, stock, stock_core, transaction
 
 log = logging.getLogger(__name__)
 EXTENSION_KEY = "inventory_metrics"
 TX_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -46,6 +47,7 @@ class BusinessMetrics:
     rejections: Counter
     retries: Counter
     tx_duration: Histogram
+    batch_size: Histogram
     low_stock_items: Gauge
     outbox_events: Gauge
     outbox_failing: Gauge
@@ -58,6 +60,8 @@ class BusinessMetrics:
     backup_size: Gauge
     backup_duration: Gauge
     import_jobs: Gauge
+    import_job_oldest_waiting: Gauge
+    import_job_last_failure: Gauge
     lots_expiring: Gauge
 
     @classmethod
@@ -95,6 +99,12 @@ class BusinessMetrics:
                 buckets=TX_BUCKETS,
                 registry=registry,
             ),
+            batch_size=Histogram(
+                "inventory_stock_out_batch_size",
+                "Stock-outs of one stock level applied in one transaction by the request holding its lock.",
+                buckets=BATCH_BUCKETS,
+                registry=registry,
+            ),
             low_stock_items=gauge(
                 "inventory_low_stock_items", "Active items whose total on hand is at or below the reorder point."
             ),
@@ -128,6 +138,15 @@ class BusinessMetrics:
             ),
             import_jobs=gauge(
                 "inventory_import_jobs", "Import jobs, by state (queued, running, done, failed).", ("state",)
+            ),
+            import_job_oldest_waiting=gauge(
+                "inventory_import_job_oldest_waiting_age_seconds",
+                "How long the longest-waiting import job has waited for a worker: queued, or running on a"
+                " lapsed lease (0 if none).",
+            ),
+            import_job_last_failure=gauge(
+                "inventory_import_job_last_failure_timestamp_seconds",
+                "When the latest failed import job still kept failed (Unix time; 0: none).",
             ),
             lots_expiring=gauge(
                 "inventory_lots_expiring",
@@ -210,10 +229,16 @@ def _on_transaction_finished(sender: Flask, outcome: str = "commit", seconds: fl
         metrics.tx_duration.labels(outcome=outcome).observe(seconds)
 
 
+def _on_stock_outs_combined(sender: Flask, size: int = 0, **_kwargs: Any) -> None:
+    if (metrics := business_metrics(sender)) is not None:
+        metrics.batch_size.observe(size)
+
+
 def _connect_signals() -> None:
     # Module-level receivers, connected once per process; each finds its app's metrics by sender.
     stock.stock_moved.connect(_on_stock_moved, weak=False)
-    stock.stock_rejected.connect(_on_stock_rejected, weak=False)
+    stock_core.stock_rejected.connect(_on_stock_rejected, weak=False)
+    combining.stock_outs_combined.connect(_on_stock_outs_combined, weak=False)
     transaction.transaction_retried.connect(_on_transaction_retried, weak=False)
     transaction.transaction_finished.connect(_on_transaction_finished, weak=False)
 
@@ -241,22 +266,22 @@ def refresh_gauges(app: Flask) -> None:
 
 
 def _refresh_from_database(metrics: BusinessMetrics) -> None:
-    from app.models import LowStockEvent
+    from app.models import OutboxEvent
     from app.models.notification import LedgerAudit
     from app.models.types import utcnow
     from app.services.dashboard import count_low_stock_items
 
     metrics.low_stock_items.set(count_low_stock_items())
     counts = dict(
-        db.session.execute(select(LowStockEvent.status, func.count()).group_by(LowStockEvent.status)).tuples().all()
+        db.session.execute(select(OutboxEvent.status, func.count()).group_by(OutboxEvent.status)).tuples().all()
     )
     for status in ("pending", "delivered", "dead"):
         metrics.outbox_events.labels(status=status).set(counts.get(status, 0))
     failing, oldest = db.session.execute(
         select(
-            func.sum(case((LowStockEvent.attempts > 0, 1), else_=0)),
-            func.min(LowStockEvent.created_at),
-        ).where(LowStockEvent.status == "pending")
+            func.sum(case((OutboxEvent.attempts > 0, 1), else_=0)),
+            func.min(OutboxEvent.created_at),
+        ).where(OutboxEvent.status == "pending")
     ).one()
     metrics.outbox_failing.set(failing or 0)
     metrics.outbox_oldest_pending.set((utcnow() - oldest).total_seconds() if oldest is not None else 0)
@@ -277,11 +302,15 @@ def _refresh_lots(metrics: BusinessMetrics) -> None:
 
 
 def _refresh_import_jobs(metrics: BusinessMetrics) -> None:
-    """A queue that only grows means no job worker is running (see `flask jobs run`)."""
-    from app.services.jobs import counts_by_state
+    """A queue that only grows, or a job waiting long, means no job worker is running (see `flask
+    jobs run`); the alerts on these gauges are in ops/prometheus/rules/inventory-alerts.yml."""
+    from app.services import jobs
 
-    for state, count in counts_by_state().items():
+    for state, count in jobs.counts_by_state().items():
         metrics.import_jobs.labels(state=state).set(count)
+    metrics.import_job_oldest_waiting.set(jobs.oldest_waiting_seconds())
+    failed = jobs.last_failure()
+    metrics.import_job_last_failure.set(failed.timestamp() if failed else 0)
 
 
 def _refresh_backups(metrics: BusinessMetrics) -> None:

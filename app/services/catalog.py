@@ -55,23 +55,42 @@ class ItemRow:
     archived: bool
     updated_at: datetime
     on_hand: Decimal
-    tracking: str = "none"
-    requires_expiry: bool = False
-    expiry_warning_days: int | None = None
+    tracking: str
+    requires_expiry: bool
+    expiry_warning_days: int | None
+    #: Promised to open reservations (issue 18); kept on the item row by triggers, so no sum.
+    reserved: Decimal
+
+    @property
+    def available(self) -> Decimal:
+        return self.on_hand - self.reserved
 
 
 #: ItemRow's fields that are the Item's own columns, by the same name (all but the category's name).
 _ITEM_COLUMNS = tuple(f.name for f in fields(ItemRow) if f.name != "category")
 
 
+class Reservable:
+    """A row of stock of which open reservations hold `reserved` (issue 18): what is free to
+    promise. A dataclass row gives both fields; `reserved` defaults to 0, so it stands last."""
+
+    quantity: Decimal
+    reserved: Decimal
+
+    @property
+    def available(self) -> Decimal:
+        return self.quantity - self.reserved
+
+
 @dataclass(frozen=True)
-class StockRow:
+class StockRow(Reservable):
     location: str
     location_name: str
     warehouse: str
     quantity: Decimal
     lot: str | None = None  # a lot-tracked item's level is one lot's (issue 17)
     expiry: date | None = None
+    reserved: Decimal = Decimal(0)  # what open reservations hold of `quantity` (issue 18)
 
 
 @dataclass(frozen=True)
@@ -88,12 +107,13 @@ class LocationRow:
 
 
 @dataclass(frozen=True)
-class LocationStockRow:
+class LocationStockRow(Reservable):
     sku: str
     name: str
     unit: str
     quantity: Decimal
     archived: bool
+    reserved: Decimal = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -187,10 +207,24 @@ def _search_conditions(q: str) -> list[ColumnElement[bool]]:
     pieces = grams(term)
     if not pieces:
         return [contains, *prefixes]
-    known = select(func.count()).select_from(SearchGram).where(SearchGram.gram.in_(pieces)).scalar_subquery()
-    found, *started = db.session.execute(select(known, *(select(Item.id).where(p).exists() for p in prefixes))).one()
-    kept = [contains] if found == len(pieces) else []
+    probe = select(func.count(), func.sum(case((SearchGram.inside, 1), else_=0))).where(SearchGram.gram.in_(pieces))
+    known = probe.subquery()
+    found, inside, *started = db.session.execute(
+        select(known, *(select(Item.id).where(p).exists() for p in prefixes))
+    ).one()
+    kept = [] if found < len(pieces) else [_sku_start(term, contains) if inside < len(pieces) else contains]
     return kept + [prefix for prefix, hit in zip(prefixes, started, strict=True) if hit]
+
+
+def _sku_start(term: str, contains: ColumnElement[bool]) -> ColumnElement[bool]:
+    """`contains` for a term with a piece no search text holds but at its start (where the folded
+    SKU begins, search_grams.inside): only SKUs that begin with the term can contain it, so on
+    MariaDB the search reads that range of the SKU index (its _ci LIKE compares as the folding
+    does) instead of every SKU before it. SQLite's LIKE folds ASCII only: it keeps the scan."""
+    if db.session.get_bind().dialect.name != "mysql" or not (term.isascii() and term.isprintable()):
+        return contains
+    escaped = term.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return and_(Item.sku.like(escaped + "%", escape="/"), contains)
 
 
 class ItemFilters(TypedDict, total=False):
@@ -306,7 +340,9 @@ def item_tracking(sku: str) -> str | None:
 def list_stock(*, sku: str) -> list[StockRow]:
     """Where an item is held (every stock-level row, including zero balances), by location code."""
     rows = db.session.execute(
-        select(Location.code, Location.name, Warehouse.code, StockLevel.quantity, Lot.code, Lot.expiry)
+        select(
+            Location.code, Location.name, Warehouse.code, StockLevel.quantity, Lot.code, Lot.expiry, StockLevel.reserved
+        )
         .join(StockLevel, StockLevel.location_id == Location.id)
         .join(Item, Item.id == StockLevel.item_id)
         .join(Warehouse, Warehouse.id == Location.warehouse_id)
@@ -389,6 +425,7 @@ class StockLevelRow:
     lot: str | None = None
     expiry: date | None = None
     lot_key: int = 0
+    reserved: Decimal = Decimal(0)
 
 
 def list_stock_levels(
@@ -405,7 +442,16 @@ def list_stock_levels(
     `warehouse` are codes. Zero levels are left out unless `include_empty`. Raises InvalidInput
     for a bad cursor."""
     stmt = (
-        select(Item.sku, Location.code, Warehouse.code, StockLevel.quantity, Lot.code, Lot.expiry, StockLevel.lot_key)
+        select(
+            Item.sku,
+            Location.code,
+            Warehouse.code,
+            StockLevel.quantity,
+            Lot.code,
+            Lot.expiry,
+            StockLevel.lot_key,
+            StockLevel.reserved,
+        )
         .select_from(StockLevel)
         .join(Item, Item.id == StockLevel.item_id)
         .join(Location, Location.id == StockLevel.location_id)
@@ -509,7 +555,7 @@ def get_location(code: str) -> LocationRow:
 def list_location_stock(*, code: str) -> list[LocationStockRow]:
     """What a location holds: every item with stock there, with its unit, by SKU."""
     rows = db.session.execute(
-        select(Item.sku, Item.name, Item.unit, StockLevel.quantity, Item.archived)
+        select(Item.sku, Item.name, Item.unit, StockLevel.quantity, Item.archived, StockLevel.reserved)
         .join(StockLevel, StockLevel.item_id == Item.id)
         .join(Location, Location.id == StockLevel.location_id)
         .where(Location.code == code, StockLevel.quantity > 0)
@@ -521,27 +567,24 @@ def list_location_stock(*, code: str) -> list[LocationStockRow]:
 # ---------------------------------------------------------------- the ledger
 
 
+_MOVEMENT_FIELDS = tuple(f.name for f in fields(MovementRow))
+
+
 def ledger_query() -> Select[Any]:
     """Movements with their item and both location codes, as MovementRow's fields (by name)."""
     source, target = aliased(Location), aliased(Location)
+    joined = {
+        "sku": Item.sku,
+        "item_name": Item.name,
+        "unit": Item.unit,
+        "from_location": source.code,
+        "to_location": target.code,
+    }
+    # The rest are the movement's own columns, by the same name; in MovementRow's order, so a row
+    # unpacks into it.
     return (
         select(
-            Movement.id,
-            Movement.kind,
-            Item.sku,
-            Item.name.label("item_name"),
-            Item.unit,
-            source.code.label("from_location"),
-            target.code.label("to_location"),
-            Movement.quantity,
-            Movement.from_balance,
-            Movement.to_balance,
-            Movement.reference,
-            Movement.note,
-            Movement.reason_code,
-            Movement.username,
-            Movement.created_at,
-            Movement.reverses_id,
+            *((joined[name] if name in joined else getattr(Movement, name)).label(name) for name in _MOVEMENT_FIELDS)
         )
         .join(Item, Item.id == Movement.item_id)
         .outerjoin(source, source.id == Movement.from_location_id)
@@ -750,7 +793,9 @@ def check_pick_lines(lines: list[tuple[str, str, Decimal]]) -> list[PickLineChec
     }
     held: dict[tuple[int, int], Decimal] = {}
     if items and places:
-        levels = select(StockLevel.item_id, StockLevel.location_id, StockLevel.quantity).where(
+        # What a pick may take: the unreserved part (issue 18), as the stock service decides.
+        available = StockLevel.quantity - StockLevel.reserved
+        levels = select(StockLevel.item_id, StockLevel.location_id, available).where(
             StockLevel.item_id.in_([row.id for row in items.values()]),
             StockLevel.location_id.in_([row.id for row in places.values()]),
         )

@@ -10,17 +10,17 @@ approval the variance is applied to the balance as it is then.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from app.extensions import db
-from app.models import Count, CountLine, Item, Location, Lot, StockLevel
+from app.models import Count, CountLine, CountSerial, Item, Location, Lot, Serial, StockLevel
 from app.models.types import utcnow
-from app.services import stock
-from app.services.codes import resolve_code
+from app.services import stock, stock_core
+from app.services.codes import compared, resolve_code
 from app.services.errors import (
     Conflict,
     Declared,
@@ -33,13 +33,14 @@ from app.services.errors import (
     UnknownItem,
     UnknownLocation,
     UnknownLot,
+    _l,
 )
 from app.services.quantities import parse_quantity
 from app.services.text import multi_line
 from app.services.transaction import unit_of_work
 
 
-class UnknownCount(Declared, NotFound, code="unknown_count", title="Unknown count", template="no count #{count_id}"):
+class UnknownCount(Declared, NotFound, title="Unknown count", template=_l("no count #{count_id}")):
     count_id: int
 
 
@@ -95,6 +96,8 @@ class LineView:
     variance: Decimal | None
     lot: str | None = None  # a lot-tracked item is counted lot by lot (issue 17)
     lot_id: int | None = None
+    tracking: str = "none"
+    serials: tuple[str, ...] = ()  # a serial-tracked item is counted serial by serial: those found
 
     @property
     def awaiting(self) -> bool:
@@ -158,8 +161,16 @@ def get_count(count_id: int) -> CountView:
     count = db.session.get(Count, count_id)
     if count is None:
         raise UnknownCount(count_id)
+    found: dict[int, tuple[str, ...]] = {}
+    for line_id, serial in db.session.execute(
+        select(CountSerial.count_line_id, CountSerial.serial)
+        .join(CountLine, CountLine.id == CountSerial.count_line_id)
+        .where(CountLine.count_id == count_id)
+        .order_by(CountSerial.id)
+    ):
+        found[line_id] = (*found.get(line_id, ()), serial)
     rows = db.session.execute(
-        select(CountLine, Item.sku, Item.name, Item.unit, Location.code, Lot.code)
+        select(CountLine, Item.sku, Item.name, Item.unit, Location.code, Lot.code, Item.tracking)
         .join(Item, Item.id == CountLine.item_id)
         .join(Location, Location.id == CountLine.location_id)
         .outerjoin(Lot, Lot.id == CountLine.lot_id)
@@ -184,10 +195,55 @@ def get_count(count_id: int) -> CountView:
             line.variance,
             lot,
             line.lot_id,
+            tracking,
+            found.get(line.id, ()),
         )
-        for line, sku, name, unit, code, lot in rows
+        for line, sku, name, unit, code, lot, tracking in rows
     ]
     return CountView(count, _location_code(count.location_id), lines)
+
+
+@dataclass(frozen=True)
+class SerialDifference:
+    """How a serial-tracked line's serials found differ from the system's now: what approval
+    would write off (`missing`), move here (`elsewhere`: serial, where the system has it) and take
+    into stock (`unknown`: issued, or never received)."""
+
+    missing: tuple[str, ...]
+    elsewhere: tuple[tuple[str, str], ...]
+    unknown: tuple[str, ...]
+
+
+def serial_differences(view: CountView) -> dict[int, SerialDifference]:
+    """For a manager's review: each counted serial-tracked line's difference (see SerialDifference)."""
+    differences = {}
+    for line in view.lines:
+        if line.tracking != "serial" or line.final_count is None:
+            continue
+        found = {compared(serial) for serial in line.serials}
+        here = db.session.scalars(
+            select(Serial.serial).where(
+                Serial.item_id == line.item_id, Serial.status == "in_stock", Serial.location_id == line.location_id
+            )
+        )
+        known = dict(
+            db.session.execute(
+                select(Serial.serial, Location.code)
+                .outerjoin(Location, Location.id == Serial.location_id)
+                .where(Serial.item_id == line.item_id, Serial.serial.in_(line.serials), Serial.status == "in_stock")
+            )
+            .tuples()
+            .all()
+        )
+        where = {compared(serial): code for serial, code in known.items()}
+        differences[line.id] = SerialDifference(
+            missing=tuple(sorted(s for s in here if compared(s) not in found)),
+            elsewhere=tuple(
+                (s, where[compared(s)]) for s in line.serials if where.get(compared(s)) not in (None, line.location)
+            ),
+            unknown=tuple(s for s in line.serials if compared(s) not in where),
+        )
+    return differences
 
 
 def list_counts(*, limit: int = 200) -> list[tuple[Count, str | None]]:
@@ -312,31 +368,110 @@ def record_counts(
     lines: Mapping[int, Decimal | str | int] | None = None,
     found: Mapping[str, Decimal | str | int] | None = None,
     location: str | None = None,
+    serials: Mapping[int, Sequence[str] | str] | None = None,
 ) -> int:
     """Enter what was found: `lines` by count line id, and `found` by scanned code (SKU or
     barcode) at `location` (the count's own location when it has one); a scanned item not on the
-    count gets a line (stock found where the system had none). A line sent for a second count
+    count gets a line (stock found where the system had none). A line of a serial-tracked item is
+    counted by the serials found: `serials` by line id (the whole list, replacing the line's), or
+    a scanned GS1 label with a serial (AI 21), added to its line. A line sent for a second count
     takes the second count. Returns how many entries were made. Raises UnknownCount,
-    CountClosed, UnknownCode, InvalidQuantity, InvalidInput."""
+    CountClosed, UnknownCode, InvalidQuantity, InvalidInput (also for a serial repeated in the
+    count, or one of another item)."""
     count = _open(count_id)
     entered = 0
     for line_id, raw in (lines or {}).items():
         quantity = parse_quantity(raw, field="counted", allow_zero=True)
-        line = db.session.scalar(
-            select(CountLine).where(CountLine.id == line_id, CountLine.count_id == count.id).with_for_update()
-        )
-        if line is None:
-            raise InvalidInput("line", f"no line {line_id} on count #{count.id}")
+        line = _line(count, line_id)
+        if _tracking(line.item_id) == "serial":
+            raise InvalidInput("counted", "a serial-tracked item is counted by its serial numbers")
         _enter(line, quantity, user)
         entered += 1
+    for line_id, listed in (serials or {}).items():
+        _enter_serials(count, _line(count, line_id), stock.parse_serials(listed), user)
+        entered += 1
     for code, raw in (found or {}).items():
-        _enter(_line_for(count, code, location), parse_quantity(raw, field="counted", allow_zero=True), user)
+        line, scanned = _line_for(count, code, location)
+        quantity = parse_quantity(raw, field="counted", allow_zero=True)
+        if _tracking(line.item_id) != "serial":
+            _enter(line, quantity, user)
+        elif scanned is None or quantity != 1:
+            raise InvalidInput("code", "scan the serial number of each unit of a serial-tracked item")
+        else:
+            db.session.flush()
+            earlier = db.session.scalars(select(CountSerial.serial).where(CountSerial.count_line_id == line.id))
+            _enter_serials(count, line, stock.parse_serials([*earlier, scanned]), user)
         entered += 1
     db.session.flush()
     return entered
 
 
-def _line_for(count: Count, code: str, location: str | None) -> CountLine:
+#: Serials one entry may list (a pallet of phones is a few hundred).
+MAX_COUNT_SERIALS = 5000
+
+
+def _line(count: Count, line_id: int) -> CountLine:
+    line = db.session.scalar(
+        select(CountLine).where(CountLine.id == line_id, CountLine.count_id == count.id).with_for_update()
+    )
+    if line is None:
+        raise InvalidInput("line", f"no line {line_id} on count #{count.id}")
+    return line
+
+
+def _tracking(item_id: int) -> str | None:
+    return db.session.scalar(select(Item.tracking).where(Item.id == item_id))
+
+
+def _enter_serials(count: Count, line: CountLine, found: Sequence[str], user: str) -> None:
+    """Enter the serials found on a serial-tracked item's line (its count is how many), replacing
+    what the line had. Refuses (InvalidInput) a line of another kind of item, a serial already
+    found elsewhere in this count, and a serial another item has and this one does not."""
+    sku, tracking = db.session.execute(select(Item.sku, Item.tracking).where(Item.id == line.item_id)).one()
+    if tracking != "serial":
+        raise InvalidInput("serials", f"{sku} is not tracked by serial number")
+    if len(found) > MAX_COUNT_SERIALS:
+        raise InvalidInput("serials", f"at most {MAX_COUNT_SERIALS} serial numbers at once")
+    db.session.flush()
+    elsewhere = db.session.execute(
+        select(CountSerial.serial, Location.code)
+        .join(CountLine, CountLine.id == CountSerial.count_line_id)
+        .join(Location, Location.id == CountLine.location_id)
+        .where(CountLine.count_id == count.id, CountLine.item_id == line.item_id, CountLine.id != line.id)
+    )
+    taken = {compared(serial): code for serial, code in elsewhere}
+    for serial in found:
+        if compared(serial) in taken:
+            raise InvalidInput("serials", f"{serial} was already found at {taken[compared(serial)]} in this count")
+    _check_own_serials(line.item_id, sku, found)
+    db.session.execute(delete(CountSerial).where(CountSerial.count_line_id == line.id))
+    db.session.add_all(CountSerial(count_line_id=line.id, serial=serial) for serial in found)
+    _enter(line, Decimal(len(found)), user)
+
+
+def _check_own_serials(item_id: int, sku: str, found: Sequence[str]) -> None:
+    """Refuse a serial this item has never had that another item has: a label of the other
+    item scanned by mistake, not a unit of this one."""
+    own = {
+        compared(s)
+        for s in db.session.scalars(select(Serial.serial).where(Serial.item_id == item_id, Serial.serial.in_(found)))
+    }
+    strange = [serial for serial in found if compared(serial) not in own]
+    if not strange:
+        return
+    other = db.session.execute(
+        select(Serial.serial, Item.sku)
+        .join(Item, Item.id == Serial.item_id)
+        .where(Serial.item_id != item_id, Serial.serial.in_(strange))
+        .limit(1)
+    ).first()
+    if other is not None:
+        raise InvalidInput("serials", f"{other.serial} is a serial number of {other.sku}, not of {sku}")
+
+
+def _line_for(count: Count, code: str, location: str | None) -> tuple[CountLine, str | None]:
+    """The line a scanned code counts (added when the count has none), and the serial its GS1
+    label carries (AI 21), if any."""
     resolved = resolve_code(code)
     if resolved.kind != "item":
         raise InvalidInput("code", f"{code} is a location, not an item")
@@ -365,7 +500,7 @@ def _line_for(count: Count, code: str, location: str | None) -> CountLine:
             recount_requested=False,
         )
         db.session.add(line)
-    return line
+    return line, resolved.gs1.serial if resolved.gs1 else None
 
 
 def _scanned_lot(item_id: int, sku: str, lot: str | None) -> int | None:
@@ -405,9 +540,15 @@ def approve_count(*, count_id: int, user: str) -> list[int]:
     waiting = [line.sku for line in view.lines if line.awaiting]
     if waiting:
         raise CountIncomplete(count_id, waiting)
-    on_hand = _lock_levels([(line.item_id, line.location_id, line.lot_id or 0) for line in view.lines])
+    places = [(line.item_id, line.location_id, line.lot_id or 0) for line in view.lines]
+    on_hand = _lock_levels(places + _serial_sources(view.lines))
+    # Then the items rows, in id order: each line's stocktake locks and writes its item's row.
+    stock_core.lock_items(item_id for item_id, _, _ in places)
     movement_ids = []
     for line in view.lines:
+        if line.tracking == "serial":
+            movement_ids.append(_post_serials(count, line, user))
+            continue
         # The balance now, moved by whatever happened since the count was entered, plus the
         # variance found; never below zero (stock taken since then may exceed what was left).
         now = on_hand.get((line.item_id, line.location_id, line.lot_id or 0), Decimal(0))
@@ -427,6 +568,39 @@ def approve_count(*, count_id: int, user: str) -> list[int]:
         movement_ids.append(movement.id)
     count.status, count.closed_by, count.closed_at = "approved", user, utcnow()
     return movement_ids
+
+
+def _post_serials(count: Count, line: LineView, user: str) -> int:
+    """Post a serial-tracked line serial by serial (stock.count_serials, in this transaction):
+    the lines it writes are named on the count line by the first of them."""
+    # Approval refuses a line not counted yet: every line here has its moment.
+    counted_at = db.session.scalar(select(CountLine.counted_at).where(CountLine.id == line.id)) or utcnow()
+    movements = stock.count_serials(
+        sku=line.sku,
+        location=line.location,
+        found=line.serials,
+        counted_at=counted_at,
+        user=user,
+        reference=f"COUNT-{count.id}",
+        note=f"cycle count #{count.id}: {len(line.serials)} serial numbers found",
+    )
+    db.session.execute(update(CountLine).where(CountLine.id == line.id).values(movement_id=movements[0].id))
+    return movements[0].id
+
+
+def _serial_sources(lines: list[LineView]) -> list[tuple[int, int, int]]:
+    """The other places where serials found by the count are now: approval moves them, so their
+    levels are locked with the count's, in the same order."""
+    keys: list[tuple[int, int, int]] = []
+    for line in lines:
+        if line.tracking == "serial" and line.serials:
+            held = db.session.scalars(
+                select(Serial.location_id).where(
+                    Serial.item_id == line.item_id, Serial.serial.in_(line.serials), Serial.status == "in_stock"
+                )
+            )
+            keys += [(line.item_id, location_id, 0) for location_id in set(held) if location_id is not None]
+    return keys
 
 
 def _lock_levels(keys: list[tuple[int, int, int]]) -> dict[tuple[int, int, int], Decimal]:

@@ -11,7 +11,8 @@ from typing import Any
 from sqlalchemy import func, literal_column, select
 
 from app.extensions import db
-from app.models import Item, Location, Movement, StockLevel, Warehouse
+from app.models import Item, Location, Movement, Reservation, ReservationLine, StockLevel, Warehouse
+from app.models.reservation import OPEN_STATUSES
 from app.models.types import utcnow
 
 
@@ -144,3 +145,28 @@ def item_balance_history(*, item_id: int, limit: int = 200) -> list[tuple[dateti
 def ledger_size() -> int:
     """Roughly how many ledger lines there are (the highest id): one index lookup."""
     return int(db.session.scalar(select(func.max(Movement.id))) or 0)
+
+
+@dataclass(frozen=True)
+class WaitingReservations:
+    """Open reservations (issue 18), their lines still to pick and when the oldest was made."""
+
+    reservations: int
+    lines: int
+    oldest: datetime | None
+
+
+def reservations_waiting() -> WaitingReservations:
+    """Reservations holding stock (open or partly picked), their lines with something still to
+    pick, and the creation time of the oldest of them: two grouped statements."""
+    count, oldest = db.session.execute(
+        select(func.count(), func.min(Reservation.created_at)).where(Reservation.status.in_(OPEN_STATUSES))
+    ).one()
+    outstanding = ReservationLine.quantity - ReservationLine.picked - ReservationLine.released
+    lines = db.session.scalar(
+        select(func.count())
+        .select_from(ReservationLine)
+        .join(Reservation, Reservation.id == ReservationLine.reservation_id)
+        .where(Reservation.status.in_(OPEN_STATUSES), outstanding > 0)
+    )
+    return WaitingReservations(int(count or 0), int(lines or 0), oldest)

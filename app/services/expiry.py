@@ -1,5 +1,5 @@
 """The daily expiry check (issue 17): a lot held somewhere that expires within its item's warning
-days, or has expired with stock left, becomes an outbox event (low_stock_events, `kind`
+days, or has expired with stock left, becomes an outbox event (outbox_events, `kind`
 "lot_expiring" or "lot_expired"), delivered to WeCom and webhooks like low stock by the
 notification worker. One event per lot and place a day, however often the check runs."""
 
@@ -8,16 +8,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from app.models import Item, Lot, LowStockEvent, StockLevel
-from app.models.types import utcnow
+from app.models import Item, Lot, OutboxEvent, StockLevel
 from app.observability import tracing
-from app.services.traceability import today
+from app.services.traceability import expiry_state, held_lots, today
 from app.services.transaction import run_in_transaction
 
 log = logging.getLogger(__name__)
@@ -36,73 +35,50 @@ def _horizon(on: date) -> date:
     return on + timedelta(days=longest)
 
 
-def _due_levels(on: date) -> list[tuple[int, int, int, str, Decimal, Decimal]]:
-    """(lot, item, location, kind, quantity, reorder point) of each held level of a lot that is
-    expired, or expires within its item's warning days, with no event for that lot and place today."""
+_KINDS = {"expired": "lot_expired", "expiring": "lot_expiring"}  # an event's kind by the lot's state
+# What an expiry event records of the held level it is about, by the event's column.
+_EVENT_FACTS = {
+    "lot_id": Lot.id,
+    "item_id": Lot.item_id,
+    "location_id": StockLevel.location_id,
+    "quantity": StockLevel.quantity,
+    "reorder_point": Item.reorder_point,
+}
+
+
+def _due_events(on: date) -> list[dict[str, Any]]:
+    """Today's expiry events, as rows of outbox_events: one for each held level of a lot that is
+    expired or expiring (traceability.expiry_state) with no event for that lot and place today."""
     already = (
-        select(LowStockEvent.id)
+        select(OutboxEvent.id)
         .where(
-            LowStockEvent.lot_id == StockLevel.lot_id,
-            LowStockEvent.location_id == StockLevel.location_id,
-            LowStockEvent.event_day == on,
+            OutboxEvent.lot_id == StockLevel.lot_id,
+            OutboxEvent.location_id == StockLevel.location_id,
+            OutboxEvent.event_day == on,
         )
         .exists()
     )
     rows = db.session.execute(
-        select(
-            Lot.id,
-            Lot.item_id,
-            StockLevel.location_id,
-            Lot.expiry,
-            Item.expiry_warning_days,
-            StockLevel.quantity,
-            Item.reorder_point,
-        )
-        .join(StockLevel, StockLevel.lot_id == Lot.id)
-        .join(Item, Item.id == Lot.item_id)
-        .where(
-            StockLevel.quantity > 0,
-            # No candidate is further away than the longest warning (ix_lots_expiry); the test per
-            # item is below.
-            Lot.expiry <= _horizon(on),
-            ~already,
-        )
+        held_lots(*_EVENT_FACTS.values(), Lot.expiry, Item.expiry_warning_days)
+        # No candidate is further away than the longest warning (ix_lots_expiry); the test per
+        # item is expiry_state's.
+        .where(Lot.expiry <= _horizon(on), ~already)
         .order_by(Lot.expiry, Lot.id, StockLevel.location_id)
     )
     due = []
-    for lot_id, item_id, location_id, expiry, warn, quantity, reorder_point in rows:
-        if expiry < on:
-            due.append((lot_id, item_id, location_id, "lot_expired", quantity, reorder_point))
-        elif warn is not None and expiry <= on + timedelta(days=warn):
-            due.append((lot_id, item_id, location_id, "lot_expiring", quantity, reorder_point))
+    for *facts, expiry, warn in rows:
+        kind = _KINDS.get(expiry_state(expiry, warn, on=on))
+        if kind is not None:
+            due.append(dict(zip(_EVENT_FACTS, facts, strict=True), kind=kind))
     return due
 
 
 def _write_events(on: date) -> ExpiryCheck:
-    due = _due_levels(on)
-    now = utcnow()
+    due = _due_events(on)
     if due:
-        db.session.execute(
-            insert(LowStockEvent),
-            [
-                dict(
-                    kind=kind,
-                    item_id=item_id,
-                    location_id=location_id,
-                    lot_id=lot_id,
-                    event_day=on,
-                    quantity=quantity,
-                    reorder_point=reorder_point,
-                    created_at=now,
-                    next_attempt_at=now,
-                    status="pending",
-                    attempts=0,
-                    traceparent=tracing.current_traceparent(),
-                )
-                for lot_id, item_id, location_id, kind, quantity, reorder_point in due
-            ],
-        )
-    kinds = [row[3] for row in due]
+        # Status, attempts and times are the outbox's defaults (app.models.stock.OutboxEvent).
+        db.session.execute(insert(OutboxEvent).values(event_day=on, traceparent=tracing.current_traceparent()), due)
+    kinds = [event["kind"] for event in due]
     return ExpiryCheck(on, kinds.count("lot_expiring"), kinds.count("lot_expired"))
 
 
@@ -129,7 +105,7 @@ def count_lots_by_state(*, on: date | None = None) -> dict[str, int]:
         .join(Item, Item.id == Lot.item_id)
         .where(Lot.expiry >= day, Lot.expiry <= _horizon(day), Item.expiry_warning_days.is_not(None), held)
     )
-    expiring = sum(1 for expiry, warn in candidates if expiry <= day + timedelta(days=warn))
+    expiring = sum(1 for expiry, warn in candidates if expiry_state(expiry, warn, on=day) == "expiring")
     return {"expired": expired, "expiring": expiring}
 
 

@@ -31,6 +31,9 @@ _UNMARKED = re.compile(r"0[12]\d{14}")
 _HRI = re.compile(r"\(\d{2,4}\)")
 _AI_IN_ERROR = re.compile(r"AI \((\d{2,4})\)")
 _DATE_AIS = frozenset({"11", "12", "13", "15", "16", "17"})
+# What AI 10 (lot) and AI 21 (serial) may hold: 1 to 20 characters of GS1's character set 82
+# (GS1 General Specifications, figure 7.11-1: no space, no letter outside A-Z and a-z).
+_CSET82_FIELD = re.compile(r"[!\"%&'()*+,\-./0-9:;<=>?A-Z_a-z]{1,20}")
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,19 @@ class GS1Data:
     def hri(self) -> str:
         """The element strings in human-readable form: "(01)…(17)…(10)…"."""
         return "".join(f"({ai}){value}" for ai, value in self.elements())
+
+
+def encodable(data: GS1Data) -> bool:
+    """Whether a label of ours can carry `data` as GS1 and a scanner read it back the same: a lot
+    and serial GS1 allows (character set 82, at most 20 characters), in an element string whose
+    human-readable form (what our QR codes and Code 128 carry) parses back into the same fields. A
+    lot "批次1" or "A 1" is not: gs1.read refuses it (InvalidGS1Code)."""
+    if not all(_CSET82_FIELD.fullmatch(value) for value in (data.lot, data.serial) if value is not None):
+        return False
+    try:
+        return read(data.hri()) == data
+    except InvalidGS1Code:
+        return False
 
 
 # Of the AIs GS1Data carries, those of variable length: a field after one needs FNC1 before it.

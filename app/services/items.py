@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import selectinload
 
 from app.extensions import db
@@ -17,13 +17,13 @@ from app.models.types import utcnow
 from app.services import codes, idempotency, transaction
 from app.services.errors import Conflict, IdempotencyConflict, InvalidInput, TrackingLocked, UnknownItem
 from app.services.quantities import parse_quantity
-from app.services.search_keys import grams, pinyin_keys, search_text
+from app.services.search_keys import GRAM, grams, pinyin_keys, search_text
 from app.services.text import URL_UNSAFE, multi_line, single_line
 from app.services.transaction import unit_of_work
 
 # What str.isspace() calls a space (re's \s on str patterns is the same test), in one C call.
 _SPACE = re.compile(r"\s")
-_SKUS_TAKEN = select(Item.sku).where(Item.sku.in_(bindparam("skus", expanding=True)))
+_NO_STOCK = Decimal(0)
 ITEM_FIELDS = (
     "name",
     "barcode",
@@ -81,10 +81,15 @@ def check_item(**fields: Any) -> ItemInput:
         raise InvalidInput("sku", "must not contain spaces")
     if not URL_UNSAFE.isdisjoint(sku):
         raise InvalidInput("sku", "must not contain / or \\")
+    barcode = _optional(fields.get("barcode"), "barcode", 64)
+    # A stored barcode wins over our own lot and serial labels' codes when scanned: one of their
+    # form would make those labels name this item instead.
+    if barcode and codes.is_traced_code(barcode):
+        raise InvalidInput("barcode", "LOT/… and SN/… followed by a number name our own lot and serial labels")
     return ItemInput(
         sku=sku,
         name=_required(fields.get("name"), "name", 200),
-        barcode=_optional(fields.get("barcode"), "barcode", 64),
+        barcode=barcode,
         unit=_required(fields.get("unit") or "pcs", "unit", 16),
         category=_optional(fields.get("category"), "category", 100),
         reorder_point=parse_quantity(fields.get("reorder_point") or 0, field="reorder_point", allow_zero=True),
@@ -137,15 +142,44 @@ def _check_unique(sku: str | None, barcode: str | None, exclude_id: int | None =
 
 
 def _remember_grams(texts: Iterable[str]) -> None:
-    """Add the pieces of these search texts to search_grams; pieces already there stay. Sorted,
-    so that two writers adding the same new pieces take their locks in one order."""
-    found: set[str] = set()
+    """Add the pieces of these search texts to search_grams (see _Pieces)."""
+    found = _Pieces()
     for text in texts:
-        found.update(grams(text))  # set().union(*map(grams, texts)) took twice as long on 100,000
-    pieces = sorted(found)
-    if pieces:
+        found.add(text)
+    found.store()
+
+
+class _Pieces:
+    """The pieces of search texts, gathered, then added to search_grams; pieces already there
+    stay. A piece seen anywhere but at a text's start is marked `inside` (for good); one seen only
+    at the start (where the folded SKU begins) is not, until some text holds it elsewhere. Sorted,
+    so that two writers adding the same new pieces take their locks in one order."""
+
+    def __init__(self) -> None:
+        self.inside: set[str] = set()
+        self.leading: set[str] = set()
+
+    def add(self, text: str) -> None:
+        self.inside.update(grams(text[1:]))  # set().union(*map(grams, texts)) took twice as long on 100,000
+        self.leading.add(text[:GRAM])
+
+    def store(self) -> None:
+        inside = self.inside
+        pieces = sorted(inside.union(piece for piece in self.leading if len(piece) == GRAM))
+        if not pieces:
+            return
         add = insert(SearchGram).prefix_with("IGNORE", dialect="mysql").prefix_with("OR IGNORE", dialect="sqlite")
-        db.session.execute(add, [{"gram": piece} for piece in pieces])
+        db.session.execute(add, [{"gram": piece, "inside": piece in inside} for piece in pieces])
+        # Pieces first seen at a start and now inside too: asked by piece for one item's few, else
+        # all pieces never seen inside read from the `inside` index (SKU starts: hundreds, not
+        # 100,000s).
+        never_inside = _LEADING_ONLY.where(SearchGram.gram.in_(inside)) if len(inside) <= 1000 else _LEADING_ONLY
+        now_inside = sorted(inside.intersection(db.session.scalars(never_inside)))
+        if now_inside:
+            db.session.execute(update(SearchGram).where(SearchGram.gram.in_(now_inside)).values(inside=True))
+
+
+_LEADING_ONLY = select(SearchGram.gram).where(SearchGram.inside == False)  # noqa: E712 (`= 0` seeks the index)
 
 
 @unit_of_work
@@ -204,35 +238,145 @@ def _columns(data: ItemInput, category_id: int | None) -> dict[str, Any]:
 
 @unit_of_work
 def update_item(*, sku: str, **changes: Any) -> Item:
-    """Change an item's fields (not its SKU). Raises UnknownItem, InvalidInput, Conflict."""
-    unknown = set(changes) - set(ITEM_FIELDS) - {"archived"}
-    if unknown:
-        raise InvalidInput(sorted(unknown)[0], "cannot be changed")
-    item = db.session.scalar(select(Item).where(Item.sku == sku).with_for_update())
+    """Change an item's fields (not its SKU). Raises UnknownItem, InvalidInput, Conflict,
+    TrackingLocked."""
+    _check_changeable(changes)
+    # The row lock is the one every stock write ends on (the on-hand trigger; receipts re-read
+    # the tracking under it): the "no stock held" check below reads the latest committed total,
+    # never a copy already in the session.
+    item = db.session.scalar(
+        select(Item).where(Item.sku == sku).with_for_update().execution_options(populate_existing=True)
+    )
     if item is None:
         raise UnknownItem(sku)
-    current = {f: getattr(item, f) for f in ITEM_FIELDS if f != "category"}
+    current = {name: getattr(item, name) for name in _EDITED}
     data = check_item(sku=sku, **{**current, **changes})
     if data.barcode != item.barcode:
         _check_unique(None, data.barcode, exclude_id=item.id)
-    item.name, item.barcode, item.unit = data.name, data.barcode, data.unit
-    item.name_pinyin, item.name_initials = pinyin_keys(data.name)
-    item.search_text = search_text(sku, data.name, data.barcode)
+    category_id = _category_id(data.category) if "category" in changes else item.category_id
+    for column, value in _revision(sku, current, item.on_hand, data, category_id, changes).items():
+        setattr(item, column, value)
     _remember_grams([item.search_text])
-    item.reorder_point, item.reorder_quantity = data.reorder_point, data.reorder_quantity
-    item.description = data.description
-    if data.tracking != item.tracking and item.on_hand != 0:
-        raise TrackingLocked(sku)
-    item.tracking, item.requires_expiry = data.tracking, data.requires_expiry
-    item.expiry_warning_days = data.expiry_warning_days
-    if "category" in changes:
-        item.category_id = _category_id(data.category)
-    if "archived" in changes:
-        item.archived = bool(changes["archived"])
     # Only columns whose value differs are written; `updated_at` moves with them (onupdate), so
     # an edit page saved unchanged writes nothing at all.
     db.session.flush()
     return item
+
+
+# What an edit reads of an item: its fields but the category (a name in, an id stored).
+_EDITED = tuple(name for name in ITEM_FIELDS if name != "category")
+
+
+def _check_changeable(changes: dict[str, Any]) -> None:
+    unknown = set(changes) - set(ITEM_FIELDS) - {"archived"}
+    if unknown:
+        raise InvalidInput(sorted(unknown)[0], "cannot be changed")
+
+
+def _revision(
+    sku: str,
+    current: dict[str, Any],
+    on_hand: Decimal,
+    data: ItemInput,
+    category_id: int | None,
+    changes: dict[str, Any],
+) -> dict[str, Any]:
+    """An item's columns after an edit (`data`: its fields with the changes, checked): the search
+    keys derived again, the tracking changed only with nothing on hand. Raises TrackingLocked."""
+    if data.tracking != current["tracking"] and on_hand != 0:
+        raise TrackingLocked(sku)
+    values = _columns(data, category_id)
+    del values["sku"]  # an item's SKU never changes
+    if "archived" in changes:
+        values["archived"] = bool(changes["archived"])
+    return values
+
+
+@unit_of_work
+def update_items(changes: Sequence[tuple[str, dict[str, Any]]]) -> int:
+    """Change many items (an import's changed rows) by update_item's rules, all or none: the items
+    locked and read with a statement per 1,000, their new barcodes checked together, and the
+    changed rows written with one statement per batch. Returns how many items changed. Raises
+    UnknownItem, InvalidInput, Conflict, TrackingLocked."""
+    for _, fields in changes:
+        _check_changeable(fields)
+    found = _lock_items(sorted({sku for sku, _ in changes}))
+    categories = {name: _category_id(name) for name in {f["category"] for _, f in changes if f.get("category")}}
+    edited, barcodes = _edit_rows(changes, found, categories)
+    codes.check_codes_free(barcodes, field="barcode")
+    rows = _changed_rows(edited, found)
+    if rows:
+        _remember_grams(str(row["search_text"]) for row in rows)
+        now = utcnow()
+        transaction.update_rows(_ITEMS, [{**row, "updated_at": now} for row in rows])
+        _expire_items({row["id"] for row in rows})
+    return len(rows)
+
+
+def _edit_rows(
+    changes: Sequence[tuple[str, dict[str, Any]]],
+    found: dict[str, Any],
+    categories: dict[str, int | None],
+) -> tuple[dict[int, dict[str, Any]], dict[str, int | None]]:
+    """The changes applied in order to copies of the locked rows `found` (by update_item's rules):
+    each changed item's columns after them, by item id, and the new barcodes with the item taking
+    each (two items of the changes taking one barcode is refused here; the other items, by the
+    caller). Raises UnknownItem, InvalidInput, CodeTaken, TrackingLocked."""
+    edited: dict[int, dict[str, Any]] = {}  # item id -> its columns after the changes so far
+    barcodes: dict[str, int | None] = {}
+    claimed: dict[str, int] = {}
+    for sku, fields in changes:
+        row = found.get(codes.compared(sku))
+        if row is None:
+            raise UnknownItem(sku)
+        columns = edited.setdefault(row["id"], dict(row))
+        current = {name: columns[name] for name in _EDITED}
+        data = check_item(sku=sku, **{**current, **fields})
+        if data.barcode and data.barcode != columns["barcode"]:
+            if claimed.setdefault(codes.compared(data.barcode), row["id"]) != row["id"]:
+                raise codes.CodeTaken(data.barcode, field="barcode", used_by="barcode")
+            barcodes[data.barcode] = row["id"]
+        category_id = categories.get(data.category or "") if "category" in fields else columns["category_id"]
+        columns.update(_revision(sku, current, row["on_hand"], data, category_id, fields))
+    return edited, barcodes
+
+
+def _changed_rows(edited: dict[int, dict[str, Any]], found: dict[str, Any]) -> list[dict[str, Any]]:
+    """The written columns (and id) of the edited items whose written columns differ from the
+    locked rows `found`: the rows to update."""
+    before = {row["id"]: row for row in found.values()}
+    return [
+        {name: columns[name] for name in ("id", *_WRITTEN)}
+        for item_id, columns in edited.items()
+        if any(columns[name] != before[item_id][name] for name in _WRITTEN)
+    ]
+
+
+def _expire_items(ids: set[int]) -> None:
+    """Items of the session written behind its back: their next read loads them again."""
+    for entity in list(db.session.identity_map.values()):
+        if isinstance(entity, Item) and entity.id in ids:
+            db.session.expire(entity)
+
+
+_ITEMS = cast(Table, Item.__table__)
+# The columns an edit writes (_revision): the fields, the search keys, the category and archived.
+_WRITTEN = (*_EDITED, "name_pinyin", "name_initials", "search_text", "category_id", "archived")
+_LOCK_ITEMS = (
+    select(*(_ITEMS.c[name] for name in ("id", "sku", "on_hand", *_WRITTEN)))
+    .where(_ITEMS.c.sku.in_(bindparam("skus", expanding=True)))
+    .order_by(_ITEMS.c.id)
+    .with_for_update()
+)
+
+
+def _lock_items(skus: list[str]) -> dict[str, Any]:
+    """The items with these SKUs, locked, as row mappings keyed by their SKU as compared."""
+    found = {}
+    for start in range(0, len(skus), 1000):
+        for row in db.session.execute(_LOCK_ITEMS, {"skus": skus[start : start + 1000]}).mappings():
+            found[codes.compared(row["sku"])] = row
+    return found
 
 
 def archive_item(*, sku: str, archived: bool = True) -> Item:
@@ -241,24 +385,34 @@ def archive_item(*, sku: str, archived: bool = True) -> Item:
 
 
 @unit_of_work
-def create_items(rows: Sequence[ItemInput]) -> list[str]:
-    """Bulk-create items whose SKU does not exist yet; returns the SKUs created (re-runs are safe)."""
-    skus = [row.sku for row in rows]
+def create_items(rows: Sequence[ItemInput], *, on_hand: Mapping[str, Decimal] | None = None) -> list[str]:
+    """Bulk-create items whose SKU does not exist yet; returns the SKUs created (re-runs are safe).
+    `on_hand` gives some of them their on-hand total at once (see stock.opening_on_hand): the
+    stock they are about to receive, which the caller's receipt then leaves uncounted."""
+    totals = on_hand or {}
     existing: set[str] = set()
-    for start in range(0, len(skus), 1000):
-        existing.update(db.session.scalars(_SKUS_TAKEN, {"skus": skus[start : start + 1000]}))
+    for listed in transaction.listed([row.sku for row in rows], like=_ITEMS.c.sku):
+        existing.update(db.session.scalars(select(_ITEMS.c.sku).join(listed, _ITEMS.c.sku == listed.c.value)))
     categories = {name: _category_id(name) for name in {r.category for r in rows if r.category}}
     now = utcnow()
-    new = []
-    for row in rows:
-        if row.sku in existing:
-            continue
-        existing.add(row.sku)
-        new.append(_columns(row, categories.get(row.category or "")))
-    if new:
-        transaction.insert_rows(cast(Table, Item.__table__), new, archived=False, created_at=now, updated_at=now)
-        _remember_grams(str(row["search_text"]) for row in new)
-    return [str(row["sku"]) for row in new]
+    created: list[str] = []
+    pieces = _Pieces()
+
+    def new_rows() -> Iterator[dict[str, Any]]:
+        # Run by insert_rows' helper thread while the INSERT before runs: the search keys of
+        # 100,000 items are about 1 s of CPU. Touches only this call's own sets and lists.
+        for row in rows:
+            if row.sku in existing:
+                continue
+            existing.add(row.sku)
+            columns = _columns(row, categories.get(row.category or ""))
+            created.append(row.sku)
+            pieces.add(columns["search_text"])
+            yield {**columns, "on_hand": totals.get(row.sku, _NO_STOCK)}
+
+    transaction.insert_rows(cast(Table, Item.__table__), new_rows(), archived=False, created_at=now, updated_at=now)
+    pieces.store()  # stores nothing when no item was new
+    return created
 
 
 def get_item(sku: str) -> Item:

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.config import settings
@@ -259,3 +259,17 @@ def counts_by_state() -> dict[str, int]:
     """How many jobs are in each state (for the metrics scrape)."""
     found = dict(db.session.execute(select(ImportJob.state, func.count()).group_by(ImportJob.state)).tuples().all())
     return {state: int(found.get(state, 0)) for state in JOB_STATES}
+
+
+def oldest_waiting_seconds(*, now: datetime | None = None) -> float:
+    """How long the longest-waiting claimable job has waited for a worker (0 when none): a queued
+    job since it was submitted, a running one whose lease lapsed since the lapse."""
+    now = now or utcnow()
+    since = case((ImportJob.state == "queued", ImportJob.created_at), else_=ImportJob.lease_expires_at)
+    oldest = db.session.scalar(select(func.min(since)).where(_claimable(now)))
+    return max((now - oldest).total_seconds(), 0.0) if oldest is not None else 0.0
+
+
+def last_failure() -> datetime | None:
+    """When the latest failed job (of those still kept) failed."""
+    return db.session.scalar(select(func.max(ImportJob.finished_at)).where(ImportJob.state == "failed"))

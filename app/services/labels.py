@@ -1,7 +1,8 @@
 """Printable labels: what goes on an item or location label (LabelContent), drawn here with its QR
 code (segno) and Code 128 barcode (python-barcode) as inline SVG, or as ZPL (app/services/zpl.py).
 The label carries the code the scan page resolves (codes.resolve_code): an item's barcode if it
-has one, else its SKU; a location's code."""
+has one, else its SKU; a location's code; a lot's or serial's GS1 element string, or our own lot or
+serial code where GS1 cannot carry it."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy import Row, select
 
 from app.extensions import db
 from app.models import Item, Location, Lot, Serial, StockLevel, Warehouse
+from app.services import codes, gs1
 from app.services.errors import InvalidInput, UnknownItem, UnknownLocation, UnknownLot, UnknownSerial
 from app.services.gs1 import GS1Data, gtin14
 from app.services.lots import serial_query
@@ -138,16 +140,21 @@ def location_labels(location: str, *, with_items: bool = True) -> list[Label]:
     return sheet(location_contents(location, with_items=with_items))
 
 
-def _traced_content(kind: str, sku: str, name: str, barcode: str | None, data: GS1Data, text: str) -> LabelContent:
-    """A lot's or serial's label: its GS1 element string (the GTIN when the item has one) in the
-    symbols, so a label printed here scans back into the same fields, with the text beside it."""
+def _traced_content(kind: str, item: tuple[str, str, str | None], data: GS1Data, text: str, code: str) -> LabelContent:
+    """A lot's or serial's label, so that it scans back into the same item and fields: its GS1
+    element string (GTIN and the lot's or serial's AIs) in the symbols when the item has a GTIN and
+    GS1 can carry the values; else `code`, our own code of the lot or serial (codes.lot_code,
+    codes.serial_code), which /scan and the stock forms resolve. The text beside it says the same."""
+    sku, name, barcode = item
     gtin = gtin14(barcode or "")
     full = GS1Data(gtin, lot=data.lot, expiry=data.expiry, serial=data.serial)
-    return LabelContent(kind, full.hri() if gtin else f"{sku} {text}", name, f"{sku} · {text}", full)
+    if gtin and gs1.encodable(full):
+        return LabelContent(kind, full.hri(), name, f"{sku} · {text}", full)
+    return LabelContent(kind, code, name, f"{sku} · {text}")
 
 
 def lot_content(lot_id: int) -> LabelContent:
-    """The label of a lot: (01) GTIN, (17) expiry, (10) lot. Raises UnknownLot."""
+    """The label of a lot: (01) GTIN, (17) expiry, (10) lot, or our own lot code. Raises UnknownLot."""
     row = db.session.execute(
         select(Item.sku, Item.name, Item.barcode, Lot.code, Lot.expiry)
         .join(Item, Item.id == Lot.item_id)
@@ -155,23 +162,24 @@ def lot_content(lot_id: int) -> LabelContent:
     ).first()
     if row is None:
         raise UnknownLot("", str(lot_id))
-    sku, name, code, lot, expiry = row
+    lot, expiry = row[3], row[4]
     text = f"LOT {lot}" + (f" · EXP {expiry.isoformat()}" if expiry else "")
-    return _traced_content("lot", sku, name, code, GS1Data(None, lot=lot, expiry=expiry), text)
+    data = GS1Data(None, lot=lot, expiry=expiry)
+    return _traced_content("lot", (row[0], row[1], row[2]), data, text, codes.lot_code(lot_id))
 
 
 def serial_content(sku: str, serial: str) -> LabelContent:
-    """The label of one serial: (01) GTIN, (21) serial (and its lot's AIs when it has one).
-    Raises UnknownSerial."""
+    """The label of one serial: (01) GTIN, (21) serial (and its lot's AIs when it has one), or our
+    own serial code. Raises UnknownSerial."""
     row = db.session.execute(
-        serial_query(Item.sku, Item.name, Item.barcode, Serial.serial, Lot.code, Lot.expiry).where(
+        serial_query(Item.sku, Item.name, Item.barcode, Serial.serial, Lot.code, Lot.expiry, Serial.id).where(
             Item.sku == sku, Serial.serial == serial
         )
     ).first()
     if row is None:
         raise UnknownSerial(sku, serial)
     data = GS1Data(None, lot=row[4], expiry=row[5], serial=row[3])
-    return _traced_content("serial", row[0], row[1], row[2], data, f"SN {row[3]}")
+    return _traced_content("serial", (row[0], row[1], row[2]), data, f"SN {row[3]}", codes.serial_code(row[6]))
 
 
 def _check_size(count: int, *, distinct: int) -> None:

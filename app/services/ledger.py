@@ -1,6 +1,8 @@
 """Reconciliation: every stock level (per lot, for lot-tracked items) must equal what the ledger
 says went in minus what went out, and the balance recorded on its latest ledger line; every
-item's kept on-hand total must equal the sum of its stock levels.
+item's kept on-hand total must equal the sum of its stock levels. Reservations (issue 18): every
+level's reserved part must equal what its open reservation lines hold, and lie within its
+quantity; every item's reserved total must equal the sum of its levels' reserved parts.
 
 The audit is exact and harmless. It reads one consistent snapshot on its own connection (InnoDB:
 a consistent-snapshot, read-only REPEATABLE READ transaction; SQLite in WAL mode: a deferred read
@@ -16,14 +18,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Select, and_, case, func, literal, null, or_, select, union_all
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import aliased
 
 from app.extensions import db
-from app.models import Item, Location, Lot, Movement, StockLevel
+from app.models import Item, Location, Lot, Movement, Reservation, ReservationLine, StockLevel
+from app.models.reservation import OPEN_STATUSES
 
 # Quantities have three decimals; SQLite sums NUMERIC columns as floats, so compare rounded.
 _PLACES = 3
@@ -48,9 +51,24 @@ class TotalMismatch:
 
 
 @dataclass(frozen=True)
-class LedgerReport:
+class ReservedMismatch:
+    """A level whose `reserved` is not what its open lines hold (`expected`), or is more than its
+    `quantity`; or, with no location, an item whose reserved total is not its levels' sum."""
+
+    sku: str
+    location: str | None
+    reserved: Decimal
+    expected: Decimal
+    quantity: Decimal | None = None
+    lot: str | None = None
+
+
+class LedgerReport(NamedTuple):
+    """Every finding of one audit, to unpack: `mismatches, totals, reserved = audit_ledger()`."""
+
     mismatches: list[Mismatch]
     totals: list[TotalMismatch]
+    reservations: list[ReservedMismatch]
 
 
 @dataclass(frozen=True)
@@ -147,18 +165,84 @@ def _suspects(conn: Connection, place: _Place | None = None) -> list[_Suspect]:
     ]
 
 
-def _totals(conn: Connection) -> list[TotalMismatch]:
-    levels = (
-        select(StockLevel.item_id, func.sum(StockLevel.quantity).label("units")).group_by(StockLevel.item_id).subquery()
-    )
+def _unequal_totals(conn: Connection, kept: Any, summed: Any) -> list[tuple[str, Decimal, Decimal]]:
+    """(SKU, kept total, sum over its levels) of each item whose `kept` column (items.on_hand,
+    items.reserved) is not the sum of its levels' `summed` column."""
+    levels = select(StockLevel.item_id, func.sum(summed).label("units")).group_by(StockLevel.item_id).subquery()
     units = func.coalesce(levels.c.units, 0)
     rows = conn.execute(
-        select(Item.sku, Item.on_hand, units)
+        select(Item.sku, kept, units)
         .outerjoin(levels, levels.c.item_id == Item.id)
-        .where(func.round(Item.on_hand - units, _PLACES) != 0)
+        .where(func.round(kept - units, _PLACES) != 0)
         .order_by(Item.sku)
     )
-    return [TotalMismatch(sku, _number(on_hand), _number(total)) for sku, on_hand, total in rows]
+    return [(sku, _number(total), _number(from_levels)) for sku, total, from_levels in rows]
+
+
+def _totals(conn: Connection) -> list[TotalMismatch]:
+    return [TotalMismatch(*row) for row in _unequal_totals(conn, Item.on_hand, StockLevel.quantity)]
+
+
+def _reserved(conn: Connection) -> list[ReservedMismatch]:
+    held = (
+        select(
+            ReservationLine.item_id,
+            ReservationLine.location_id,
+            func.coalesce(ReservationLine.lot_id, 0).label("lot_key"),
+            func.sum(ReservationLine.quantity - ReservationLine.picked - ReservationLine.released).label("units"),
+        )
+        .join(Reservation, Reservation.id == ReservationLine.reservation_id)
+        .where(Reservation.status.in_(OPEN_STATUSES))
+        .group_by(ReservationLine.item_id, ReservationLine.location_id, func.coalesce(ReservationLine.lot_id, 0))
+        .subquery()
+    )
+    units = func.coalesce(held.c.units, 0)
+    levels = conn.execute(
+        select(Item.sku, Location.code, StockLevel.reserved, units, StockLevel.quantity, Lot.code)
+        .select_from(StockLevel)
+        .join(Item, Item.id == StockLevel.item_id)
+        .join(Location, Location.id == StockLevel.location_id)
+        .outerjoin(Lot, Lot.id == StockLevel.lot_id)
+        .outerjoin(
+            held,
+            and_(
+                held.c.item_id == StockLevel.item_id,
+                held.c.location_id == StockLevel.location_id,
+                held.c.lot_key == StockLevel.lot_key,
+            ),
+        )
+        .where(
+            or_(
+                func.round(StockLevel.reserved - units, _PLACES) != 0,
+                StockLevel.reserved > StockLevel.quantity,
+                StockLevel.reserved < 0,
+            )
+        )
+        .order_by(Item.sku, Location.code, StockLevel.lot_key)
+    )
+    found = [
+        ReservedMismatch(sku, code, _number(reserved), _number(expected), _number(quantity), lot)
+        for sku, code, reserved, expected, quantity, lot in levels
+    ]
+    # Lines held at a place that has no stock level at all.
+    orphans = conn.execute(
+        select(Item.sku, Location.code, held.c.units)
+        .select_from(held)
+        .join(Item, Item.id == held.c.item_id)
+        .join(Location, Location.id == held.c.location_id)
+        .outerjoin(
+            StockLevel,
+            and_(
+                StockLevel.item_id == held.c.item_id,
+                StockLevel.location_id == held.c.location_id,
+                StockLevel.lot_key == held.c.lot_key,
+            ),
+        )
+        .where(StockLevel.id.is_(None), held.c.units != 0)
+    )
+    found += [ReservedMismatch(sku, code, Decimal(0), _number(expected)) for sku, code, expected in orphans]
+    items = _unequal_totals(conn, Item.reserved, StockLevel.reserved)
+    return found + [ReservedMismatch(sku, None, kept, summed) for sku, kept, summed in items]
 
 
 def _named(conn: Connection, suspects: list[_Suspect]) -> list[Mismatch]:
@@ -206,8 +290,9 @@ def find_total_mismatches() -> list[TotalMismatch]:
 
 
 def audit_ledger() -> LedgerReport:
-    """Both checks from one snapshot, suspects confirmed in a second one."""
+    """Every check from one snapshot, ledger suspects confirmed in a second one."""
     with snapshot() as conn:
         suspects = _suspects(conn)
         totals = _totals(conn)
-    return LedgerReport(mismatches=_confirmed(suspects), totals=totals)
+        reserved = _reserved(conn)
+    return LedgerReport(mismatches=_confirmed(suspects), totals=totals, reservations=reserved)

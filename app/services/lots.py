@@ -66,14 +66,18 @@ def traced(movements: Iterable[Movement]) -> Traced:
     """What `movements` moved by lot and serial: nothing to read (no query) when none of them is
     of a tracked item."""
     lines = list(movements)
-    lot_ids = {m.lot_id for m in lines if m.lot_id is not None}
-    lots = (
-        dict(db.session.execute(select(Lot.id, Lot.code).where(Lot.id.in_(lot_ids))).tuples().all()) if lot_ids else {}
-    )
+    # Lines the stock service just wrote carry their lot's code: only the others are read.
+    lots = {m.lot_id: m.lot_code for m in lines if m.lot_id is not None and m.lot_code is not None}
+    lot_ids = {m.lot_id for m in lines if m.lot_id is not None} - lots.keys()
+    if lot_ids:
+        lots |= dict(db.session.execute(select(Lot.id, Lot.code).where(Lot.id.in_(lot_ids))).tuples().all())
     serials: dict[int, list[str]] = {}
-    ids = [m.id for m in lines]
+    # A line with a lot is of a lot-tracked item, which has no serials.
+    ids = [m.id for m in lines if m.lot_id is None]
     tracked = bool(ids) and db.session.scalar(
-        select(func.count()).select_from(Item).where(Item.id.in_({m.item_id for m in lines}), Item.tracking == "serial")
+        select(func.count())
+        .select_from(Item)
+        .where(Item.id.in_({m.item_id for m in lines if m.lot_id is None}), Item.tracking == "serial")
     )
     if tracked:
         rows = db.session.execute(

@@ -37,7 +37,7 @@ from sqlalchemy import Select, delete, insert, select, update
 
 from app.config import settings
 from app.extensions import db
-from app.models import Item, Location, Lot, LowStockEvent, Warehouse
+from app.models import Item, Location, Lot, OutboxEvent, Reservation, Warehouse
 from app.models.notification import (
     TARGET_KINDS,
     LedgerAudit,
@@ -92,11 +92,15 @@ class PendingEvent:
     created_at: datetime
     attempts: int
     traceparent: str | None
-    # An expiry event's kind ("lot_expiring", "lot_expired") and lot; "low_stock" has none.
-    kind: str = "low_stock"
-    lot_id: int | None = None
-    lot_code: str | None = None
-    expiry: date | None = None
+    kind: str  # "low_stock", an expiry event's "lot_expiring" or "lot_expired", or a reservation event's
+    # The lot of an expiry event; a low-stock event has none.
+    lot_id: int | None
+    lot_code: str | None
+    expiry: date | None
+    # A reservation event's reservation (issue 18), its order reference and status.
+    reservation_id: int | None
+    reference: str | None
+    reservation_status: str | None
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,9 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def event_url(event: PendingEvent, base_url: str) -> str:
-    """The page an event links to: its lot's for an expiry event, else its item's."""
+    """The page an event links to: its reservation's, its lot's for an expiry event, else its item's."""
+    if event.reservation_id is not None:
+        return f"{base_url.rstrip('/')}/reservations/{event.reservation_id}"
     if event.lot_id is not None:
         return f"{base_url.rstrip('/')}/lots/{event.lot_id}"
     return f"{base_url.rstrip('/')}/items/{quote(event.sku, safe='')}"
@@ -245,7 +251,11 @@ def webhook_payload(event: PendingEvent, base_url: str) -> bytes:
         "url": event_url(event, base_url),
         "created_at": event.created_at.isoformat(),
     }
-    if event.kind != "low_stock":
+    if event.reservation_id is not None:
+        # The first line's item and place, which routed it; `quantity` is what the event moved.
+        del body["reorder_point"]
+        body.update(reservation_id=event.reservation_id, reference=event.reference, status=event.reservation_status)
+    elif event.kind != "low_stock":
         del body["reorder_point"]
         body.update(lot=event.lot_code, expiry=event.expiry.isoformat() if event.expiry else None)
     return json.dumps(body, ensure_ascii=False, sort_keys=True).encode("utf-8")
@@ -257,16 +267,16 @@ def webhook_payload(event: PendingEvent, base_url: str) -> bytes:
 def _claim(limit: int) -> _Claim:
     now = utcnow()
     statement = (
-        select(LowStockEvent.id)
-        .where(LowStockEvent.status == "pending", LowStockEvent.next_attempt_at <= now)
-        .order_by(LowStockEvent.id)
+        select(OutboxEvent.id)
+        .where(OutboxEvent.status == "pending", OutboxEvent.next_attempt_at <= now)
+        .order_by(OutboxEvent.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     ids = list(db.session.scalars(statement))
     if not ids:
         return _Claim(now, [], {}, set())
-    db.session.execute(update(LowStockEvent).where(LowStockEvent.id.in_(ids)).values(next_attempt_at=now + CLAIM_LEASE))
+    db.session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(ids)).values(next_attempt_at=now + CLAIM_LEASE))
     return _Claim(now, _load(ids), _subscribers(), _delivered(ids))
 
 
@@ -274,8 +284,8 @@ def _events(*columns: Any) -> Select[Any]:
     """Low-stock events with their item, location and warehouse."""
     return (
         select(*columns)
-        .join(Item, Item.id == LowStockEvent.item_id)
-        .join(Location, Location.id == LowStockEvent.location_id)
+        .join(Item, Item.id == OutboxEvent.item_id)
+        .join(Location, Location.id == OutboxEvent.location_id)
         .join(Warehouse, Warehouse.id == Location.warehouse_id)
     )
 
@@ -283,26 +293,30 @@ def _events(*columns: Any) -> Select[Any]:
 def _load(ids: list[int]) -> list[PendingEvent]:
     rows = db.session.execute(
         _events(
-            LowStockEvent.id,
+            OutboxEvent.id,
             Item.sku,
             Item.name,
             Item.unit,
             Location.code,
             Location.warehouse_id,
             Warehouse.code,
-            LowStockEvent.quantity,
-            LowStockEvent.reorder_point,
-            LowStockEvent.created_at,
-            LowStockEvent.attempts,
-            LowStockEvent.traceparent,
-            LowStockEvent.kind,
-            LowStockEvent.lot_id,
+            OutboxEvent.quantity,
+            OutboxEvent.reorder_point,
+            OutboxEvent.created_at,
+            OutboxEvent.attempts,
+            OutboxEvent.traceparent,
+            OutboxEvent.kind,
+            OutboxEvent.lot_id,
             Lot.code,
             Lot.expiry,
+            OutboxEvent.reservation_id,
+            Reservation.reference,
+            Reservation.status,
         )
-        .outerjoin(Lot, Lot.id == LowStockEvent.lot_id)
-        .where(LowStockEvent.id.in_(ids))
-        .order_by(LowStockEvent.id)
+        .outerjoin(Lot, Lot.id == OutboxEvent.lot_id)
+        .outerjoin(Reservation, Reservation.id == OutboxEvent.reservation_id)
+        .where(OutboxEvent.id.in_(ids))
+        .order_by(OutboxEvent.id)
     )
     return [PendingEvent(*row) for row in rows]
 
@@ -361,6 +375,11 @@ class _Round:
             self.errors.setdefault(event_id, f"{target.name}: {error}")
 
     def send_wecom(self, target: Target, events: list[PendingEvent]) -> None:
+        # Reservation events are for other systems (webhooks): a chat robot is not told them.
+        self._succeeded(target, [e.id for e in events if e.kind not in HEADERS])
+        events = [e for e in events if e.kind in HEADERS]
+        if not events:
+            return
         url = target.url or self.channel.robot_url
         if not url:
             self._failed(target, [e.id for e in events], "no robot URL (INVENTORY_WECOM_WEBHOOK_URL) configured")
@@ -428,7 +447,7 @@ def _record(claim: _Claim, work: _Round) -> DispatchReport:
     ids = [event.id for event in claim.events]
     # Lock the claimed events, then re-read what is recorded: a dispatcher that took them over
     # after an expired lease may have recorded some deliveries already.
-    db.session.execute(select(LowStockEvent.id).where(LowStockEvent.id.in_(ids)).with_for_update())
+    db.session.execute(select(OutboxEvent.id).where(OutboxEvent.id.in_(ids)).with_for_update())
     done = _delivered(ids)
     new = sorted(work.sent - done)
     if new:
@@ -459,9 +478,7 @@ def _record(claim: _Claim, work: _Round) -> DispatchReport:
             values = dict(next_attempt_at=work.now)
             report.deferred += 1
         db.session.execute(
-            update(LowStockEvent)
-            .where(LowStockEvent.id == event.id, LowStockEvent.status == "pending")
-            .values(**values)
+            update(OutboxEvent).where(OutboxEvent.id == event.id, OutboxEvent.status == "pending").values(**values)
         )
     return report
 
@@ -489,9 +506,7 @@ def dispatch_once(channel: Channel, *, limit: int = CLAIM_BATCH) -> DispatchRepo
 def _due() -> bool:
     """Whether any event is due, read without a lock: an idle worker's rounds leave no trace."""
     found = db.session.scalar(
-        select(LowStockEvent.id)
-        .where(LowStockEvent.status == "pending", LowStockEvent.next_attempt_at <= utcnow())
-        .limit(1)
+        select(OutboxEvent.id).where(OutboxEvent.status == "pending", OutboxEvent.next_attempt_at <= utcnow()).limit(1)
     )
     db.session.rollback()
     return found is not None
@@ -670,17 +685,17 @@ def delete_target(*, target_id: int) -> None:
 def list_dead_letters(limit: int = 200) -> list[DeadLetter]:
     rows = db.session.execute(
         _events(
-            LowStockEvent.id,
+            OutboxEvent.id,
             Item.sku,
             Location.code,
-            LowStockEvent.quantity,
-            LowStockEvent.reorder_point,
-            LowStockEvent.attempts,
-            LowStockEvent.last_error,
-            LowStockEvent.created_at,
+            OutboxEvent.quantity,
+            OutboxEvent.reorder_point,
+            OutboxEvent.attempts,
+            OutboxEvent.last_error,
+            OutboxEvent.created_at,
         )
-        .where(LowStockEvent.status == "dead")
-        .order_by(LowStockEvent.id.desc())
+        .where(OutboxEvent.status == "dead")
+        .order_by(OutboxEvent.id.desc())
         .limit(limit)
     )
     return [DeadLetter(*row) for row in rows]
@@ -690,8 +705,8 @@ def list_dead_letters(limit: int = 200) -> list[DeadLetter]:
 def retry_dead_letter(*, event_id: int) -> None:
     """Put a dead event back in the queue, due now, with its attempts reset."""
     result = db.session.execute(
-        update(LowStockEvent)
-        .where(LowStockEvent.id == event_id, LowStockEvent.status == "dead")
+        update(OutboxEvent)
+        .where(OutboxEvent.id == event_id, OutboxEvent.status == "dead")
         .values(status="pending", attempts=0, next_attempt_at=utcnow())
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]

@@ -8,14 +8,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 
 from app.extensions import db
 from app.models import Item, Location, Lot, Movement, MovementSerial, Serial, StockLevel, Warehouse
 from app.models.types import utcnow
-from app.services.catalog import MovementRow, Page, StockRow, decode_cursor, encode_cursor, ledger_query
+from app.services.catalog import MovementRow, Page, Reservable, StockRow, decode_cursor, encode_cursor, ledger_query
 from app.services.errors import InvalidInput, UnknownItem, UnknownLot, UnknownSerial
 from app.services.lots import serial_query
 
@@ -43,7 +43,7 @@ def expiry_state(expiry: date | None, warning_days: int | None, *, on: date | No
 
 
 @dataclass(frozen=True)
-class LotStockRow:
+class LotStockRow(Reservable):
     lot_id: int
     code: str
     expiry: date | None
@@ -53,17 +53,23 @@ class LotStockRow:
     warehouse: str
     quantity: Decimal
     state: str
+    reserved: Decimal = Decimal(0)
 
     @property
     def days_left(self) -> int | None:
         return None if self.expiry is None else (self.expiry - today()).days
 
 
-def _held_lots(*columns: Any) -> Select[Any]:
+def held_lots(*columns: Any) -> Select[Any]:
     """`columns` of every level held (above zero) of a lot, with its lot, item, location and
-    warehouse joined."""
+    warehouse joined: an item's lot stock, the expiring list, the daily expiry check."""
     return (
         select(*columns)
+        # Read from the lots first (by item, id or expiry), in this join order: to MariaDB the
+        # untracked levels' NULL lot ids make the lot index look unselective, so it read every
+        # level through the warehouses instead (the expiring page: p50 1.9 s with 100,000 items
+        # and 6,000 lots, against about 30 ms so).
+        .prefix_with("STRAIGHT_JOIN", dialect="mysql")
         .join_from(Lot, StockLevel, StockLevel.lot_id == Lot.id)
         .join(Location, Location.id == StockLevel.location_id)
         .join(Warehouse, Warehouse.id == Location.warehouse_id)
@@ -74,7 +80,7 @@ def _held_lots(*columns: Any) -> Select[Any]:
 
 def _lot_stock(where: Any) -> list[LotStockRow]:
     rows = db.session.execute(
-        _held_lots(
+        held_lots(
             Lot.id,
             Lot.code,
             Lot.expiry,
@@ -84,6 +90,7 @@ def _lot_stock(where: Any) -> list[LotStockRow]:
             Warehouse.code,
             StockLevel.quantity,
             Item.expiry_warning_days,
+            StockLevel.reserved,
         )
         .where(where)
         # FEFO: the lot an issue takes first comes first; lots without an expiry last.
@@ -92,9 +99,18 @@ def _lot_stock(where: Any) -> list[LotStockRow]:
     on = today()
     return [
         LotStockRow(
-            lot_id, code, expiry, received, place, place_name, warehouse, quantity, expiry_state(expiry, warn, on=on)
+            lot_id,
+            code,
+            expiry,
+            received,
+            place,
+            place_name,
+            warehouse,
+            quantity,
+            expiry_state(expiry, warn, on=on),
+            reserved,
         )
-        for lot_id, code, expiry, received, place, place_name, warehouse, quantity, warn in rows
+        for lot_id, code, expiry, received, place, place_name, warehouse, quantity, warn, reserved in rows
     ]
 
 
@@ -109,7 +125,8 @@ def per_location(rows: Iterable[StockRow]) -> list[StockRow]:
     merged: dict[str, StockRow] = {}
     for row in rows:
         if row.location in merged:
-            row = replace(row, quantity=merged[row.location].quantity + row.quantity)
+            before = merged[row.location]
+            row = replace(row, quantity=before.quantity + row.quantity, reserved=before.reserved + row.reserved)
         merged[row.location] = row
     return list(merged.values())
 
@@ -121,8 +138,9 @@ class SerialPlace:
     count: int
 
 
-@dataclass(frozen=True)
-class SerialRow:
+class SerialRow(NamedTuple):
+    """A serial in stock and where (a NamedTuple: a query row, read as it comes)."""
+
     serial: str
     location: str | None
 
@@ -318,53 +336,49 @@ class ExpiringRow:
     days_left: int
 
 
-def _expiring_query(
+EXPIRING_ORDER = (Lot.expiry, Item.sku, Lot.code, Location.code)
+
+
+def _expiring_filters(
     *, until: date, since: date | None, warehouse: str | None, category_id: int | None, sku: str | None
-) -> Select[Any]:
-    stmt = _held_lots(
-        Lot.id,
-        Item.sku,
-        Item.name,
-        Item.unit,
-        Lot.code,
-        Lot.expiry,
-        Location.code,
-        Warehouse.code,
-        StockLevel.quantity,
-        Item.expiry_warning_days,
-    ).where(Lot.expiry.is_not(None), Lot.expiry <= until)
+) -> list[ColumnElement[bool]]:
+    where = [Lot.expiry.is_not(None), Lot.expiry <= until]
     if since is not None:
-        stmt = stmt.where(Lot.expiry >= since)
+        where.append(Lot.expiry >= since)
     if warehouse:
-        stmt = stmt.where(Warehouse.code == warehouse)
+        where.append(Warehouse.code == warehouse)
+    # The item filters ask about the lot's item, so that MariaDB checks them on each lot before
+    # sorting the lots by expiry rather than after joining each one's levels (loaded machine,
+    # 180 days, 6,000 lots: a category none of them is in 20 ms -> 6 ms; one SKU, read by
+    # (item_id, code), 27-73 ms -> 2-3 ms).
     if category_id is not None:
-        stmt = stmt.where(Item.category_id == category_id)
+        where.append(Lot.item_id.in_(select(Item.id).where(Item.category_id == category_id)))
     if sku:
-        stmt = stmt.where(Item.sku == sku)
-    return stmt.order_by(Lot.expiry, Item.sku, Lot.code, Location.code)
+        where.append(Lot.item_id == select(Item.id).where(Item.sku == sku).scalar_subquery())
+    return where
 
 
-def list_expiring(
-    *,
-    days: int,
-    include_expired: bool = True,
-    warehouse: str | None = None,
-    category_id: int | None = None,
-    sku: str | None = None,
-    on: date | None = None,
-    limit: int | None = None,
-) -> list[ExpiringRow]:
-    """Lots held somewhere that expire within `days` days (and, with `include_expired`, those
-    already expired), per location, soonest first; the first `limit` of them when given."""
-    if not 0 <= days <= MAX_DAYS:
-        raise InvalidInput("days", f"must be a whole number from 0 to {MAX_DAYS}")
-    on = on or today()
-    stmt = _expiring_query(
-        until=on + timedelta(days=days),
-        since=None if include_expired else on,
-        warehouse=warehouse,
-        category_id=category_id,
-        sku=sku,
+def _after_expiring(cursor: str) -> ColumnElement[bool]:
+    """Rows after the cursor's (expiry, SKU, lot code, location code) in EXPIRING_ORDER; the
+    leading `expiry >= …` lets MariaDB seek the expiry index there. Raises InvalidInput."""
+    values = decode_cursor(cursor)
+    if len(values) != len(EXPIRING_ORDER) or not all(isinstance(v, str) for v in values):
+        raise InvalidInput("cursor", "is not a valid page cursor")
+    try:
+        expiry = date.fromisoformat(values[0])
+    except ValueError:
+        raise InvalidInput("cursor", "is not a valid page cursor") from None
+    last: list[Any] = [expiry, *values[1:]]
+    # (expiry, sku, code, location) > last, spelled out from the last column inwards.
+    after: ColumnElement[bool] = EXPIRING_ORDER[-1] > last[-1]
+    for column, value in zip(EXPIRING_ORDER[-2::-1], last[-2::-1], strict=True):
+        after = or_(column > value, and_(column == value, after))
+    return and_(Lot.expiry >= expiry, after)
+
+
+def _expiring_rows(where: list[ColumnElement[bool]], on: date, limit: int | None = None) -> list[ExpiringRow]:
+    stmt = held_lots(
+        Lot.id, Item.sku, Item.name, Item.unit, Lot.code, Lot.expiry, Location.code, Warehouse.code, StockLevel.quantity
     )
     return [
         ExpiringRow(
@@ -380,7 +394,62 @@ def list_expiring(
             "expired" if expiry < on else "expiring",
             (expiry - on).days,
         )
-        for lot_id, sku, name, unit, code, expiry, place, warehouse, quantity, _warn in db.session.execute(
-            stmt.limit(limit)
+        for lot_id, sku, name, unit, code, expiry, place, warehouse, quantity in db.session.execute(
+            stmt.where(*where).order_by(*EXPIRING_ORDER).limit(limit)
         )
     ]
+
+
+def _narrowed(where: list[ColumnElement[bool]], limit: int) -> list[ColumnElement[bool]] | None:
+    """`where` narrowed to about the first `limit` + 1 rows, found in expiry order alone (MariaDB
+    joins lots in expiry order and stops there), so that the read sorted by the whole
+    EXPIRING_ORDER sorts only those: sorting every lot in range (6,000 within 180 days) took
+    50-60 ms on a loaded machine, this read and the sorted one 2 ms each. None when no row matches."""
+    first = db.session.execute(
+        held_lots(Lot.id, StockLevel.id, Lot.expiry).where(*where).order_by(Lot.expiry).limit(limit + 1)
+    ).all()
+    if not first:
+        return None
+    lot_ids, level_ids, expiries = zip(*first, strict=True)
+    if len(first) <= limit:  # all of them: read those levels, not the lots in range a second time
+        return [*where, Lot.id.in_(set(lot_ids)), StockLevel.id.in_(level_ids)]
+    # More rows may expire on the last day read, and sort before its row: that whole day too.
+    return [*where, Lot.expiry.between(expiries[0], expiries[-1])]
+
+
+def list_expiring(
+    *,
+    days: int,
+    include_expired: bool = True,
+    warehouse: str | None = None,
+    category_id: int | None = None,
+    sku: str | None = None,
+    on: date | None = None,
+    after: str | None = None,
+    limit: int | None = None,
+) -> Page[ExpiringRow]:
+    """Lots held somewhere that expire within `days` days (and, with `include_expired`, those
+    already expired), per location, soonest first (then by SKU, lot and location); `limit` rows
+    from the cursor `after` when given, else all of them. Raises InvalidInput for `days` out of
+    range or a bad cursor."""
+    if not 0 <= days <= MAX_DAYS:
+        raise InvalidInput("days", f"must be a whole number from 0 to {MAX_DAYS}")
+    on = on or today()
+    where = _expiring_filters(
+        until=on + timedelta(days=days),
+        since=None if include_expired else on,
+        warehouse=warehouse,
+        category_id=category_id,
+        sku=sku,
+    )
+    if after:
+        where.append(_after_expiring(after))
+    if limit is None:
+        return Page(_expiring_rows(where, on), None)
+    if (narrowed := _narrowed(where, limit)) is None:
+        return Page([], None)
+    rows = _expiring_rows(narrowed, on, limit + 1)
+    if len(rows) <= limit:
+        return Page(rows, None)
+    last = rows[limit - 1]
+    return Page(rows[:limit], encode_cursor(last.expiry.isoformat(), last.sku, last.code, last.location))

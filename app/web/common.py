@@ -4,7 +4,7 @@ idempotency key each stock form carries, quantity fields, CSV downloads and quer
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -25,98 +25,14 @@ from app.web.i18n import local_day_bounds
 
 
 def domain_message(error: errors.DomainError) -> str:
-    """A domain error told in the user's language, with its facts."""
+    """A domain error told in the user's language, with its facts: a declared error's own template
+    as the catalogue translates it (quantities as pages show them)."""
     x = error.extras
-    if isinstance(error, errors.InsufficientStock):
-        return _(
-            "Insufficient stock: only %(available)s of %(sku)s available at %(location)s (%(requested)s requested).",
-            available=_plain(error.available),
-            sku=error.sku,
-            location=error.location,
-            requested=_plain(error.requested),
-        )
-    if isinstance(error, errors.StockShortDuringCount):
-        return _(
-            "Insufficient stock: not enough %(sku)s at %(location)s for %(requested)s requested "
-            "(the quantity there is hidden while it is being counted).",
-            sku=error.sku,
-            location=error.location,
-            requested=_plain(error.requested),
-        )
-    messages: dict[type[errors.DomainError], Callable[[], str]] = {
-        errors.UnknownItem: lambda: _("No item with SKU %(sku)s.", sku=x.get("sku")),
-        errors.UnknownLocation: lambda: _("No location with code %(code)s.", code=x.get("location")),
-        errors.ArchivedItem: lambda: _("Item %(sku)s is archived and cannot be moved.", sku=x.get("sku")),
-        errors.InactiveLocation: lambda: _("Location %(code)s is inactive.", code=x.get("location")),
-        errors.SameLocation: lambda: _("The source and destination locations must differ."),
-        errors.AlreadyReversed: lambda: _(
-            "Movement #%(id)s was already reversed by #%(by)s.", id=x.get("movement_id"), by=x.get("reversal_id")
-        ),
-        errors.IrreversibleMovement: lambda: _(
-            "Movement #%(id)s cannot be reversed (a reversal, or a count that changed nothing).",
-            id=x.get("movement_id"),
-        ),
-        errors.IdempotencyConflict: lambda: _(
-            "This form was already submitted with other values. Reload the page to make a new entry."
-        ),
-        errors.UnknownMovement: lambda: _("No movement #%(id)s.", id=x.get("movement_id")),
-        errors.UnknownGtin: lambda: _(
-            "No item with barcode %(gtin)s (the GTIN on the scanned GS1 label).", gtin=x.get("gtin")
-        ),
-        errors.InvalidGS1Code: lambda: _gs1_problem(x),
-        errors.UnknownUser: lambda: _("No user %(name)s.", name=x.get("username")),
-        errors.NotTracked: lambda: _(
-            "Item %(sku)s is not tracked that way: leave the %(field)s empty.", sku=x.get("sku"), field=x.get("field")
-        ),
-        errors.TrackingLocked: lambda: _(
-            "Item %(sku)s holds stock: its tracking can change only while none is held.", sku=x.get("sku")
-        ),
-        errors.LotRequired: lambda: _("Item %(sku)s is tracked by lot: enter the lot.", sku=x.get("sku")),
-        errors.ExpiryRequired: lambda: _(
-            "Item %(sku)s needs the expiry date of lot %(lot)s.", sku=x.get("sku"), lot=x.get("lot")
-        ),
-        errors.ExpiryMismatch: lambda: _(
-            "Lot %(lot)s of %(sku)s expires on %(expiry)s, not %(given)s.",
-            lot=x.get("lot"),
-            sku=x.get("sku"),
-            expiry=x.get("expiry"),
-            given=x.get("given"),
-        ),
-        errors.UnknownLot: lambda: _("Item %(sku)s has no lot %(lot)s.", sku=x.get("sku"), lot=x.get("lot")),
-        errors.ExpiredLot: lambda: _(
-            "Lot %(lot)s of %(sku)s expired on %(expiry)s: only a manager may issue it, with a reason.",
-            lot=x.get("lot"),
-            sku=x.get("sku"),
-            expiry=x.get("expiry"),
-        ),
-        errors.SerialCountMismatch: lambda: _(
-            "%(quantity)s of %(sku)s need exactly one serial number each; %(given)s given.",
-            quantity=_plain(x.get("quantity")),
-            sku=x.get("sku"),
-            given=x.get("given"),
-        ),
-        errors.SerialExists: lambda: _(
-            "Serial number %(serial)s of %(sku)s was already received.", serial=x.get("serial"), sku=x.get("sku")
-        ),
-        errors.UnknownSerial: lambda: _(
-            "Item %(sku)s has no serial number %(serial)s.", sku=x.get("sku"), serial=x.get("serial")
-        ),
-        errors.SerialNotHere: lambda: _(
-            "Serial number %(serial)s of %(sku)s is not in stock at %(location)s.",
-            serial=x.get("serial"),
-            sku=x.get("sku"),
-            location=x.get("location"),
-        ),
-        errors.QuantityOutOfRange: lambda: _(
-            "That would take %(sku)s at %(location)s past the largest quantity stored (%(limit)s).",
-            sku=x.get("sku"),
-            location=x.get("location"),
-            limit=_plain(x.get("limit")),
-        ),
-    }
-    for kind, message in messages.items():
-        if isinstance(error, kind):
-            return message()
+    if isinstance(error, errors.Declared):
+        facts = {name: _plain(v) if isinstance(v, Decimal) else v for name, v in error.facts().items()}
+        return _(error.template).format(**facts)
+    if isinstance(error, errors.InvalidGS1Code):
+        return _gs1_problem(x)
     if isinstance(error, errors.Conflict) and "held_skus" in x:
         # A count of items, not a sum of quantities: pieces and metres do not add up.
         return ngettext(
@@ -170,7 +86,7 @@ def attach_error(form: FlaskForm, error: errors.DomainError) -> None:
     field_name = error.extras.get("field")
     named = error.extras.get("location") or error.extras.get("sku")
     target: Field | None = None
-    if isinstance(error, (errors.InsufficientStock, errors.StockShortDuringCount)):
+    if isinstance(error, errors.Shortage):
         target = form._fields.get("quantity")
     elif field_name and field_name in form._fields:
         target = form._fields[field_name]

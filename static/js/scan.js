@@ -264,6 +264,11 @@
       show("info", fill(msg.quantity, { quantity: state.quantity }));
       return;
     }
+    // A pick list's code opens it for picking (server-rendered, scan by scan).
+    if (code.toUpperCase().startsWith(root.dataset.pickPrefix)) {
+      window.location.assign(root.dataset.pickUrl.replace(/PICK(:|%3A)0$/, encodeURIComponent(code.toUpperCase()).replace(/%3A/g, ":")));
+      return;
+    }
     const place = locations.get(code.toUpperCase());
     if (place) { setLocation(place); return; }
     if (!mode()) { show("bad", msg.no_mode); return; }

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import func, select, update
 
 from app.extensions import db
-from app.models import ApiToken, Item, Location, Movement, StockLevel, User, Warehouse
+from app.models import ApiToken, Item, Location, Movement, Reservation, StockLevel, User, Warehouse
+from app.models.types import utcnow
 from app.services.users import find_token, hash_token, verify_password
 
 
@@ -110,3 +113,43 @@ def test_create_token_prints_it_once_and_stores_only_its_hash(app, factory):
 def test_create_token_for_an_unknown_user_fails_cleanly(app):
     result = run(app, "create-token", "ghost", "--scope", "read")
     assert result.exit_code == 1 and "no user 'ghost'" in result.output
+
+
+def test_check_ledger_reports_a_reserved_amount_no_reservation_explains(app, factory):
+    from app.services import reservations
+
+    item, shelf = factory.item(sku="TAMPER-R"), factory.location()
+    factory.stock(item, shelf, 5)
+    with app.app_context():
+        reservations.reserve(reference="SO-T", lines=[{"sku": "TAMPER-R", "quantity": 2}], user="erp")
+        db.session.remove()
+    assert run(app, "check-ledger").exit_code == 0
+    with app.app_context():
+        db.session.execute(update(StockLevel).values(reserved=3))
+        db.session.commit()
+        db.session.remove()
+    broken = run(app, "check-ledger")
+    assert broken.exit_code == 1
+    assert f"MISMATCH TAMPER-R @ {shelf.code}: reserved 3.000, open reservation lines hold 2.000" in broken.output
+    assert "reserved amount(s) do not match their reservations" in broken.output
+
+
+def test_reservations_expire_command_releases_stale_reservations(app, make_app, factory):
+    from app.services import reservations
+
+    item, shelf = factory.item(sku="STALE-R"), factory.location()
+    factory.stock(item, shelf, 5)
+    with app.app_context():
+        reservations.reserve(reference="SO-S", lines=[{"sku": "STALE-R", "quantity": 2}], user="erp")
+        db.session.remove()
+    assert "0 reservation(s) expired" in run(app, "reservations", "expire").output
+    eager = make_app(INVENTORY_RESERVATION_MAX_AGE_DAYS=0)
+    assert "0 reservation(s) expired" in run(eager, "reservations", "expire").output
+    with app.app_context():
+        db.session.execute(update(Reservation).values(expires_at=utcnow() - timedelta(minutes=1)))
+        db.session.commit()
+        db.session.remove()
+    assert "1 reservation(s) expired" in run(app, "reservations", "expire").output
+    with app.app_context():
+        assert db.session.scalar(select(StockLevel.reserved)) == 0
+        db.session.remove()

@@ -4,6 +4,7 @@ configured the way the stock service relies on."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -11,11 +12,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import event, text
+from sqlalchemy import event, select, text
 
 from app import MIGRATIONS_DIR
 from app.extensions import db
-from app.services import stock
+from app.models import Category, Item
+from app.services import stock, transaction
 
 SQLITE_ONLY = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 MYSQL_ONLY = pytest.mark.parametrize("backend", [pytest.param("mysql", marks=pytest.mark.mysql)], indirect=True)
@@ -100,6 +102,47 @@ def test_sqlite_writers_wait_for_each_other_instead_of_failing(make_app, factory
     holder.join()
     writer.join(10)
     assert done == ["9.000"]
+
+
+def test_listed_codes_are_joined_as_the_column_compares_them(app_ctx, factory, backend, monkeypatch):
+    for sku in ("LST-a'b\"c%", "LST-螺栓📦", "LST-Case", "LST-Ünï"):
+        factory.item(sku=sku)
+    monkeypatch.setattr(transaction, "JSON_ROWS", 2)  # several documents, so the chunking is used
+    asked = ["LST-a'b\"c%", "LST-螺栓📦", "lst-case", "LST-uni", '"]}, {"x', "LST-" + "x" * 61, "LST-none"]
+    skus = Item.__table__.c.sku
+    found = [
+        sku
+        for listed in transaction.listed(asked, like=skus)
+        for sku in db.session.scalars(select(skus).join(listed, skus == listed.c.value))
+    ]
+    # MariaDB's utf8mb4_unicode_ci ignores case and accents, as IN (...) did; SQLite compares bytes.
+    folded = ["LST-Case", "LST-Ünï"] if backend == "mysql" else []
+    assert sorted(found) == sorted(["LST-a'b\"c%", "LST-螺栓📦", *folded])
+
+
+def test_rows_a_generator_makes_are_inserted_in_its_order_and_its_error_writes_none(app_ctx, monkeypatch):
+    """insert_rows runs a generator of rows (on MariaDB in its helper thread, a document ahead of
+    the INSERT under way): the rows arrive in the generator's order across several documents, and
+    an error raised while making a later document rolls back the documents already inserted."""
+    monkeypatch.setattr(transaction, "JSON_ROWS", 2)
+    table = Category.__table__
+
+    def rows(fail_at: int | None) -> Iterator[dict[str, str]]:
+        for n in range(7):
+            if n == fail_at:
+                raise RuntimeError("this row could not be made")
+            yield {"name": f"GEN-{n}", "description": f"第 {n} 批 '\\"}
+
+    @transaction.unit_of_work
+    def write(fail_at: int | None) -> None:
+        transaction.insert_rows(table, rows(fail_at))
+
+    made = select(Category.name, Category.description).where(Category.name.like("GEN-%")).order_by(Category.id)
+    with pytest.raises(RuntimeError, match="could not be made"):
+        write(5)
+    assert db.session.execute(made).all() == []
+    write(None)
+    assert [tuple(row) for row in db.session.execute(made)] == [(f"GEN-{n}", f"第 {n} 批 '\\") for n in range(7)]
 
 
 @MYSQL_ONLY

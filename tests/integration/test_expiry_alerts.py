@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from app.extensions import db
-from app.models import Item, Lot, LowStockEvent, Warehouse
+from app.models import Item, Lot, OutboxEvent, Warehouse
 from app.models.types import utcnow
 from app.observability.logging import configure_root_logger
 from app.services import expiry, notifications, stock
@@ -78,9 +78,9 @@ def milk(app, factory, shelf):
 def expiry_events(app):
     with app.app_context():
         rows = db.session.execute(
-            select(LowStockEvent.kind, LowStockEvent.lot_id, LowStockEvent.location_id, LowStockEvent.event_day)
-            .where(LowStockEvent.kind != "low_stock")
-            .order_by(LowStockEvent.id)
+            select(OutboxEvent.kind, OutboxEvent.lot_id, OutboxEvent.location_id, OutboxEvent.event_day)
+            .where(OutboxEvent.kind != "low_stock")
+            .order_by(OutboxEvent.id)
         ).all()
         db.session.remove()
         return rows
@@ -154,7 +154,7 @@ def test_expiry_events_reach_the_robot_batched_per_kind_beside_low_stock(app, fa
     assert f"({BASE_URL}/lots/{lot_ids(app)['SOON']})" in soon
     assert "`OLD`" in gone and "`Y-OLD`" in gone and "已过期" in gone
     with app.app_context():
-        statuses = set(db.session.scalars(select(LowStockEvent.status)))
+        statuses = set(db.session.scalars(select(OutboxEvent.status)))
         db.session.remove()
     assert statuses == {"delivered"}
 

@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import event, text
+from sqlalchemy import event, func, select, text
 
+from app.models import Item, SearchGram
 from app.services import catalog, items
 from app.services.items import ItemInput
+from app.services.search_keys import fold
 
 
 def _catalogue() -> None:
@@ -136,3 +138,66 @@ def test_upgrade_fills_the_search_text_of_existing_items(db: Any) -> None:
     upgrade()
     assert _all_pages(q="000123", limit=50) == [["AB-1000123-X", "CD-7", "EF-8", "ZZ-000123"]]
     assert _all_pages(q="washer 0299") == [["FILL-0299"]]
+
+
+def _scanned(db: Any, q: str) -> list[str]:
+    """What a contains search finds when it scans every search text: the answer to keep."""
+    term = fold(q)
+    found = select(Item.sku).where(func.instr(Item.search_text, term) > 0, Item.archived == False)  # noqa: E712
+    return list(db.session.scalars(found.order_by(Item.sku, Item.id)))
+
+
+def _sku_catalogue() -> None:
+    items.create_items(
+        [ItemInput(sku=f"AAA-{n:04d}", name=f"前面的 Before {n}") for n in range(200)]
+        + [ItemInput(sku=f"QRT-{n:05d}", name=f"螺母 Nut {n}") for n in range(4180, 4230)]
+        + [ItemInput(sku=f"ZZZ-{n:04d}", name=f"后面的 After {n}") for n in range(50)]
+        + [ItemInput(sku="U_1-000", name="下划线"), ItemInput(sku="UX1-000", name="不是下划线")]
+    )
+
+
+def test_a_term_found_only_at_sku_starts_finds_what_the_scan_finds(db: Any) -> None:
+    _sku_catalogue()
+    items.create_item(sku="ＱＲＴ-04219Ｗ", name="全角")  # folds to qrt-04219w: MariaDB's LIKE agrees
+    mysql = db.engine.dialect.name == "mysql"
+
+    for q in ("QRT-0421", "qrt-0421", "QRT-04", "u_1-0", "Qrt-042199"):
+        seen, pages = _statements(db, q=q, limit=100)
+        assert pages == [_scanned(db, q)], q
+        assert ("LIKE" in seen[-1]) is mysql, q  # MariaDB reads the SKU range
+    assert _all_pages(q="qrt-0421", limit=4)[0] == ["QRT-04210", "QRT-04211", "QRT-04212", "QRT-04213"]
+    assert _all_pages(q="u_1-0") == [["U_1-000"]]  # "_" is no wildcard
+
+
+def test_once_a_name_or_another_sku_holds_the_term_the_search_scans_again(db: Any) -> None:
+    _sku_catalogue()
+    items.create_item(sku="ABC-1", name="替换件 for qrt-0421x")  # before the range in SKU order
+    items.create_items([ItemInput(sku="MID-QRT-04215", name="中间")])
+
+    seen, pages = _statements(db, q="QRT-0421", limit=100)
+
+    assert "LIKE" not in seen[-1]
+    assert pages == [_scanned(db, "QRT-0421")]
+    assert {"ABC-1", "MID-QRT-04215"} <= set(pages[0])
+
+
+def test_an_edit_that_puts_the_term_inside_a_text_turns_the_range_off(db: Any) -> None:
+    _sku_catalogue()
+    items.create_item(sku="KEY-1", name="钥匙")
+    items.update_items([("KEY-1", {"name": "钥匙 qrt-0421 用"})])
+
+    assert catalog.list_items(q="qrt-0421", limit=100).rows[0].sku == "KEY-1"
+    assert [[row.sku for row in catalog.list_items(q="qrt-0421", limit=100).rows]] == [_scanned(db, "qrt-0421")]
+
+
+def test_upgrade_marks_the_pieces_found_only_at_sku_starts(db: Any) -> None:
+    _sku_catalogue()
+    items.create_item(sku="ABC-2", name="说明 mentions aaa-01")
+    downgrade(revision="f3b9e1d7c482")  # before search_grams.inside
+    upgrade()
+    inside = dict(db.session.execute(select(SearchGram.gram, SearchGram.inside)).tuples().all())
+
+    assert (inside["qrt"], inside["rt-"], inside["aaa"]) == (False, True, True)
+    seen, pages = _statements(db, q="QRT-0421", limit=100)
+    assert pages == [_scanned(db, "QRT-0421")]
+    assert ("LIKE" in seen[-1]) is (db.engine.dialect.name == "mysql")

@@ -87,10 +87,10 @@ def test_a_movement_committing_during_the_audit_is_never_reported_and_is_not_blo
         in_thread(app, lambda: stock.issue_stock(sku="RACE-1", location=shelf.code, quantity=1, user="clerk"))
         resume.set()
 
-    assert reports == [LedgerReport(mismatches=[], totals=[])]
+    assert reports == [LedgerReport(mismatches=[], totals=[], reservations=[])]
     with app.app_context():
         assert db.session.get(Movement, moved).to_balance == Decimal(4)
-        assert audit_ledger() == LedgerReport(mismatches=[], totals=[])
+        assert audit_ledger() == LedgerReport(mismatches=[], totals=[], reservations=[])
 
 
 def test_a_suspect_that_reconciles_at_the_second_look_is_not_reported(app, factory):

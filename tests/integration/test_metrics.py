@@ -163,3 +163,39 @@ def test_import_jobs_are_counted_by_state(app, make_app):
 
     assert samples[("inventory_import_jobs", (("state", "queued"),))] == 1
     assert samples[("inventory_import_jobs", (("state", "running"),))] == 0
+
+
+def test_the_import_queue_exports_its_longest_wait_and_its_latest_failure(app, make_app):
+    from datetime import timedelta
+
+    from app.models import ImportJob
+    from app.models.types import utcnow
+    from app.services import jobs
+
+    scraper = make_app(INVENTORY_METRICS_TOKEN=TOKEN).test_client()
+    idle = scrape(scraper)
+    assert idle[("inventory_import_job_oldest_waiting_age_seconds", ())] == 0
+    assert idle[("inventory_import_job_last_failure_timestamp_seconds", ())] == 0
+    now = utcnow()
+    failed_at = now - timedelta(minutes=3)
+    with app.app_context():
+        digest = jobs.store_upload(data=b"sku,name\nQ-1,q\n", filename="q.csv", user="boss")
+        queued = jobs.enqueue_import(digest=digest, filename="q.csv", user="boss", rows=1)
+        db.session.execute(
+            update(ImportJob).where(ImportJob.id == queued).values(created_at=now - timedelta(minutes=10))
+        )
+        for state, values in (
+            ("running", {"lease_expires_at": now - timedelta(minutes=20)}),  # lapsed: waiting the longest
+            ("running", {"lease_expires_at": now + timedelta(minutes=1)}),  # a worker holds it
+            ("failed", {"finished_at": failed_at}),
+        ):
+            db.session.add(ImportJob(digest=digest, filename="q.csv", username="boss", state=state, **values))
+        db.session.commit()
+        db.session.remove()
+
+    samples = scrape(scraper)
+
+    assert 20 * 60 <= samples[("inventory_import_job_oldest_waiting_age_seconds", ())] < 21 * 60
+    assert samples[("inventory_import_job_last_failure_timestamp_seconds", ())] == pytest.approx(
+        failed_at.timestamp(), abs=1
+    )

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select, update
 
 from app.extensions import db, login_manager
-from app.models import Item, LowStockEvent
+from app.models import Item, OutboxEvent
 from app.models.notification import NotificationDelivery
 from app.models.types import utcnow
 from app.observability.logging import configure_root_logger
@@ -60,7 +60,7 @@ def low_stock(app, factory, *, sku=None, name=None, warehouse=None, reorder_poin
 
 def events(app):
     with app.app_context():
-        rows = db.session.scalars(select(LowStockEvent).order_by(LowStockEvent.id)).all()
+        rows = db.session.scalars(select(OutboxEvent).order_by(OutboxEvent.id)).all()
         db.session.remove()
         return rows
 
@@ -182,7 +182,7 @@ def test_failures_back_off_then_become_dead_letters_that_an_admin_can_requeue(ap
     assert dispatch(app, chan).claimed == 0  # not due yet
 
     with app.app_context():
-        db.session.execute(update(LowStockEvent).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        db.session.execute(update(OutboxEvent).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
         db.session.commit()
     second = dispatch(app, chan)
     [event] = events(app)
@@ -219,7 +219,7 @@ def test_a_retry_only_resends_to_the_targets_that_failed(app, factory, robot):
 
     dispatch(app, channel(robot))
     with app.app_context():
-        db.session.execute(update(LowStockEvent).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        db.session.execute(update(OutboxEvent).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
         db.session.commit()
     dispatch(app, channel(robot))
 
@@ -231,7 +231,7 @@ def test_a_retry_only_resends_to_the_targets_that_failed(app, factory, robot):
 def lease_runs_out(app):
     """Move the clock past the claim lease: bring claimed events due again."""
     with app.app_context():
-        db.session.execute(update(LowStockEvent).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        db.session.execute(update(OutboxEvent).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
         db.session.commit()
 
 
@@ -300,7 +300,7 @@ def test_no_row_lock_or_transaction_is_held_while_a_message_is_sent(app, factory
         def write() -> None:
             # The claimed event row and the stock it is about: both must be free for others.
             with app.app_context():
-                db.session.execute(update(LowStockEvent).values(last_error=None))
+                db.session.execute(update(OutboxEvent).values(last_error=None))
                 db.session.commit()
                 stock.issue_stock(sku=item.sku, location=location.code, quantity=1, user="clerk")
                 writes.append(1)
@@ -458,9 +458,9 @@ def test_dead_letters_are_listed_with_their_error_and_an_admin_requeues_one(app,
     warehouse = factory.warehouse(code="WHD")
     low_stock(app, factory, sku="DEAD-1", warehouse=warehouse)
     with app.app_context():
-        db.session.execute(update(LowStockEvent).values(status="dead", attempts=8, last_error="群: HTTP 502"))
+        db.session.execute(update(OutboxEvent).values(status="dead", attempts=8, last_error="群: HTTP 502"))
         db.session.commit()
-        [event_id] = db.session.scalars(select(LowStockEvent.id)).all()
+        [event_id] = db.session.scalars(select(OutboxEvent.id)).all()
     login_as("admin")
 
     page = client.get("/notifications").get_data(as_text=True)
@@ -507,3 +507,30 @@ def test_item_names_and_skus_cannot_post_headings_links_or_tags(app, factory, ro
 def test_own_links_drops_targets_outside_the_base_url():
     text = "[ok](https://inventory.example.cn/items/A) [bad](https://inventory.example.cn.evil/x)"
     assert wecom.own_links(text, BASE_URL) == "[ok](https://inventory.example.cn/items/A) [bad]"
+
+
+def test_reservation_events_reach_webhooks_with_the_order_and_chat_robots_skip_them(app, factory, robot):
+    from app.services import reservations
+
+    warehouse = factory.warehouse(code="WHR")
+    item, location = factory.item(sku="RES-1"), factory.location(warehouse=warehouse)
+    factory.stock(item, location, 5)
+    with app.app_context():
+        notifications.create_target(
+            name="ERP", kind="webhook", url=f"{robot.url}/hooks/erp", secret="s3cret-signing", warehouses=["WHR"]
+        )
+        made = reservations.reserve(reference="SO-77", lines=[{"sku": "RES-1", "quantity": 2}], user="erp")
+        reservations.cancel_reservation(reservation_id=made.id, user="erp")
+        db.session.remove()
+    subscribe_wecom(app, warehouse)
+
+    report = dispatch(app, channel(robot))
+
+    assert (report.claimed, report.delivered) == (2, 2)
+    assert robot.markdown() == []
+    payloads = [json.loads(call.body) for call in robot.received]
+    assert [(p["type"], p["reference"], p["reservation_id"]) for p in payloads] == [
+        ("inventory.reservation_created", "SO-77", made.id),
+        ("inventory.reservation_cancelled", "SO-77", made.id),
+    ]
+    assert payloads[0]["quantity"] == "2.000" and payloads[0]["url"] == f"{BASE_URL}/reservations/{made.id}"

@@ -429,13 +429,17 @@ def test_the_serial_harness_fails_without_the_serial_row_lock(busy_app, factory,
     item, shelf = factory.item(sku="SER-NAIVE", tracking="serial"), factory.location()
     factory.stock(item, shelf, 1, serials=["ONLY"])
 
+    # Every worker has read before any writes: the gap every real request has between its read
+    # and its write, made certain (a short sleep there let a loaded machine run them one by one).
+    all_read = threading.Barrier(workers, timeout=60)
+
     def work(n, rng):
         session = db.session()
         row = session.execute(select(Serial.id, Serial.status).where(Serial.serial == "ONLY")).one()
+        all_read.wait()
         if row.status != "in_stock":
             session.rollback()
             return 0
-        time.sleep(0.002)  # the gap every real request has between its read and its write
         session.execute(update(Serial).where(Serial.id == row.id).values(status="issued"))
         session.commit()
         return 1

@@ -5,10 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, text, update
 
-from app.models import Item, LowStockEvent, Movement, StockLevel
-from app.services import items, locations, stock, transaction
+from app.models import Item, Movement, OutboxEvent, StockLevel
+from app.services import items, locations, stock, stock_core, transaction
 from app.services.errors import (
     AlreadyReversed,
     ArchivedItem,
@@ -308,7 +308,7 @@ def test_crossing_the_reorder_point_writes_one_outbox_event(db, factory, screw, 
     stock.issue_stock(sku="A-100", location=shelf.code, quantity=1, user="bob")  # 3: already below
     with pytest.raises(InsufficientStock):
         stock.issue_stock(sku="A-100", location=shelf.code, quantity=99, user="bob")
-    events = db.session.scalars(select(LowStockEvent)).all()
+    events = db.session.scalars(select(OutboxEvent)).all()
     assert [(e.movement_id, e.quantity, e.reorder_point, e.status) for e in events] == [
         (crossing.id, Decimal(4), Decimal(5), "pending")
     ]
@@ -385,6 +385,81 @@ def test_a_reversal_never_moves_an_archived_item(db, factory, screw, shelf):
     assert on_hand(db, screw, shelf) == 6 and movement_count(db) == 2
 
 
+def test_a_bulk_receipt_past_the_bounds_finds_items_as_asked_and_adds_to_the_levels_there(
+    db, factory, shelf, monkeypatch
+):
+    # Issue 13: past BOUND_SKUS and _BOUND_IDS, the SKUs travel as JSON lists (transaction.listed)
+    # and the item ids are written into the locking statements (transaction.ids_in), two a slice.
+    monkeypatch.setattr(stock_core, "BOUND_SKUS", 1)
+    monkeypatch.setattr(stock, "_BOUND_IDS", 1)
+    monkeypatch.setattr(transaction, "JSON_ROWS", 2)
+    other = factory.location()
+    bolts = [factory.item(sku=f"BULK-{n}", name="螺栓") for n in range(5)]
+    factory.stock(bolts[0], shelf, 5)
+    factory.stock(bolts[3], other, "1.5")
+    # MariaDB compares SKUs without case, as a single receipt does; SQLite byte for byte.
+    asked = "bulk-0" if db.engine.dialect.name == "mysql" else "BULK-0"
+    lines = [stock.PickLine(asked, shelf.code, "2"), stock.PickLine("BULK-0", other.code, 1)]
+    lines += [stock.PickLine(f"BULK-{n}", shelf.code, Decimal(n)) for n in range(1, 5)]
+    lines.append(stock.PickLine("BULK-3", other.code, "0.25"))
+    assert stock.receive_lines(lines=lines, user="alice") == 7
+    levels = db.session.execute(select(StockLevel.item_id, StockLevel.location_id, StockLevel.quantity)).all()
+    assert {(i, loc, q) for i, loc, q in levels} == {
+        (bolts[0].id, shelf.id, Decimal("7")),
+        (bolts[0].id, other.id, Decimal("1")),
+        (bolts[1].id, shelf.id, Decimal("1")),
+        (bolts[2].id, shelf.id, Decimal("2")),
+        (bolts[3].id, shelf.id, Decimal("3")),
+        (bolts[3].id, other.id, Decimal("1.75")),
+        (bolts[4].id, shelf.id, Decimal("4")),
+    }
+    assert [items.get_item(f"BULK-{n}").on_hand for n in range(5)] == [8, 1, 2, Decimal("4.75"), 4]
+    with pytest.raises(UnknownItem):
+        stock.receive_lines(lines=[*lines, stock.PickLine("BULK-0 ' OR 1=1", shelf.code, 1)], user="alice")
+
+
+def test_items_read_packed_past_the_bound_are_the_items_read_as_rows(db, factory, monkeypatch):
+    monkeypatch.setattr(transaction, "JSON_ROWS", 2)
+    skus = ["Q\"1'", "螺栓-😀", "Q-3", "Q-4", "Q-5"]
+    for n, sku in enumerate(skus):
+        factory.item(sku=sku, name="件", reorder_point=["1.5", 0, "12345678901.125", 2, "0.001"][n])
+    db.session.execute(update(Item).where(Item.sku == "Q-4").values(tracking="lot"))
+    db.session.execute(update(Item).where(Item.sku == "Q-3").values(archived=True))
+    asked = {*skus, "NONE", "x" * 300}
+    as_rows = stock_core.items_by_sku(asked)
+    monkeypatch.setattr(stock_core, "BOUND_SKUS", 0)
+    packed = stock_core.items_by_sku(asked)
+    assert packed == as_rows and sorted(packed) == sorted(skus)
+    assert [str(packed[sku].reorder_point) for sku in skus] == ["1.500", "0.000", "12345678901.125", "2.000", "0.001"]
+    assert [(packed[s].archived, packed[s].tracking) for s in ("Q-3", "Q-4")] == [(True, "none"), (False, "lot")]
+    if db.engine.dialect.name == "mysql":
+        # A document cut short by group_concat_max_len is read again as rows.
+        db.session.execute(text("SET SESSION group_concat_max_len = 4"))
+        try:
+            assert stock_core.items_by_sku(asked) == as_rows
+        finally:
+            db.session.execute(text("SET SESSION group_concat_max_len = DEFAULT"))
+
+
+def test_the_bulk_tracking_recheck_refuses_a_tracking_read_before_it_changed(db, factory, monkeypatch):
+    monkeypatch.setattr(stock, "_BOUND_IDS", 0)
+    monkeypatch.setattr(transaction, "JSON_ROWS", 2)
+    made = [factory.item(sku=f"TR-{n}", name="垫片") for n in range(3)]
+    read = [stock_core.ItemFacts(i.id, i.sku, False, Decimal(0), "none") for i in made]
+    stock._recheck_tracking(read)  # as they are: nothing to retry
+    stale = [*read[:2], stock_core.ItemFacts(made[2].id, "TR-2", False, Decimal(0), "lot")]
+    with pytest.raises(transaction.StaleRead, match=f"item {made[2].id} is now tracked by none"):
+        stock._recheck_tracking(stale)
+    db.session.rollback()
+
+
+def test_ids_written_into_a_statement_are_whole_numbers_only():
+    column = StockLevel.__table__.c.item_id
+    assert [str(clause) for clause in transaction.ids_in(column, [3, 1, 3])] == ["stock_levels.item_id IN (1,3)"]
+    with pytest.raises(ValueError):
+        list(transaction.ids_in(column, ["1) OR (1=1"]))  # type: ignore[list-item]
+
+
 def test_the_same_idempotency_key_from_two_callers_is_two_requests(db, factory, screw, shelf):
     factory.stock(screw, shelf, 10)
     ann = stock.issue_stock(sku="A-100", location=shelf.code, quantity=1, user="ann", idempotency_key="k-1")
@@ -433,3 +508,37 @@ def test_a_bulk_receipt_sent_in_several_chunks_keeps_every_line_its_order_and_it
         False,
         Decimal("3.625"),
     )
+
+
+def test_a_bulk_receipt_reads_no_levels_or_tracking_of_items_its_own_unit_of_work_created(db, factory, shelf):
+    """An import's new items: nobody else can see them, so neither their stock levels nor their
+    tracking are read again under locks; an existing item in the same receipt still is."""
+    old = factory.item(sku="OLD-1", name="旧物")
+    sent: list[tuple[str, set[object]]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if not executemany:  # the lock reads are single statements; bulk writes send lists
+            values = parameters.values() if isinstance(parameters, dict) else parameters
+            sent.append((" ".join(statement.split()), set(values)))
+
+    @transaction.unit_of_work
+    def import_like() -> tuple[int, list[int]]:
+        created = items.create_items([items.ItemInput(sku=f"NEW-{n}", name="新物") for n in (1, 2)])
+        new_ids = list(db.session.scalars(select(Item.id).where(Item.sku.in_(created))))
+        lines = [{"sku": sku, "location": shelf.code, "quantity": 2} for sku in ("NEW-1", "OLD-1", "NEW-2")]
+        return stock.receive_lines(lines=lines, user="bench", created=created), new_ids
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        written, new_ids = import_like()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert written == 3 and len(new_ids) == 2
+    reads = [
+        values
+        for statement, values in sent
+        if statement.startswith(("SELECT stock_levels.id, stock_levels.item_id", "SELECT items.id, items.tracking"))
+    ]
+    assert len(reads) == 2  # the old item's levels, then its tracking
+    assert all(old.id in values and not values & set(new_ids) for values in reads)
+    assert [on_hand(db, item, shelf) for item in (old, *(db.session.get(Item, i) for i in new_ids))] == [2, 2, 2]

@@ -38,6 +38,7 @@ def test_configs_pass_amtool_check_config(path):
         (["alertname=InstanceDown", "severity=critical", "service=inventory"], "wecom-critical"),
         (["alertname=InventoryLedgerMismatch", "severity=critical", "service=inventory"], "wecom-critical"),
         (["alertname=InventoryLowStockItems", "severity=warning", "service=inventory"], "wecom-warning"),
+        (["alertname=InventoryImportJobWaiting", "severity=warning", "service=inventory"], "wecom-warning"),
         (["alertname=Something", "severity=info"], "wecom-warning"),
         (["alertname=NoSeverity"], "wecom-warning"),
     ],

@@ -23,6 +23,9 @@ REQUIRED_ALERTS = {
     "InventoryNotificationDeadLetters",
     "InventoryLedgerMismatch",
     "InventoryNotReady",
+    "InventoryImportJobWaiting",
+    "InventoryImportQueueGrowing",
+    "InventoryImportJobsFailing",
 }
 
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from app.services.errors import InvalidGS1Code
-from app.services.gs1 import GS1Data, read
+from app.services.gs1 import GS1Data, encodable, read
 
 GS = "\x1d"
 
@@ -110,3 +110,24 @@ def test_hri_reads_back_into_the_same_fields():
     assert data.hri() == "(01)09501101530003(17)270131(10)A(1(21)S 9(30)6"
     plain = GS1Data("09501101530003", lot="L-1", expiry=date(2027, 1, 31), serial="S9", quantity=Decimal(6))
     assert read(plain.hri()) == plain
+
+
+@pytest.mark.parametrize(
+    ("lot", "serial", "expected"),
+    [
+        ("2026-0001-ABCDEFGHIJ", None, True),  # 20 characters of set 82: the most AI 10 holds
+        (None, "SN/1_x", True),
+        ("批次1", None, False),  # Chinese: gs1.read refuses it
+        ("A 1", None, False),  # a space is not in set 82
+        (None, "Ä1", False),
+        ("2026-0001-ABCDEFGHIJK", None, False),  # 21 characters
+        ("A(10)B", None, False),  # its human-readable form reads back as another lot
+        ("", None, False),
+        (None, "S\x1d1", False),
+    ],
+)
+def test_only_values_gs1_carries_and_reads_back_are_encodable(lot, serial, expected):
+    data = GS1Data("04006381333931", lot=lot, expiry=date(2027, 3, 31), serial=serial)
+    assert encodable(data) is expected
+    if expected:
+        assert read(data.hri()) == data

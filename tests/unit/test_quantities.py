@@ -63,3 +63,22 @@ def test_zero_is_allowed_where_asked_and_the_field_is_named():
     with pytest.raises(InvalidQuantity) as caught:
         parse_quantity("-1", field="counted", allow_zero=True)
     assert caught.value.field == "counted" and "zero or more" in caught.value.message
+
+
+def test_a_refused_text_is_refused_every_time_and_never_stands_for_another_field():
+    # Parsed texts are remembered (an import repeats a few dozen quantities 100,000 times): a
+    # refusal must not be, nor must one field's answer stand for another's.
+    for _ in range(2):
+        with pytest.raises(InvalidQuantity) as caught:
+            parse_quantity("0", field="quantity")
+        assert caught.value.field == "quantity"
+    assert parse_quantity("0", field="reorder_point", allow_zero=True) == 0
+    with pytest.raises(InvalidQuantity) as caught:
+        parse_quantity("0", field="counted")
+    assert caught.value.field == "counted"
+
+
+def test_a_long_zero_padded_text_is_read_like_a_short_one():
+    assert parse_quantity("0" * 5000 + "12.5") == Decimal("12.500")
+    with pytest.raises(InvalidQuantity, match="3 decimal places"):
+        parse_quantity("0" * 5000 + "1.2345")

@@ -14,7 +14,7 @@ import pytest
 from app.services import gs1
 from app.services.gs1 import GS1Data
 from app.services.labels import LabelContent
-from app.services.zpl import Layout, document, field_data
+from app.services.zpl import Layout, block_data, document, field_data
 
 LAYOUT = Layout(480, 320, "E:NOTOSANSSC.TTF")
 PEN = LabelContent("item", "4006381333931", "蓝色圆珠笔 0.5mm", "PEN-BLUE · 支", GS1Data("04006381333931"))
@@ -87,6 +87,7 @@ def test_a_gtin_is_printed_as_gs1_128_and_gs1_datamatrix_that_scan_back() -> Non
     (linear,) = _fields(label, "^BC")
     assert re.search(r"\^BCN,\d+,Y,N,N,D\^FH\^FD", label)  # mode D: GS1-128
     assert gs1.read(_unhex(linear)) == GS1Data("04006381333931")
+    assert gs1.read(_as_scanned_128(linear)) == GS1Data("04006381333931")
     (matrix,) = _fields(label, "^BX")
     assert re.search(r"\^BXN,\d+,200,,,,_\^FH\\\^FD", label)  # ECC 200, escape _, hex indicator \
     assert gs1.read(_as_scanned(matrix)) == GS1Data("04006381333931")
@@ -102,10 +103,11 @@ def test_a_gtin_is_printed_as_gs1_128_and_gs1_datamatrix_that_scan_back() -> Non
 def test_lot_and_serial_labels_scan_back_into_the_same_fields(data: GS1Data) -> None:
     """Lots and serials (to come) print the same way: GS1Data with their AIs on the label."""
     content = LabelContent("item", data.gtin or "", "批次标签", "", data)
-    # 100 x 50 mm: room for GS1-128 with every field (on 60 x 40 mm the DataMatrix carries them).
-    (label,) = _formats(document([content], copies=2, layout=Layout(800, 400, "E:NOTOSANSSC.TTF")))
+    # 150 x 75 mm: room for GS1-128 with every field at bars of two dots (473 modules across 1,168
+    # dots); on smaller labels the DataMatrix alone carries them.
+    (label,) = _formats(document([content], copies=2, layout=Layout(1200, 600, "E:NOTOSANSSC.TTF")))
     (linear,) = _fields(label, "^BC")
-    assert gs1.read(_unhex(linear)) == data
+    assert gs1.read(_as_scanned_128(linear)) == data
     (matrix,) = _fields(label, "^BX")
     assert gs1.read(_as_scanned(matrix)) == data
 
@@ -124,3 +126,54 @@ def _as_scanned(matrix: str) -> str:
         else:
             out, n = out + text[n], n + 1
     return out
+
+
+def _as_scanned_128(linear: str) -> str:
+    """What a scanner sends for a ^BC mode D field: ]C1 for the FNC1 the printer starts with, the
+    group separator for each ">8", the parentheses (printed, not encoded) gone."""
+    return "]C1" + re.sub(r"[()]", "", _unhex(linear)).replace(">8", gs1.GROUP_SEPARATOR)
+
+
+def test_gs1_128_leaves_out_values_mode_d_would_change_and_code128_escapes_its_command_character() -> None:
+    """Mode D drops parentheses and takes ">" for a command: a lot holding them (GS1 allows both)
+    is left to the DataMatrix. In plain Code 128 a ">" is written ">0" (">5" would switch to
+    subset C)."""
+    for lot in ("L(1)", "A>8B", "A>5"):
+        data = GS1Data("09501101530003", lot=lot)
+        content = LabelContent("lot", data.hri(), "批次", "", data)
+        (label,) = _formats(document([content], copies=1, layout=Layout(800, 400, "E:F.TTF")))
+        assert "^BC" not in label
+        assert gs1.read(_as_scanned(_fields(label, "^BX")[0])) == data
+    (label,) = _formats(document([LabelContent("item", "PART>5X", "螺栓", "", None)], copies=1, layout=LAYOUT))
+    assert _fields(label, "^BC") == ["PART>05X"]
+    assert _fields(label, "^BQ") == ["MA,PART>5X"]
+
+
+def test_a_backslash_in_a_name_prints_as_itself() -> None:
+    """In a ^FB block a Zebra reads "\\&" as a line break and "\\\\" as one backslash: a name's
+    backslashes are doubled, so "C:\\&temp" prints as written, on one line."""
+    named = LabelContent("item", "X-1", "C:\\&temp\\", "SKU\\1 · 个", None)
+    (label,) = _formats(document([named], copies=1, layout=LAYOUT))
+    assert [_unhex(text) for text in _fields(label, "^A@")] == ["C:\\\\&temp\\\\", "SKU\\\\1 · 个"]
+    assert block_data("\\\\") == "\\\\\\\\" and block_data("a_\\") == "a_5F\\\\"
+
+
+@pytest.mark.parametrize(
+    ("layout", "drawn"),
+    [(LAYOUT, False), (Layout(800, 400, "E:F.TTF"), True)],
+    ids=["60x40mm", "100x50mm"],
+)
+def test_gs1_128_is_never_drawn_with_bars_of_one_dot(layout: Layout, drawn: bool) -> None:
+    """GTIN, expiry and lot SOON: 319 modules. 448 dots across (60 x 40 mm) would make bars of one
+    dot (0.125 mm), below GS1's X-dimensions: left off, the DataMatrix carries the same data; 768
+    (100 x 50 mm) make bars of two dots (0.25 mm)."""
+    data = GS1Data("04006381333931", lot="SOON", expiry=date(2027, 3, 31))
+    (label,) = _formats(document([LabelContent("lot", data.hri(), "牛奶", "LOT SOON", data)], copies=1, layout=layout))
+    assert gs1.read(_as_scanned(_fields(label, "^BX")[0])) == data
+    assert ("^BC" in label) is drawn
+    if drawn:
+        assert re.search(r"\^BY2\^BCN,\d+,Y,N,N,D", label)
+        assert gs1.read(_as_scanned_128(_fields(label, "^BC")[0])) == data
+    # A GTIN alone (165 modules) keeps its GS1-128 at two dots on 60 x 40 mm.
+    (item,) = _formats(document([PEN], copies=1, layout=LAYOUT))
+    assert re.search(r"\^BY2\^BCN,\d+,Y,N,N,D", item)

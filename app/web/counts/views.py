@@ -3,6 +3,7 @@ only the manager's review shows the system quantity, the count and the variance.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -32,8 +33,6 @@ def _message(error: DomainError) -> str:
         return _("There is nothing to count there.")
     if isinstance(error, counts.WhereFound):
         return _("Say at which location the scanned item was found.")
-    if error.code == "unknown_code":
-        return _("Unknown code %(code)s: no item or location carries it.", code=error.extras.get("scanned"))
     return domain_message(error)
 
 
@@ -74,23 +73,39 @@ def show(count_id: int) -> Any:
 
 def _entered(view: counts.CountView) -> dict[int, str]:
     """What the counter entered on each line, as typed back into its box: the second count once
-    one is asked for (empty until entered), else the first."""
+    one is asked for (empty until entered), else the first; for a serial-tracked item, the
+    serials found, one a line."""
     shown = {}
     for line in view.lines:
         value = line.second_count if line.recount_requested else line.first_count
-        shown[line.id] = "" if value is None else f"{value.normalize():f}"
+        if value is None:
+            shown[line.id] = ""
+        elif line.tracking == "serial":
+            shown[line.id] = "\n".join(line.serials)
+        else:
+            shown[line.id] = f"{value.normalize():f}"
     return shown
+
+
+def _boxes(prefix: str) -> Iterator[tuple[int, str]]:
+    """The form's `<prefix><line id>` fields: (line id, value stripped)."""
+    for key, value in request.form.items():
+        if key.startswith(prefix) and (line_id := whole_number(key[len(prefix) :], maximum=2**63 - 1)) is not None:
+            yield line_id, value.strip()
 
 
 @bp.post("/<int:count_id>/entries")
 @role_required("clerk")
 def enter(count_id: int) -> Any:
-    fields = request.form.items()
     # The sheet shows what was entered; a box sent back as it was shown is not a new count.
     shown = _entered(counts.get_count(count_id))
-    numbered = ((whole_number(k[4:], maximum=2**63 - 1), v.strip()) for k, v in fields if k.startswith("qty:"))
-    lines = {
-        line_id: value for line_id, value in numbered if line_id is not None and value and value != shown.get(line_id)
+    lines = {line_id: value for line_id, value in _boxes("qty:") if value and value != shown.get(line_id)}
+    # Serials found, one a line; "none found" ticked says the line was counted and held none.
+    serials: dict[int, str] = {line_id: "" for line_id, value in _boxes("none:") if value}
+    serials |= {
+        line_id: value
+        for line_id, value in _boxes("serials:")
+        if value and value.replace("\r\n", "\n") != shown.get(line_id)
     }
     found = {}
     if code := request.form.get("code", "").strip():
@@ -99,7 +114,9 @@ def enter(count_id: int) -> Any:
     return _act(
         count_id,
         ".show",
-        lambda: counts.record_counts(count_id=count_id, user=_user(), lines=lines, found=found, location=where),
+        lambda: counts.record_counts(
+            count_id=count_id, user=_user(), lines=lines, found=found, location=where, serials=serials
+        ),
     )
 
 
@@ -128,6 +145,7 @@ def review(count_id: int) -> Any:
         large={line.id for line in view.lines if large(line)},
         varied=len(varied),
         only_variances=only_variances,
+        serials=counts.serial_differences(view) if view.count.status == "open" else {},
     )
 
 

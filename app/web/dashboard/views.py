@@ -68,4 +68,5 @@ def index() -> Any:
         most_moved=most_moved,
         latest=list(catalog.hide_balances(latest, blind)),
         cached_at=datetime.fromtimestamp(cached_at).astimezone() if cached_at else None,
+        waiting=dashboard.reservations_waiting(),
     )

@@ -200,7 +200,7 @@ def _tracked_stock(item: Any) -> dict[str, Any]:
     }
 
 
-@bp.get("/<sku>/serials/<serial>")
+@bp.get("/<sku>/serials/<code:serial>")
 @role_required("viewer")
 def serial(sku: str, serial: str) -> Any:
     """One serial: where it is now (or that it was issued) and every movement that moved it."""
@@ -212,7 +212,8 @@ def serial(sku: str, serial: str) -> Any:
     movements = traceability.serial_movements(found.id)
     if hidden:
         movements = list(catalog.hide_balances(movements, {(sku, code) for code in hidden}))
-    return render_template("items/serial.html", serial=found, movements=movements)
+    # Where a serial is, at a place being counted, is that place's quantity one unit at a time.
+    return render_template("items/serial.html", serial=found, movements=movements, hidden_here=found.location in hidden)
 
 
 @bp.route("/new", methods=["GET", "POST"])

@@ -117,7 +117,7 @@ def lot_zpl(lot_id: int) -> Any:
     return _zpl_response([content], _choice()["copies"], f"lot-{lot_id}.zpl")
 
 
-@bp.get("/serials/<sku>/<serial>")
+@bp.get("/serials/<sku>/<code:serial>")
 @role_required("viewer")
 def serial_sheet(sku: str, serial: str) -> Any:
     """A serial's label (GS1: GTIN, serial) as a print page."""
@@ -126,7 +126,7 @@ def serial_sheet(sku: str, serial: str) -> Any:
     return render_template("labels/print.html", labels=labels.sheet([content], choice["copies"]), size=choice["size"])
 
 
-@bp.get("/serials/<sku>/<serial>.zpl")
+@bp.get("/serials/<sku>/<code:serial>.zpl")
 @role_required("viewer")
 def serial_zpl(sku: str, serial: str) -> Any:
     content = _traced(lambda: labels.serial_content(sku, serial))

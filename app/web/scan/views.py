@@ -15,7 +15,7 @@ from flask_wtf.csrf import generate_csrf
 
 from app.auth.roles import role_required
 from app.models.user import SCAN_MODES
-from app.services import admin, catalog, codes, counts, stock
+from app.services import admin, catalog, codes, counts, picking, stock
 from app.services.errors import (
     Conflict,
     DomainError,
@@ -44,7 +44,12 @@ class ScannedByAnotherUser(Conflict):
 @bp.get("")
 @role_required("clerk")
 def index() -> Any:
-    return render_template("scan/index.html", location_codes=catalog.location_codes(), mode=current_user.scan_mode)
+    return render_template(
+        "scan/index.html",
+        location_codes=catalog.location_codes(),
+        mode=current_user.scan_mode,
+        pick_prefix=picking.PICK_PREFIX,
+    )
 
 
 @bp.post("/mode")
@@ -232,8 +237,6 @@ def _error(error: DomainError) -> tuple[Response, int]:
 
 
 def _scan_message(error: DomainError) -> str:
-    if isinstance(error, codes.UnknownCode):
-        return _("Unknown code %(code)s: no item or location carries it.", code=error.extras.get("scanned"))
     if isinstance(error, ScannedByAnotherUser):
         return _(
             "This scan was made by %(user)s: it is sent only while %(user)s is signed in.",

@@ -4,6 +4,7 @@ answered with every movement, the manager-only expired override, lot and serial 
 from __future__ import annotations
 
 from datetime import timedelta
+from urllib.parse import quote
 
 import pytest
 
@@ -81,6 +82,20 @@ def test_serials_are_received_issued_and_traced(client, bearer, factory, place):
     assert (where["status"], where["location"]) == ("issued", None)
     assert [m["kind"] for m in where["history"]] == ["receive", "issue"]
     assert client.get("/api/v1/serials/API-PHONE/NOPE", headers=clerk).status_code == 404
+
+
+@pytest.mark.parametrize("serial", ["SN/2024/001", "A%B 1", "批号/7", "x.y"])
+def test_a_serial_holding_a_slash_is_found_at_its_url(client, bearer, factory, place, serial):
+    factory.item(sku="API-SLASH", tracking="serial")
+    clerk = bearer("clerk")
+    body = {"sku": "API-SLASH", "location": place.code, "quantity": "1", "serials": [serial]}
+    assert client.post("/api/v1/stock/receive", json=body, headers=clerk).status_code == 201
+    for path in (serial, quote(serial, safe="")):
+        found = client.get(f"/api/v1/serials/API-SLASH/{path}", headers=clerk)
+        assert found.status_code == 200, path
+        assert (found.get_json()["serial"], found.get_json()["location"]) == (serial, place.code)
+    missing = client.get("/api/v1/serials/API-SLASH/SN/2024", headers=clerk)
+    assert (missing.status_code, missing.get_json()["code"]) == (404, "unknown_serial")
 
 
 def test_items_api_takes_the_tracking_fields(client, bearer):

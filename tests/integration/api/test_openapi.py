@@ -15,7 +15,14 @@ def test_document_is_openapi_31_and_lists_every_route(client, app):
     assert document["openapi"] == "3.1.0"
     documented = {(path, method) for path, ops in document["paths"].items() for method in ops}
     routed = {
-        (rule.rule.removeprefix("/api/v1").replace("<int:", "{").replace("<", "{").replace(">", "}"), method.lower())
+        (
+            rule.rule.removeprefix("/api/v1")
+            .replace("<int:", "{")
+            .replace("<path:", "{")
+            .replace("<", "{")
+            .replace(">", "}"),
+            method.lower(),
+        )
         for rule in app.url_map.iter_rules()
         if rule.endpoint.startswith("api.") and rule.endpoint != "api.openapi_document"
         for method in rule.methods - {"HEAD", "OPTIONS"}

@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from app.api import items, locations, movements, stock  # noqa: F401 - importing them registers the operations
+from app.api import items, locations, movements, reservations, stock  # noqa: F401 - importing them registers the operations
 from app.api.openapi import build_document
 
 CHECKS = [

@@ -241,6 +241,8 @@ def test_stock_list_filters_and_shape(client, bearer, stocked, factory):
                 "quantity": "2",
                 "lot": None,
                 "expiry": None,
+                "reserved": "0",
+                "available": "2",
             }
         ],
         "next": None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import io
 import itertools
 import zipfile
@@ -20,7 +21,7 @@ from app import jobs as runner
 from app.config import SETTINGS_KEY, settings
 from app.extensions import db
 from app.models import ImportBatch, Item, Lot, Movement, Serial, StockLevel
-from app.services import imports, ledger
+from app.services import imports, ledger, transaction
 from tests.integration.floor.conftest import Stocked, text_of
 
 GOOD = "sku,name,unit,category,location,quantity\nNEW-1,扳手,把,工具,WH1-A-01-02,5\nNEW-2,钳子,把,工具,,\n"
@@ -151,6 +152,7 @@ def test_bad_rows_are_listed_with_row_column_expected_found_and_nothing_is_writt
     forged = _commit(client, BAD.encode())
     assert "没有导入任何内容" in text_of(forged)
     assert _counts(app) == before
+    assert gc.isenabled()  # the commit pauses the cycle collector, and restores it however it ends
 
 
 @pytest.mark.parametrize(
@@ -440,3 +442,71 @@ def test_import_rows_with_a_missing_lot_or_a_wrong_serial_count_are_listed(app: 
     with app.app_context():
         checked = imports.check_file(bad.encode(), "bad.csv")
     assert [(e.row, e.field) for e in checked.errors] == [(2, "lot"), (3, "serial"), (4, "lot")]
+
+
+MIXED = (
+    "sku,name,tracking,批次,序列号,location,quantity,reorder_point\n"
+    "SKU-SCREW,螺丝钉,,,,WH1-A-01-02,4,\n"
+    "MIX-1,垫片,,,,WH1-A-01-01,7,3\n"
+    "MIX-2,螺母,,,,WH1-A-01-02,2,5\n"
+    "MIX-3,胶带,lot,L1,,WH1-A-01-01,6,\n"
+    "MIX-3,胶带,lot,L2,,WH1-A-01-02,1,\n"
+    "MIX-4,扫码枪,serial,,S-1 S-2 S-3,WH1-A-01-01,3,\n"
+    "MIX-5,扎带,,,,,,\n"
+)
+
+
+def test_new_items_start_with_the_stock_they_receive_and_existing_items_add_theirs(
+    app: Flask, stocked: Stocked
+) -> None:
+    """New untracked items are inserted with their opening total (on MariaDB, not added after
+    their receipt); tracked and existing items get theirs from their levels. Every total is the
+    sum of its levels, counted once, and the low flag follows it."""
+    with app.app_context():
+        result = imports.commit_import(data=MIXED.encode(), filename="mixed.csv", user="t")
+        assert (result.items_created, result.items_updated, result.stock_lines) == (5, 0, 6)
+        rows = db.session.execute(select(Item.sku, Item.on_hand, Item.is_low).order_by(Item.sku)).all()
+        assert [(sku, on_hand, bool(low)) for sku, on_hand, low in rows] == [
+            ("MIX-1", Decimal(7), False),
+            ("MIX-2", Decimal(2), True),
+            ("MIX-3", Decimal(7), False),
+            ("MIX-4", Decimal(3), False),
+            ("MIX-5", Decimal(0), False),
+            ("SKU-SCREW", Decimal(14), False),
+        ]
+        # Its reorder point cell was left empty: kept, not read as 0.
+        assert db.session.scalar(select(Item.reorder_point).where(Item.sku == "SKU-SCREW")) == Decimal(5)
+        assert ledger.find_total_mismatches() == []
+        assert ledger.find_ledger_mismatches() == []
+
+
+HOSTILE = [
+    '引号 \' 和 "双引号"',
+    "反斜杠 \\ 与 \\' 与 \\\\",
+    "%s %(x)s 占位",
+    "螺栓 📦 X'41'",
+    "'); DROP TABLE items; --",
+]
+
+
+def test_bulk_written_text_arrives_exactly_as_given(
+    app: Flask, stocked: Stocked, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An import's rows travel as JSON documents (on MariaDB as bytes): quotes, backslashes,
+    placeholders and four-byte characters arrive unchanged, across several documents, both in
+    new items and in changed ones."""
+    monkeypatch.setattr(transaction, "JSON_ROWS", 2)
+    quoted = [name.replace('"', '""') for name in HOSTILE]
+    created = "sku,name,location,quantity\n" + "".join(
+        f'HOS-{n},"{name}",WH1-A-01-02,{n + 1}\n' for n, name in enumerate(quoted)
+    )
+    changed = "sku,name\n" + "".join(f'HOS-{n},"{name} 改"\n' for n, name in enumerate(quoted))
+    with app.app_context():
+        imports.commit_import(data=created.encode(), filename="hostile.csv", user="t")
+        names = db.session.scalars(select(Item.name).where(Item.sku.like("HOS-%")).order_by(Item.sku)).all()
+        assert names == HOSTILE
+        assert imports.commit_import(data=changed.encode(), filename="hostile2.csv", user="t").items_updated == 5
+        db.session.expire_all()
+        names = db.session.scalars(select(Item.name).where(Item.sku.like("HOS-%")).order_by(Item.sku)).all()
+        assert names == [f"{name} 改" for name in HOSTILE]
+        assert ledger.find_total_mismatches() == []

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import func, select
 
-from app.services import codes, labels
+from app.extensions import db
+from app.models import Lot, Movement, Serial, StockLevel
+from app.services import codes, items, labels, stock, zpl
+from app.services.codes import UnknownCode
 from app.services.errors import InvalidInput
 from tests.factories import Factory
 from tests.integration.floor.conftest import Stocked, text_of
+from tests.integration.web.test_stock_forms import _key
 
 
 def test_item_labels_encode_the_barcode_or_the_sku(app: Flask, factory: Factory, stocked: Stocked) -> None:
@@ -135,3 +141,142 @@ def test_zpl_of_a_location_and_the_same_caps_as_the_sheets(
     page = client.get("/labels")
     assert 'formaction="/labels/labels.zpl"' in page.get_data(as_text=True)
     assert "下载 ZPL" in text_of(page)
+
+
+@pytest.fixture
+def traced(app: Flask, factory: Factory, stocked: Stocked) -> dict[str, Any]:
+    """Lots and serials GS1 cannot carry, 3 of each lot and one of each serial at WH1-A-01-01: ink
+    (GTIN) lots "批次1" (Chinese) and "A 1" (spaces), glue (no GTIN) lot "G-01", a drill (no GTIN)
+    serial "D-0001", a phone (GTIN) serial "序列 7"; and the labels of each, as the SVG sheet and the
+    ZPL file draw them."""
+    factory.item("INK-1", name="墨水", barcode="4006381333931", tracking="lot")
+    factory.item("GLUE-1", name="胶水", tracking="lot")
+    factory.item("DRILL-1", name="电钻", tracking="serial")
+    factory.item("PHONE-1", name="手机", barcode="9501101530003", tracking="serial")
+    with app.app_context():
+        for sku, lot in (("INK-1", "批次1"), ("INK-1", "A 1"), ("GLUE-1", "G-01")):
+            stock.receive_stock(sku=sku, location="WH1-A-01-01", quantity=3, lot=lot, expiry="2027-01-31", user="rx")
+        stock.receive_stock(sku="DRILL-1", location="WH1-A-01-01", quantity=1, serials=["D-0001"], user="rx")
+        stock.receive_stock(sku="PHONE-1", location="WH1-A-01-01", quantity=1, serials=["序列 7"], user="rx")
+        lots = {code: lot_id for lot_id, code in db.session.execute(select(Lot.id, Lot.code)).tuples()}
+        contents = {
+            "批次1": labels.lot_content(lots["批次1"]),
+            "A 1": labels.lot_content(lots["A 1"]),
+            "G-01": labels.lot_content(lots["G-01"]),
+            "D-0001": labels.serial_content("DRILL-1", "D-0001"),
+            "序列 7": labels.serial_content("PHONE-1", "序列 7"),
+        }
+    return {"lots": lots, "contents": contents}
+
+
+TRACED = [("批次1", "INK-1", "lot"), ("A 1", "INK-1", "lot"), ("G-01", "GLUE-1", "lot")]
+SERIALS = [("D-0001", "DRILL-1"), ("序列 7", "PHONE-1")]
+
+
+def test_labels_gs1_cannot_carry_encode_our_own_lot_or_serial_code_in_both_formats(
+    app: Flask, traced: dict[str, Any]
+) -> None:
+    """No GS1 (it would not scan back): the lot's or serial's own code, ASCII so Code 128 carries it
+    too, the same on the SVG sheet and in ZPL, with the lot or serial as text beside it."""
+    for value, content in traced["contents"].items():
+        assert content.gs1 is None and re.fullmatch(r"(LOT|SN)/[1-9][0-9]*", content.code), content
+        assert value in content.subtitle
+        (label,) = labels.sheet([content])
+        assert label.code == content.code and label.code128 is not None
+        zpl_label = zpl.document([content], copies=1, layout=zpl.Layout(480, 320, "E:F.TTF"))
+        assert f"^FDMA,{content.code}^FS" in zpl_label and f"^FD{content.code}^FS" in zpl_label
+        assert "^BX" not in zpl_label
+    assert traced["contents"]["批次1"].code == f"LOT/{traced['lots']['批次1']}"
+
+
+@pytest.mark.parametrize(("lot", "sku", "_kind"), TRACED)
+def test_a_lot_label_gs1_cannot_carry_issues_that_lot_on_the_scan_page(
+    app: Flask,
+    client: FlaskClient,
+    login_as: Callable[..., Any],
+    traced: dict[str, Any],
+    lot: str,
+    sku: str,
+    _kind: str,
+) -> None:
+    login_as("clerk")
+    code = traced["contents"][lot].code
+    # A scanner set to lower case sends "lot/12": the same lot.
+    for scanned in (code, code.lower()):
+        body = client.post("/scan/moves", json={"code": scanned, "mode": "issue", "location": "WH1-A-01-01"}).get_json()
+        assert (body["status"], body["sku"], body["lot"], body["expiry"], body["gtin"]) == (
+            "ok", sku, lot, "2027-01-31", None,
+        )  # fmt: skip
+    with app.app_context():
+        held = db.session.scalar(select(StockLevel.quantity).where(StockLevel.lot_id == traced["lots"][lot]))
+        others = db.session.scalars(select(StockLevel.quantity).where(StockLevel.lot_id != traced["lots"][lot]))
+        assert held == Decimal(1) and set(others) == {Decimal(3)}  # the other lots untouched
+
+
+@pytest.mark.parametrize(("serial", "sku"), SERIALS)
+def test_a_serial_label_gs1_cannot_carry_issues_that_serial_on_the_scan_page(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any], traced: dict[str, Any], serial: str, sku: str
+) -> None:
+    login_as("clerk")
+    code = traced["contents"][serial].code
+    body = client.post("/scan/moves", json={"code": code, "mode": "issue", "location": "WH1-A-01-01"}).get_json()
+    assert (body["status"], body["sku"], body["serial"], body["quantity"]) == ("ok", sku, serial, "1")
+    with app.app_context():
+        assert db.session.scalar(select(Serial.status).where(Serial.serial == serial)) == "issued"
+
+
+def test_our_lot_and_serial_codes_fill_the_stock_forms(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any], traced: dict[str, Any]
+) -> None:
+    """Typed or scanned into the SKU box, the code names the item and fills the lot (or serial)."""
+    login_as("clerk")
+    for sku_box, quantity in ((traced["contents"]["批次1"].code, "2"), (traced["contents"]["D-0001"].code, "1")):
+        form = {
+            "idempotency_key": _key(client.get("/movements/issue").get_data(as_text=True)),
+            "sku": sku_box,
+            "location": "WH1-A-01-01",
+            "quantity": quantity,
+        }
+        assert client.post("/movements/issue", data=form).status_code == 303
+    with app.app_context():
+        assert db.session.scalar(select(StockLevel.quantity).where(StockLevel.lot_id == traced["lots"]["批次1"])) == 1
+        assert db.session.scalar(select(Serial.status).where(Serial.serial == "D-0001")) == "issued"
+
+
+@pytest.mark.parametrize("scanned", ["LOT/999999", "SN/999999", "LOT/999999999999999999"])
+def test_a_lot_or_serial_code_naming_nothing_is_unknown_and_moves_nothing(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any], traced: dict[str, Any], scanned: str
+) -> None:
+    login_as("clerk")
+    response = client.post("/scan/moves", json={"code": scanned, "mode": "issue", "location": "WH1-A-01-01"})
+    assert response.status_code == 404 and response.get_json()["code"] == "unknown_code"
+    with app.app_context():
+        with pytest.raises(UnknownCode):
+            codes.resolve_item_label(scanned)
+        assert codes.resolve_item_label("LOT/0") is None and codes.resolve_item_label("LOT/1x") is None
+        assert db.session.scalar(select(func.count()).select_from(Movement).where(Movement.kind == "issue")) == 0
+
+
+def test_a_barcode_in_the_form_of_our_lot_or_serial_codes_is_refused(app: Flask, traced: dict[str, Any]) -> None:
+    """A stored barcode wins when scanned: "LOT/1" as an item's barcode would make lot 1's label
+    name that item. SKUs cannot hold "/" at all."""
+    with app.app_context():
+        for barcode in (traced["contents"]["批次1"].code, "sn/12"):
+            with pytest.raises(InvalidInput) as refused:
+                items.create_item(sku="BOX-1", name="纸箱", barcode=barcode)
+            assert refused.value.field == "barcode"
+        assert items.create_item(sku="BOX-1", name="纸箱", barcode="LOT/A-1").barcode == "LOT/A-1"
+        assert codes.resolve_code("LOT/A-1").code == "BOX-1"
+
+
+def test_the_label_pages_of_a_chinese_lot_print_our_code_and_the_lot_as_text(
+    client: FlaskClient, login_as: Callable[..., Any], traced: dict[str, Any]
+) -> None:
+    login_as("viewer")
+    lot_id = traced["lots"]["批次1"]
+    sheet = client.get(f"/labels/lots/{lot_id}?size=single")
+    assert sheet.status_code == 200
+    assert f'<div class="code">LOT/{lot_id}</div>' in sheet.get_data(as_text=True)
+    assert "INK-1 · LOT 批次1 · EXP 2027-01-31" in text_of(sheet)
+    printed = client.get(f"/labels/lots/{lot_id}.zpl").get_data(as_text=True)
+    assert f"^FDLOT/{lot_id}^FS" in printed and f"^FDMA,LOT/{lot_id}^FS" in printed and "^BX" not in printed

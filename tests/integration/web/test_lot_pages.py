@@ -16,7 +16,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import Lot
 from app.models.types import utcnow
-from app.services import gs1, labels, stock
+from app.services import catalog, codes, counts, gs1, labels, stock
 from tests.integration.web.conftest import text_of
 
 TODAY = utcnow().date()
@@ -186,15 +186,55 @@ def test_expiring_page_sorted_by_expiry_with_filters(client: Any, login_as: Any,
     assert 'href="/lots/expiring"' in html  # in the navigation
 
 
-def test_expiring_page_shows_the_soonest_and_says_the_csv_has_the_rest(
-    client: Any, login_as: Any, lots: Any, monkeypatch: Any
-) -> None:
-    monkeypatch.setattr("app.web.lots.views.PAGE_ROWS", 2)
-    login_as("clerk")
-    html = client.get("/lots/expiring?days=30").get_data(as_text=True)
+def _expiring_rows(html: str) -> list[tuple[str, str, str]]:
+    """(SKU, lot, location) of each row of the expiring table, top to bottom."""
     table = html.split('id="expiring-lots"')[1].split("</table>")[0]
-    assert table.count("<tr class=") == 2 and 'id="expiring-more"' in html and "CSV" in html
-    assert len(rows_of(client.get("/lots/expiring.csv?days=30"))) == 4
+    return re.findall(r'href="/items/([^"]+)".*?href="/lots/\d+">([^<]+)</a>.*?href="/locations/([^"]+)"', table, re.S)
+
+
+def _next_page(html: str) -> str | None:
+    found = re.search(r'<a href="([^"]+)" rel="next">', html)
+    return found[1].replace("&amp;", "&") if found else None
+
+
+@pytest.mark.parametrize("page_rows", [1, 2, 4])
+def test_expiring_pages_keep_the_filters_and_together_list_what_the_csv_lists(
+    app: Any, client: Any, login_as: Any, factory: Any, lots: Any, monkeypatch: Any, page_rows: int
+) -> None:
+    """Lots expiring the same day come by SKU, then lot, then location, and a page may end
+    between any two of them: BREAD-1's lot and MILK-1's ALSO expire with SOON, in 3 days."""
+    factory.item("BREAD-1", name="面包", tracking="lot")
+    with app.app_context():
+        for sku, code, place in [("BREAD-1", "B1", "WH1-A-01"), ("MILK-1", "ALSO", "WH1-B-01")]:
+            stock.receive_stock(sku=sku, location=place, quantity=1, lot=code, expiry=days(3), user="rx")
+    monkeypatch.setattr("app.web.lots.views.PAGE_ROWS", page_rows)
+    login_as("clerk")
+    url: str | None = "/lots/expiring?days=90&warehouse=WH1&expired=1"
+    seen, pages = [], 0
+    while url:
+        assert "days=90" in url and "warehouse=WH1" in url and "expired=1" in url
+        html = client.get(url).get_data(as_text=True)
+        rows = _expiring_rows(html)
+        assert len(rows) == min(page_rows, 6 - len(seen))  # full pages, the rest on the last
+        pager = html.split('<nav class="pager"')[1].split("</nav>")[0]
+        assert ('rel="next"' in pager) == (len(seen) + len(rows) < 6)
+        first = '<a href="/lots/expiring?days=90&amp;warehouse=WH1&amp;expired=1">第一页</a>'
+        assert (first in pager) == (pages > 0)  # "First page", with the filters, from the second page on
+        assert 'href="/lots/expiring.csv?days=90&amp;warehouse=WH1&amp;expired=1"' in html  # never a part
+        seen += rows
+        pages += 1
+        url = _next_page(html)
+    assert seen == [
+        ("MILK-1", "OLD", "WH1-A-01"),
+        ("BREAD-1", "B1", "WH1-A-01"),
+        ("MILK-1", "ALSO", "WH1-B-01"),
+        ("MILK-1", "SOON", "WH1-A-01"),
+        ("MILK-1", "SOON", "WH1-B-01"),
+        ("MILK-1", "LATE", "WH1-A-01"),
+    ]
+    assert pages == -(-6 // page_rows)
+    csv_rows = rows_of(client.get("/lots/expiring.csv?days=90&warehouse=WH1&expired=1"))[1:]
+    assert [(r[0], r[2], r[5]) for r in csv_rows] == seen
 
 
 def test_expiring_csv(client: Any, login_as: Any, lots: Any) -> None:
@@ -227,6 +267,38 @@ def test_expiring_page_refuses_hostile_queries(client: Any, login_as: Any, lots:
     assert client.get(f"/lots/expiring.csv?{query}").status_code == 400
 
 
+@pytest.mark.parametrize(
+    "after",
+    [
+        "garbage!!",
+        "%00",
+        "x" * 2000,
+        catalog.encode_cursor("x"),
+        catalog.encode_cursor(1, 2, 3, 4),
+        catalog.encode_cursor("2026-02-30", "MILK-1", "SOON", "WH1-A-01"),
+        catalog.encode_cursor("not a date", "MILK-1", "SOON", "WH1-A-01"),
+        catalog.encode_cursor("2026-01-01", "MILK-1", "SOON"),
+        catalog.encode_cursor("2026-01-01", "MILK-1", None, "WH1-A-01"),
+    ],
+)
+def test_expiring_page_refuses_a_cursor_it_did_not_write(client: Any, login_as: Any, lots: Any, after: str) -> None:
+    login_as("clerk")
+    assert client.get(f"/lots/expiring?days=30&after={after}").status_code == 400
+    # The export has every row whatever the page: it reads no cursor.
+    assert len(rows_of(client.get(f"/lots/expiring.csv?days=30&after={after}"))) == 4
+
+
+def test_expiring_page_after_a_cursor_with_quotes_and_chinese_lists_what_follows(
+    client: Any, login_as: Any, lots: Any
+) -> None:
+    login_as("clerk")
+    after = catalog.encode_cursor(days(3).isoformat(), "MILK-1", "SOON' OR '1'='1", "库位 -- ;")
+    html = client.get(f"/lots/expiring?days=90&after={after}").get_data(as_text=True)
+    assert _expiring_rows(html) == [
+        ("MILK-1", "LATE", "WH1-A-01")
+    ]  # SOON sorts before the cursor's code: only LATE follows
+
+
 def test_roles(client: Any, login_as: Any, lots: Any) -> None:
     assert client.get("/lots/expiring").status_code == 302  # to sign in
     login_as("viewer")
@@ -241,7 +313,9 @@ def test_lot_and_serial_labels(client: Any, login_as: Any, lots: Any) -> None:
     sheet = client.get(f"/labels/lots/{lot}")
     assert sheet.status_code == 200 and "LOT SOON" in sheet.get_data(as_text=True)
     zpl = client.get(f"/labels/lots/{lot}.zpl").get_data(as_text=True)
-    assert "^XA" in zpl and "(01)04006381333931(17)" in zpl and "(10)SOON" in zpl
+    # GS1 DataMatrix: FNC1, (01) GTIN, (17) expiry, (10) lot; no GS1-128 on 60 x 40 mm, whose bars
+    # would be one dot wide.
+    assert "^XA" in zpl and f"^FD_1010400638133393117{days(3):%y%m%d}10SOON^FS" in zpl and "^BC" not in zpl
     serial = client.get("/labels/serials/PHONE-1/SN-1.zpl").get_data(as_text=True)
     assert "SN-1" in serial
     assert client.get("/labels/lots/999999").status_code == 404
@@ -256,7 +330,11 @@ def test_a_lot_label_scans_back_into_the_same_fields(app: Any, lots: Any) -> Non
     # What the symbols encode (the QR and Code 128 carry the element string) reads back the same.
     assert gs1.read(content.code) == content.gs1
     assert gs1.read(content.gs1.hri()) == content.gs1
-    assert serial.gs1 == gs1.GS1Data(None, serial="SN-1") and "PHONE-1" in serial.code
+    # PHONE-1 has no GTIN: its serial label carries our own serial code, which a scan resolves.
+    assert serial.gs1 is None and serial.code.startswith("SN/") and serial.subtitle == "PHONE-1 · SN SN-1"
+    with app.app_context():
+        found = codes.resolve_code(serial.code)
+    assert (found.code, found.gs1) == ("PHONE-1", gs1.GS1Data(None, serial="SN-1"))
 
 
 def test_lot_pages_stay_blind_to_a_counter_while_the_place_is_counted(
@@ -264,8 +342,6 @@ def test_lot_pages_stay_blind_to_a_counter_while_the_place_is_counted(
 ) -> None:
     """A clerk counting WH1-A-01 reads no quantity of MILK-1 there on the lot page, the expiring
     list or its CSV; WH1-B-01, not counted, stays visible; a manager sees both."""
-    from app.services import counts
-
     with app.app_context():
         count = counts.open_count(user="boss", location="WH1-A-01")
     soon = lots["ids"]["SOON"]
@@ -295,3 +371,58 @@ def test_lot_pages_stay_blind_to_a_counter_while_the_place_is_counted(
         counts.cancel_count(count_id=count.id, user="boss")
     lot_stock, _rows = read("clerk")
     assert row(lot_stock, "WH1-A-01") == "5 pcs"
+
+
+HIDDEN_WHILE_COUNTED = "盘点期间隐藏"
+
+
+def test_lot_and_serial_pages_stay_blind_during_a_count(app: Any, client: Any, login_as: Any, lots: Any) -> None:
+    """While WH1-A-01 is counted, a counter reads no quantity there on a lot's page, the item's
+    stock per lot, the expiring list and its CSV, nor a serial's place or balances; WH1-B-01,
+    not counted, stays visible; a manager sees everything."""
+    with app.app_context():
+        count = counts.open_count(user="boss", location="WH1-A-01")
+    soon = lots["ids"]["SOON"]
+
+    def read() -> dict[str, str]:
+        return {
+            "lot": client.get(f"/lots/{soon}").get_data(as_text=True),
+            "item": client.get("/items/MILK-1").get_data(as_text=True),
+            "expiring": client.get("/lots/expiring?days=30").get_data(as_text=True),
+            "csv": client.get("/lots/expiring.csv?days=30").get_data(as_text=True),
+            "serial": client.get("/items/PHONE-1/serials/SN-1").get_data(as_text=True),
+            "phone": client.get("/items/PHONE-1").get_data(as_text=True),
+        }
+
+    login_as("clerk")
+    blind = read()
+    lot_stock = text_of_html(blind["lot"].split('id="lot-stock"')[1].split("</table>")[0])
+    assert "5 pcs" not in lot_stock and "2 pcs" in lot_stock  # SOON: 5 at A hidden, 2 at B shown
+    assert HIDDEN_WHILE_COUNTED in lot_stock
+    trace = blind["lot"].split('id="trace"')[1]
+    assert "WH1-A-01: 8" not in text_of_html(trace) and "WH1-B-01: 2" in text_of_html(trace)
+    per_lot = text_of_html(blind["item"].split('id="lots"')[1].split("</section>")[0])
+    assert "9 pcs" not in per_lot and "4 pcs" not in per_lot
+    rows = [r for r in rows_of_text(blind["csv"])[1:] if r[5] == "WH1-A-01"]
+    assert rows and all(r[7] == "" for r in rows)
+    assert [r[7] for r in rows_of_text(blind["csv"])[1:] if r[5] == "WH1-B-01"] == ["2"]
+    expiring = text_of_html(blind["expiring"].split('id="expiring-lots"')[1].split("</table>")[0])
+    assert "4 pcs" not in expiring and "5 pcs" not in expiring and "2 pcs" in expiring
+    facts = blind["serial"].split('id="serial-facts"')[1].split("</dl>")[0]
+    assert "WH1-A-01" not in facts and "在库" not in facts
+    assert 'id="serial-list"' not in blind["phone"] and 'id="serial-places"' not in blind["phone"]
+
+    login_as("manager")
+    seen = read()
+    assert "5 pcs" in text_of_html(seen["lot"].split('id="lot-stock"')[1].split("</table>")[0])
+    assert "9 pcs" in text_of_html(seen["item"].split('id="lots"')[1].split("</section>")[0])
+    assert "WH1-A-01" in seen["serial"].split('id="serial-facts"')[1].split("</dl>")[0]
+    assert 'id="serial-list"' in seen["phone"]
+    with app.app_context():
+        counts.cancel_count(count_id=count.id, user="boss")
+    login_as("clerk")
+    assert "WH1-A-01" in client.get("/items/PHONE-1/serials/SN-1").get_data(as_text=True).split('id="serial-facts"')[1]
+
+
+def rows_of_text(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
