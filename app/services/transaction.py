@@ -107,8 +107,11 @@ def engine_options(url: str) -> dict[str, Any]:
 
 
 def install_engine_hooks(engine: Engine) -> None:
-    """SQLite: WAL, foreign keys, and BEGIN IMMEDIATE for the write transactions we open."""
+    """SQLite: WAL, foreign keys, and BEGIN IMMEDIATE for the write transactions we open.
+    MariaDB: a connection goes back to the pool with the on-hand triggers on (see
+    _triggers_back_on)."""
     if engine.dialect.name != "sqlite":
+        event.listen(engine, "checkin", _triggers_back_on)
         return
 
     @event.listens_for(engine, "connect")
@@ -380,11 +383,32 @@ def on_hand_triggers_off() -> Iterator[bool]:
         yield False
         return
     conn = connection()
+    conn.info[_SET_WISE] = True  # until it is cleared: see _triggers_back_on
     conn.exec_driver_sql("SET @inventory_on_hand_set_wise = 1")
     try:
         yield True
     finally:
         conn.exec_driver_sql("SET @inventory_on_hand_set_wise = NULL")
+        conn.info.pop(_SET_WISE, None)
+
+
+_SET_WISE = "inventory_on_hand_set_wise"
+
+
+def _triggers_back_on(dbapi_connection: Any, record: Any) -> None:
+    """Pool check-in: a connection whose on_hand_triggers_off block could not clear the variable
+    (its SET failed, the block never ended) clears it now, or is closed. Left set, every later
+    stock write on that connection would skip the on-hand triggers and the totals would drift
+    silently. The pool does no reset of its own (engine_options), and the mark makes this a dict
+    lookup for every other connection."""
+    if record is None or dbapi_connection is None or not record.info.pop(_SET_WISE, False):
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SET @inventory_on_hand_set_wise = NULL")
+        cursor.close()
+    except Exception:  # any failure: the connection is not to be trusted
+        record.invalidate()
 
 
 def _json_text(value: Any) -> str:

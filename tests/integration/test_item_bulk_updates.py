@@ -8,7 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
+from sqlalchemy.exc import ResourceClosedError
 
 from app.models import Item
 from app.services import catalog, codes, imports, items, stock, transaction
@@ -141,3 +142,29 @@ def test_the_on_hand_triggers_count_again_once_a_bulk_write_ends_even_a_failed_o
 
     assert db.session.scalar(select(Item.on_hand).where(Item.sku == "TRIG-1")) == Decimal(7)
     assert find_total_mismatches() == []
+
+
+@pytest.mark.mysql
+@pytest.mark.parametrize("backend", ["mysql"], indirect=True)
+@pytest.mark.parametrize("reset", [True, False], ids=["checkin_reset", "no_reset"])
+def test_a_connection_whose_bulk_block_never_cleared_the_variable_comes_back_with_the_triggers_on(db, request, reset):
+    """The block's own clear can fail (or never run); the pool's check-in clears it then. Without
+    that (the negative control) the next user of the connection would skip the triggers."""
+    if not reset:
+        event.remove(db.engine, "checkin", transaction._triggers_back_on)
+        request.addfinalizer(lambda: event.listen(db.engine, "checkin", transaction._triggers_back_on))
+    connection = transaction.connection()
+    dbapi = connection.connection.dbapi_connection
+    block = transaction.on_hand_triggers_off()
+    assert block.__enter__() is True  # left only after the connection went back
+    db.session.rollback()
+    db.session.remove()  # the connection goes back to the pool
+    with pytest.raises(ResourceClosedError):  # the block's own clear comes too late: it fails
+        block.__exit__(None, None, None)
+
+    with dbapi.cursor() as cursor:
+        cursor.execute("SELECT @inventory_on_hand_set_wise")
+        assert cursor.fetchone()[0] == (None if reset else 1)
+    if not reset:
+        with dbapi.cursor() as cursor:  # leave the pool clean for the next tests
+            cursor.execute("SET @inventory_on_hand_set_wise = NULL")
