@@ -73,6 +73,14 @@ SPREAD_STOCK = Decimal(1_000_000)
 FEFO_SKU = "FEFO-HOT"
 
 
+def _combining_default() -> str:
+    """What the app does when INVENTORY_COMBINE_STOCK_OUTS is unset, read from its Config."""
+    sys.path.insert(0, str(ROOT))
+    from app.config import Config
+
+    return f"(default: {'on' if Config.INVENTORY_COMBINE_STOCK_OUTS else 'off'})"
+
+
 @dataclass
 class Result:
     name: str
@@ -681,7 +689,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
         print(
             f"gunicorn: {worker_class}, {workers} worker(s) x {threads} thread(s); "
             f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}; "
-            f"INVENTORY_COMBINE_STOCK_OUTS={env.get('INVENTORY_COMBINE_STOCK_OUTS', '(default: on)')}",
+            f"INVENTORY_COMBINE_STOCK_OUTS={env.get('INVENTORY_COMBINE_STOCK_OUTS', _combining_default())}",
             flush=True,
         )
         wrk(port, token, hot, 4, 2, "warm-up")
