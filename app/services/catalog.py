@@ -369,7 +369,11 @@ def held_places(item_ids: Collection[int]) -> dict[int, HeldPlaces]:
         return {}
     rows = db.session.execute(
         select(StockLevel.item_id, func.count(), func.min(Location.code))
-        .join(Location, Location.id == StockLevel.location_id)
+        # The page's levels first (by item), then their locations, in this join order: with its
+        # statistics stale after a bulk load, MariaDB read every location and probed the levels
+        # of each (45 ms of a 69 ms item list at 100,000 items, against 2 ms so).
+        .prefix_with("STRAIGHT_JOIN", dialect="mysql")
+        .join_from(StockLevel, Location, Location.id == StockLevel.location_id)
         .where(StockLevel.item_id.in_(list(item_ids)), StockLevel.quantity > 0)
         .group_by(StockLevel.item_id)
     )
