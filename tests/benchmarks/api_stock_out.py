@@ -11,23 +11,28 @@ What it does, in order:
 2. starts gunicorn with gunicorn.conf.py in production mode (INVENTORY_ENV=production, JSON logs,
    Prometheus multiprocess metrics on, RATELIMIT_ENABLED=false) and its shipped worker settings
    (4 sync workers), unless --workers/--threads/--worker-class override them;
-3. for each scenario (one hot SKU / 10,000 SKUs spread / `fefo`: one hot lot-tracked SKU with five
+3. the ceilings, per connection count (issue 19; --no-ceilings skips them): the app's cheapest
+   authenticated request (GET /api/v1/warehouses: token from the cache, one small read, metrics, a
+   JSON log line) and bare Flask answering the stock-out POST (bare_flask.py: no database, auth,
+   metrics or logs) under the same worker settings. No way of applying stock-outs passes either
+   rate on this machine, so they bound the ratio the full stack can reach;
+4. for each scenario (one hot SKU / 10,000 SKUs spread / `fefo`: one hot lot-tracked SKU with five
    lots at one place, issued without naming a lot so that first-expired-first-out chooses /
    `reserve`: POST /api/v1/reservations reserving one unit of the hot SKU at its place, issue 18)
    and each connection count: wrk with a Lua script posting the body, then the raw PyMySQL
    stock-out transaction on the app's schema from as many processes (for `fefo` and `reserve`, the
    hot SKU's: one hot place's limit);
-4. per scenario, the honest limit ("plain"): the seed's plain transaction (SELECT ... FOR UPDATE,
+5. per scenario, the honest limit ("plain"): the seed's plain transaction (SELECT ... FOR UPDATE,
    UPDATE, INSERT of a ledger row, COMMIT) on a bare two-table schema without triggers, in its own
    database, from 1, 2, 4, 8 and 16 threads of one process; the best of them is the limit
    (issue 19: as many Python processes as connections starve the database on a small machine,
    so "raw" alone understates what the database can do);
-5. prints req/s, p50/p99, server CPU per request (gunicorn workers and mariadbd/mysqld, from
+6. prints req/s, p50/p99, server CPU per request (gunicorn workers and mariadbd/mysqld, from
    /proc), statements per request (the server's global Questions delta: other clients of the
    same server show in it), stock-out batch sizes (from /metrics, when stock-outs are combined),
-   the ratios to the plain and to the raw limit, and runs `flask check-ledger`; with --profile,
-   a py-spy profile of one worker;
-6. stops gunicorn and drops the databases.
+   the ratios to the plain and to the raw limit, the ceilings' share of the plain limit, and runs
+   `flask check-ledger`; with --profile, a py-spy profile of one worker;
+7. stops gunicorn and drops the databases.
 
 --tracing RATIO turns OpenTelemetry on in the workers (parent-based trace-id ratio sampling at
 RATIO, OTLP/HTTP export to a receiver this script runs on 127.0.0.1), to measure what tracing
@@ -203,6 +208,37 @@ def start_gunicorn(env: dict[str, str], args: argparse.Namespace, port: int) -> 
     raise SystemExit(f"gunicorn did not come up; see {args.server_log}")
 
 
+def start_bare(workers: int, threads: int, worker_class: str, port: int, log_path: str) -> subprocess.Popen[bytes]:
+    """bare_flask.py under the app's worker settings (see its docstring)."""
+    command = [
+        str(VENV_BIN / "gunicorn"),
+        *("--workers", str(workers), "--threads", str(threads), "--worker-class", worker_class),
+        *("--bind", f"127.0.0.1:{port}", "--log-level", "warning"),
+        "bare_flask:app",
+    ]
+    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
+    # Run from its own folder: gunicorn reads ./gunicorn.conf.py, and the app's hooks need the app.
+    server = subprocess.Popen(command, cwd=Path(__file__).parent, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                time.sleep(1.0)
+                return server
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit(f"bare gunicorn did not come up; see {log_path}")
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
 def children(pid: int) -> list[int]:
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False)
     return [int(p) for p in out.stdout.split()]
@@ -237,7 +273,19 @@ def questions() -> int:
 # ---------------------------------------------------------------- load: wrk
 
 
-LUA = """
+# Each wrk run ends by printing one JSON line of its figures (the formats below are %-templates).
+LUA_DONE = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "JSON {\\"requests\\":%%d,\\"seconds\\":%%f,\\"p50\\":%%f,\\"p99\\":%%f,\\"non2xx\\":%%d,\\"errors\\":%%d}\\n",
+    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    e.status, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+LUA = (
+    """
 local token = "%(token)s"
 local pairs = %(pairs)s
 local reserve = %(reserve)s
@@ -256,14 +304,36 @@ request = function()
   local body = '{"sku":"' .. p[1] .. '","location":"' .. p[2] .. '","quantity":"1","reference":"BENCH-' .. n .. '"}'
   return wrk.format(nil, "/api/v1/stock/issue", nil, body)
 end
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    "JSON {\\"requests\\":%%d,\\"seconds\\":%%f,\\"p50\\":%%f,\\"p99\\":%%f,\\"non2xx\\":%%d,\\"errors\\":%%d}\\n",
-    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
-    e.status, e.connect + e.read + e.write + e.timeout))
-end
 """
+    + LUA_DONE
+)
+
+
+GET_LUA = (
+    """
+wrk.headers["Authorization"] = "Bearer %(token)s"
+"""
+    + LUA_DONE
+)
+
+
+def _wrk_run(script_text: str, url: str, connections: int, duration: int, name: str) -> Result:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(script_text)
+    threads = min(2, connections)
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", script.name]
+    done = subprocess.run([*command, url], capture_output=True, text=True, check=False)
+    os.unlink(script.name)
+    found = re.search(r"^JSON (.*)$", done.stdout, re.M)
+    if found is None:
+        raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    data = json.loads(found.group(1))
+    return Result(name, data["requests"], data["seconds"], data["p50"], data["p99"], data["non2xx"] + data["errors"])
+
+
+def wrk_get(port: int, token: str, path: str, connections: int, duration: int, name: str) -> Result:
+    """GET `path` with the token as fast as wrk can (the ceilings: no stock-out)."""
+    return _wrk_run(GET_LUA % {"token": token}, f"http://127.0.0.1:{port}{path}", connections, duration, name)
 
 
 def wrk(
@@ -276,17 +346,8 @@ def wrk(
     reserve: bool = False,
 ) -> Result:
     lua_pairs = "{" + ",".join(f'{{"{s}","{loc}"}}' for s, loc in pairs) + "}"
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(LUA % {"token": token, "pairs": lua_pairs, "reserve": "true" if reserve else "false"})
-    threads = min(2, connections)
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s", "-s", script.name]
-    done = subprocess.run([*command, f"http://127.0.0.1:{port}"], capture_output=True, text=True, check=False)
-    os.unlink(script.name)
-    found = re.search(r"^JSON (.*)$", done.stdout, re.M)
-    if found is None:
-        raise SystemExit(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    data = json.loads(found.group(1))
-    return Result(name, data["requests"], data["seconds"], data["p50"], data["p99"], data["non2xx"] + data["errors"])
+    script = LUA % {"token": token, "pairs": lua_pairs, "reserve": "true" if reserve else "false"}
+    return _wrk_run(script, f"http://127.0.0.1:{port}", connections, duration, name)
 
 
 # ---------------------------------------------------------------- load: the raw limit
@@ -589,6 +650,53 @@ def measure_app(
     return result
 
 
+def measure_ceilings(
+    server_pid: int,
+    port: int,
+    token: str,
+    hot: list[tuple[str, str]],
+    settings: tuple[int, int, str],
+    args: argparse.Namespace,
+) -> list[tuple[Result, Result]]:
+    """What this machine serves with no stock-out at all, per connection count: the app's cheapest
+    authenticated request (GET /api/v1/warehouses: the token from the cache, one small read,
+    metrics, a JSON log line) and bare Flask answering the stock-out POST (bare_flask.py) under
+    the same worker settings. A stock-out costs at least as much as either, so neither rate can
+    be passed by any way of applying stock-outs (issue 19)."""
+    found = []
+    bare_port = free_port()
+    bare = start_bare(*settings, bare_port, args.server_log + ".bare")
+    try:
+        for connections in (int(c) for c in args.connections.split(",")):
+            workers = [server_pid, *children(server_pid)]
+            before = cpu_seconds(workers)
+            app_get = wrk_get(port, token, "/api/v1/warehouses", connections, args.duration, f"{connections} conns")
+            app_get.cpu_app_ms = (cpu_seconds(workers) - before) * 1000 / max(1, app_get.requests)
+            workers = [bare.pid, *children(bare.pid)]
+            before = cpu_seconds(workers)
+            floor = wrk(bare_port, token, hot, connections, args.duration, f"{connections} conns")
+            floor.cpu_app_ms = (cpu_seconds(workers) - before) * 1000 / max(1, floor.requests)
+            found.append((app_get, floor))
+            print(
+                f"  ceiling, {connections} conns: app GET {app_get.rate:.0f} req/s p99 {app_get.p99_ms:.1f} ms; "
+                f"bare Flask POST {floor.rate:.0f} req/s p99 {floor.p99_ms:.1f} ms",
+                flush=True,
+            )
+    finally:
+        stop(bare)
+    return found
+
+
+def report_ceilings(ceilings: list[tuple[Result, Result]], plain: Result) -> None:
+    print(f"ceilings with no stock-out, as a share of the hot plain limit ({plain.rate:.0f} tx/s):")
+    for app_get, floor in ceilings:
+        print(
+            f"  {app_get.name}: the app's authenticated GET {app_get.rate:.0f} req/s, {app_get.cpu_app_ms or 0:.2f} "
+            f"ms CPU/req ({app_get.rate / plain.rate:.2f}x plain); bare Flask POST {floor.rate:.0f} req/s, "
+            f"{floor.cpu_app_ms or 0:.2f} ms CPU/req ({floor.rate / plain.rate:.2f}x plain)"
+        )
+
+
 def median_result(runs: list[Result]) -> Result:
     """The run with the median rate (its latencies and CPU figures come with it)."""
     return sorted(runs, key=lambda r: r.rate)[len(runs) // 2]
@@ -638,6 +746,9 @@ def main() -> None:
     parser.add_argument("--gunicorn-config", default="gunicorn.conf.py", help="(to try variants)")
     parser.add_argument("--profile", action="store_true", help="py-spy one worker during the first app run")
     parser.add_argument("--no-raw", action="store_true", help="skip the raw PyMySQL limit")
+    parser.add_argument(
+        "--no-ceilings", action="store_true", help="skip the ceilings with no stock-out (app GET, bare Flask)"
+    )
     parser.add_argument("--plain-duration", type=int, default=5, help="seconds per thread count of the plain limit")
     parser.add_argument("--server-log", default=str(Path(tempfile.gettempdir()) / "inventory-bench-gunicorn.log"))
     parser.add_argument("--tracing", type=float, help="sampling ratio; traces go to a local OTLP receiver")
@@ -693,6 +804,9 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
             flush=True,
         )
         wrk(port, token, hot, 4, 2, "warm-up")
+        ceilings = []
+        if not args.no_ceilings:
+            ceilings = measure_ceilings(server.pid, port, token, hot, (workers, threads, worker_class), args)
         results = []
         profiled = False
         for scenario in args.scenarios.split(","):
@@ -744,17 +858,16 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
                 results.append((median_result(app_runs), plain, raw))
         report(results)
         print()
+        if ceilings:
+            report_ceilings(ceilings, results[0][1])
+            print()
         if receiver is not None:
             traces = {span.trace_id for span in receiver.spans}
             print(f"tracing at {args.tracing:g}: {len(receiver.spans)} spans in {len(traces)} traces received")
         print(flask(env, "check-ledger").strip())
     finally:
         if server is not None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop(server)
         drop_database(database)
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
