@@ -12,7 +12,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import DBAPIError
 
 from app.extensions import db
@@ -23,6 +23,7 @@ from app.services.errors import InsufficientStock, ReservationShort
 from app.services.ledger import audit_ledger
 from app.services.reservations import PickedLine
 from app.services.transaction import transaction_retried, unit_of_work
+from tests.integration import lock_waits
 from tests.integration import test_stock_concurrency as harness
 from tests.integration.test_stock_concurrency import MYSQL_ONLY, run_workers
 
@@ -228,21 +229,9 @@ class FirstLockWindow:
 
     @staticmethod
     def queued(connection_id: int) -> bool:
-        """InnoDB lists the connection's transaction as LOCK WAIT, or its statement has been running
-        for half a second: on a loaded machine a transaction blocked on its first locking read can
-        wait before InnoDB lists it at all (seen in test_tracking_race), and unblocked each of a
-        pick's statements takes milliseconds."""
+        """The connection waits on a row lock (see lock_waits)."""
         with db.engine.connect() as conn:
-            waiting = conn.execute(
-                text(
-                    "SELECT EXISTS (SELECT 1 FROM information_schema.INNODB_TRX"
-                    " WHERE trx_mysql_thread_id = :id AND trx_state = 'LOCK WAIT')"
-                    " OR EXISTS (SELECT 1 FROM information_schema.PROCESSLIST"
-                    " WHERE id = :id AND command = 'Query' AND time_ms >= 500)"
-                ),
-                {"id": connection_id},
-            ).scalar()
-        return bool(waiting)
+            return lock_waits.waiting(conn, connection_id) > 0
 
 
 def crossing_picks(app, factory) -> tuple[tuple[Item, Item], dict[str, dict[int, list[PickedLine]]]]:

@@ -17,12 +17,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from app.extensions import db
 from app.models import Item, StockLevel
 from app.services import items, stock
 from app.services.errors import IrreversibleMovement, LotRequired
+from tests.integration import lock_waits
 
 MYSQL_ONLY = pytest.mark.parametrize("backend", [pytest.param("mysql", marks=pytest.mark.mysql)], indirect=True)
 WAIT = 30  # seconds: only reached when something hangs
@@ -69,20 +70,6 @@ def untracked_stock(app: Any, sku: str) -> tuple[str, Decimal]:
         return item.tracking, held or Decimal(0)
 
 
-# Some transaction of this test's database (other sessions on the server may wait on their own
-# locks) waits on a row lock: InnoDB lists it as LOCK WAIT, or, on a loaded machine, it can wait
-# before InnoDB lists its transaction at all (seen: the receipt's first locking read blocked in
-# state "Statistics" for 30 s, absent from innodb_trx), so a statement still running after half
-# a second counts too: unblocked, each of the receipt's statements takes milliseconds.
-_WAITING = text(
-    "SELECT (SELECT COUNT(*) FROM information_schema.innodb_trx t"
-    " JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id"
-    " WHERE t.trx_state = 'LOCK WAIT' AND p.db = DATABASE())"
-    " + (SELECT COUNT(*) FROM information_schema.processlist p"
-    " WHERE p.db = DATABASE() AND p.id <> CONNECTION_ID() AND p.command = 'Query' AND p.time_ms >= 500)"
-)
-
-
 def wait_for_lock_wait(
     app: Any, waiter: threading.Thread | None = None, outcome: Outcome | None = None, holder: Outcome | None = None
 ) -> None:
@@ -98,7 +85,7 @@ def wait_for_lock_wait(
                     f"it never waited: {outcome.error if outcome else None!r}, the holder's outcome "
                     f"{holder.error if holder else None!r}, after {time.monotonic() - started:.1f} s"
                 )
-            count = db.session.execute(_WAITING).scalar_one()
+            count = lock_waits.waiting(db.session.connection())
             db.session.rollback()
             if count:
                 break
