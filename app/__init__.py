@@ -90,9 +90,10 @@ def _register_blueprints(app: Flask) -> None:
         settings,
         users,
     )
-    from app.web.codes import CodeConverter
+    from app.web.codes import CodeConverter, RowIdConverter
 
     app.url_map.converters["code"] = CodeConverter  # serials and lot codes in URLs, "/" and all
+    app.url_map.converters["int"] = RowIdConverter  # before any rule is added: rules bind it then
     api.init_app(app)
     blueprints = (
         health.bp,

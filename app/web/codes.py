@@ -5,6 +5,8 @@ The WSGI server decodes the path before routing, so an encoded "/" (%2F) would s
 segment, and a browser resolves a segment "." or ".." (even as %2E) before sending it. This
 converter writes "~", "/" and "." as "~7E", "~2F" and "~2E" in the segment (everything else is
 percent-encoded as usual) and reads them back, so every code round-trips through its URL.
+
+Also `<int:…>` for row ids (RowIdConverter): werkzeug's, bounded by what a row id can be.
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from werkzeug.routing import BaseConverter
+from werkzeug.routing import BaseConverter, IntegerConverter
+
+# The largest row id either database stores (a signed 64-bit integer: MariaDB BIGINT, SQLite
+# INTEGER).
+MAX_ROW_ID = 2**63 - 1
 
 _ESCAPES = {"~": "~7E", "/": "~2F", ".": "~2E"}
 _ESCAPED = re.compile("|".join(re.escape(v) for v in _ESCAPES.values()))
@@ -26,3 +32,14 @@ class CodeConverter(BaseConverter):
 
     def to_url(self, value: Any) -> str:
         return super().to_url(_SPECIAL.sub(lambda m: _ESCAPES[m.group()], str(value)))
+
+
+class RowIdConverter(IntegerConverter):
+    """`<int:…>` for the ids in our URLs (lots, reservations, counts, import jobs, movements):
+    werkzeug's accepts any number of digits, and SQLite cannot even compare a column with a
+    number past 64 bits (OverflowError, a 500 for /lots/99999999999999999999). One past the
+    largest id matches no route, so it answers 404 like any id that names no row."""
+
+    def __init__(self, map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_ROW_ID)
+        super().__init__(map, *args, **kwargs)

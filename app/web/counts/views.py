@@ -198,6 +198,8 @@ def _act(count_id: int, back: str, action: Any) -> Any:
         abort(400)
     try:
         result = action()
+    except counts.UnknownCount:
+        abort(404)  # no page to go back to
     except DomainError as error:
         flash(_message(error), "error")
         return redirect(url_for(back, count_id=count_id), 303)

@@ -17,6 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.datastructures import ImmutableMultiDict
 
+from tests.factories import Factory
 from tests.integration.web.conftest import Stocked
 
 
@@ -160,3 +161,38 @@ def test_a_line_break_in_next_goes_to_the_dashboard(client: FlaskClient, login_a
     assert response.status_code == 303
     assert response.headers["Location"] == "/"
     assert "x=1" not in response.headers.get("Set-Cookie", "")
+
+
+@pytest.mark.parametrize("row_id", [2**63 - 1, 2**63, 10**20])
+def test_an_id_past_what_the_database_stores_is_not_found_on_every_route(
+    app: Flask, client: FlaskClient, login_as: Callable[..., Any], factory: Factory, row_id: int
+) -> None:
+    """Every page and API route with an id in its path. The largest id a row can have reaches the
+    database and names no row: a 404, or, for an action on a list page, back to that page saying
+    so. One past it (SQLite cannot compare a column with it: it was a 500) matches no route: 404,
+    or 405 where a route for another method has the same shape (werkzeug checks the method before
+    it converts the id)."""
+    admin = login_as("admin")
+    token = {"Authorization": f"Bearer {factory.token(admin, scope='write')}"}
+    routed = row_id < 2**63
+    checked = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in SKIPPED or not any(f"<int:{arg}>" in rule.rule for arg in rule.arguments):
+            continue
+        path = rule.rule
+        for arg in rule.arguments:
+            path = path.replace(f"<int:{arg}>", str(row_id)).replace(f"<{arg}>", "X")
+        api = path.startswith("/api/")
+        for method in sorted((rule.methods or set()) & {"GET", "POST"}):
+            body = {"json": {"reason": "x"} if rule.endpoint == "api.movements_reverse" else {}} if api else {}
+            response = client.open(path, method=method, headers=token if api else {}, **body)
+            checked.append(path)
+            where = f"{method} {path}: {response.status_code}"
+            if api:
+                assert response.status_code == 404 and response.mimetype == "application/problem+json", where
+            elif response.status_code == 303 and routed and method == "POST":
+                back = client.get(response.location)
+                assert back.status_code == 200 and 'class="flash flash-error"' in back.text, where
+            else:
+                assert response.status_code in ({404} if routed else {404, 405}), where
+    assert any(p.startswith("/api/") for p in checked) and any(p.startswith("/lots/") for p in checked)
