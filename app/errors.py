@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, flash, g, jsonify, redirect, render_template, request
+from flask.globals import request_ctx
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -33,7 +34,7 @@ def problem(status: int, title: str, detail: str, code: str, **extras: Any) -> R
     return response
 
 
-def _page(status: int, detail: str, title: str | None = None) -> tuple[str, int]:
+def _page(status: int, detail: str, title: str | None = None) -> tuple[str, int] | Response:
     """The error page: a title for the status (or `title`) and `detail`, both already translated."""
     titles = {
         400: _("Bad request"),
@@ -48,6 +49,10 @@ def _page(status: int, detail: str, title: str | None = None) -> tuple[str, int]
         500: _("Server error"),
     }
     heading = title or titles.get(status, _("Error"))
+    if request_ctx.url_adapter is None:
+        # The Host header could not be read (werkzeug's BadHost: say, a label longer than 63
+        # characters): no URL can be built, and the page's layout links to the app. It was a 500.
+        return Response(f"{status} {heading}\n{detail}\n", status, mimetype="text/plain")
     return render_template("errors/error.html", status=status, title=heading, detail=detail), status
 
 

@@ -196,3 +196,15 @@ def test_an_id_past_what_the_database_stores_is_not_found_on_every_route(
             else:
                 assert response.status_code in ({404} if routed else {404, 405}), where
     assert any(p.startswith("/api/") for p in checked) and any(p.startswith("/lots/") for p in checked)
+
+
+@pytest.mark.parametrize("host", ["a" * 64, "a" * 64 + ".example", "x" * 10_000])
+def test_a_host_header_that_cannot_be_read_is_a_400(client: FlaskClient, host: str) -> None:
+    """werkzeug refuses a Host whose label passes 63 characters (BadHost) before routing: no URL
+    can be built then, and drawing the error page, which links to the app, was a 500."""
+    page = client.get("/items", headers={"Host": host})
+    assert page.status_code == 400
+    assert page.mimetype == "text/plain" and page.text.startswith("400 ")
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    api = client.get("/api/v1/items", headers={"Host": host})
+    assert api.status_code == 400 and api.mimetype == "application/problem+json"
