@@ -246,7 +246,11 @@ def _columns(header: list[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for index, title in enumerate(header):
         name = ALIASES.get(title.strip().lower().lstrip("\ufeff"))
-        if name and name not in found:
+        if name in found:
+            # Two columns for one field ("sku" and "物料编码", or "sku" twice): which one the rows
+            # mean cannot be told, and taking the first silently dropped the other one.
+            raise ImportRejected("duplicate_columns", columns=[header[found[name]].strip(), title.strip()])
+        if name:
             found[name] = index
     missing = [c for c in ("sku", "name") if c not in found]
     if missing:

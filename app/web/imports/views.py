@@ -64,6 +64,11 @@ def _rejected(error: imports.ImportRejected) -> str:
         "missing_columns": lambda: _(
             "The file lacks the column(s) %(columns)s.", columns=", ".join(facts.get("columns", []))
         ),
+        "duplicate_columns": lambda: _(
+            "The columns %(first)s and %(second)s give the same field: keep one of them.",
+            first=facts["columns"][0],
+            second=facts["columns"][1],
+        ),
     }
     return reasons[error.reason]()
 

@@ -164,8 +164,11 @@ def test_bad_rows_are_listed_with_row_column_expected_found_and_nothing_is_writt
         (b"sku,name\n", "a.csv", "没有可导入的行"),
         (b"not a workbook", "a.xlsx", "不是可读取的 Excel"),
         (b"sku,name\n", "a.pdf", "请上传 .csv 或 .xlsx 文件"),
+        # Which SKU the rows mean cannot be told: the first column was taken, the second dropped.
+        ("sku,name,物料编码\nA-1,B,A-2\n".encode(), "a.csv", "列 sku 和 物料编码 是同一个字段"),
+        (b"sku,name,Name\nA-1,B,C\n", "a.csv", "列 name 和 Name 是同一个字段"),
     ],
-    ids=["no-sku", "half-stock", "encoding", "empty", "bad-xlsx", "type"],
+    ids=["no-sku", "half-stock", "encoding", "empty", "bad-xlsx", "type", "sku-twice", "name-twice"],
 )
 def test_files_that_cannot_be_read_are_refused_with_a_reason(
     client: FlaskClient, login_as: Callable[..., Any], content: bytes, filename: str, message: str
