@@ -273,6 +273,18 @@ class BackupRefused(DomainError):
 # ---------------------------------------------------------------- lots and serials (issue 17)
 
 
+class EditedMeanwhile(
+    ItemError,
+    Conflict,
+    title="Changed meanwhile",
+    template=_l("someone else changed {fields} of item {sku!r} during this edit: check the values and save again"),
+):
+    """An edit started from values that another edit has since changed, on the fields it changes
+    (items.update_item's `expected`)."""
+
+    fields: str
+
+
 class TrackingLocked(
     ItemError,
     Conflict,

@@ -8,14 +8,22 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, inspect, select, update
 from sqlalchemy.orm import selectinload
 
 from app.extensions import db
 from app.models import TRACKING_MODES, Category, Item, ItemRequest, SearchGram
 from app.models.types import utcnow
 from app.services import codes, idempotency, transaction
-from app.services.errors import Conflict, IdempotencyConflict, InvalidInput, TrackingLocked, UnknownItem
+from app.services.errors import (
+    Conflict,
+    DomainError,
+    EditedMeanwhile,
+    IdempotencyConflict,
+    InvalidInput,
+    TrackingLocked,
+    UnknownItem,
+)
 from app.services.quantities import parse_quantity
 from app.services.search_keys import GRAM, grams, pinyin_keys, search_text
 from app.services.text import URL_UNSAFE, multi_line, single_line
@@ -236,10 +244,61 @@ def _columns(data: ItemInput, category_id: int | None) -> dict[str, Any]:
     }
 
 
+def edited_values(item: Item) -> dict[str, Any]:
+    """The item's fields as an edit gives them (update_item's keywords; the category by name)."""
+    return {
+        "name": item.name,
+        "barcode": item.barcode or None,
+        "unit": item.unit,
+        "category": _category_name(item),
+        "reorder_point": item.reorder_point,
+        "reorder_quantity": item.reorder_quantity,
+        "description": item.description or "",
+        "tracking": item.tracking,
+        "requires_expiry": bool(item.requires_expiry),
+        "expiry_warning_days": item.expiry_warning_days,
+    }
+
+
+def _category_name(item: Item) -> str | None:
+    if item.category_id is None:
+        return None
+    loaded = inspect(item).dict.get("category")  # with the item (get_item)
+    if loaded is not None:
+        return str(loaded.name)
+    return db.session.scalar(select(Category.name).where(Category.id == item.category_id))
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two values of an item field are the same: quantities by number (5 is 5.000), text
+    with no text as empty."""
+    if isinstance(a, Decimal) or isinstance(b, Decimal):
+        try:
+            return a is not None and b is not None and Decimal(str(a)) == Decimal(str(b))
+        except ArithmeticError:
+            return False
+    if isinstance(a, str | None) and isinstance(b, str | None):
+        return (a or "") == (b or "")
+    return bool(a == b)
+
+
+def changed_fields(sku: str, submitted: Mapping[str, Any], original: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of `submitted` (an edit page's values) that differ from `original` (the values
+    it was drawn with), both compared as they would be stored: a textarea's line breaks or spaces
+    around a name are no change."""
+    try:
+        new, old = asdict(check_item(sku=sku, **submitted)), asdict(check_item(sku=sku, **original))
+    except DomainError:  # refused as a whole by update_item, with the field it is about
+        new, old = dict(submitted), dict(original)
+    return {name: value for name, value in submitted.items() if not same_value(new.get(name), old.get(name))}
+
+
 @unit_of_work
-def update_item(*, sku: str, **changes: Any) -> Item:
-    """Change an item's fields (not its SKU). Raises UnknownItem, InvalidInput, Conflict,
-    TrackingLocked."""
+def update_item(*, sku: str, expected: Mapping[str, Any] | None = None, **changes: Any) -> Item:
+    """Change an item's fields (not its SKU). `expected`: the values an edit page started from,
+    for the fields it changes; one that another edit has changed since raises EditedMeanwhile
+    and nothing is written (the other edit's fields that this one leaves alone stay as they are).
+    Raises UnknownItem, InvalidInput, Conflict, TrackingLocked, EditedMeanwhile."""
     _check_changeable(changes)
     # The row lock is the one every stock write ends on (the on-hand trigger; receipts re-read
     # the tracking under it): the "no stock held" check below reads the latest committed total,
@@ -250,6 +309,11 @@ def update_item(*, sku: str, **changes: Any) -> Item:
     if item is None:
         raise UnknownItem(sku)
     current = {name: getattr(item, name) for name in _EDITED}
+    if expected:
+        now = edited_values(item)
+        moved = sorted(name for name, value in expected.items() if not same_value(now.get(name), value))
+        if moved:
+            raise EditedMeanwhile(sku=sku, fields=", ".join(moved))
     data = check_item(sku=sku, **{**current, **changes})
     if data.barcode != item.barcode:
         _check_unique(None, data.barcode, exclude_id=item.id)

@@ -28,7 +28,14 @@ def records(live_app: Flask) -> dict[str, str]:
     """One record of each kind a disruptive action applies to, of this module's own."""
     with live_app.app_context():
         locations.create_location(warehouse="WH1", code=PLACE)
-        items.create_item(sku="FB-NUT", name="六角螺帽 M5", category="紧固件", reorder_point=44, reorder_quantity=100)
+        items.create_item(
+            sku="FB-NUT",
+            name="六角螺帽 M5",
+            category="紧固件",
+            reorder_point=44,
+            reorder_quantity=100,
+            description="镀锌\n每盒 100 个",  # a textarea with a line break: saved unchanged, still no change
+        )
         items.create_item(sku="FB-WIRE", name="铜线 散装", unit="m", category="电工")
         stock.receive_stock(sku="FB-NUT", location=PLACE, quantity=335, user="seed")
         stock.issue_stock(sku="FB-NUT", location=PLACE, quantity=10, user="seed")
@@ -70,7 +77,7 @@ def test_an_item_saved_unchanged_changes_nothing(sign_in: Callable[..., Page], r
     expect(page.get_by_label("补货点")).to_have_value("44")
     before = page.locator("main form").evaluate("f => [...new FormData(f)].filter(([k]) => k !== 'csrf_token')")
     page.get_by_role("button", name="保存").click()
-    expect(page.locator(".flash-success")).to_contain_text("FB-NUT")
+    expect(page.locator(".flash-info")).to_contain_text("没有要保存的更改：FB-NUT 保持原样")
     page.goto("/items/FB-NUT/edit")
     after = page.locator("main form").evaluate("f => [...new FormData(f)].filter(([k]) => k !== 'csrf_token')")
     assert after == before

@@ -87,6 +87,7 @@ CONTRACT = {
     "SerialExists": ("serial_exists", 409, "Serial number exists"),
     "SerialNotHere": ("serial_not_here", 409, "Serial not at this location"),
     "StockShortDuringCount": ("insufficient_stock", 409, "Insufficient stock"),
+    "EditedMeanwhile": ("edited_meanwhile", 409, "Changed meanwhile"),
     "TrackingLocked": ("tracking_locked", 409, "Tracking cannot change"),
     "UnknownCode": ("unknown_code", 404, "Unknown code"),
     "UnknownCount": ("unknown_count", 404, "Unknown count"),

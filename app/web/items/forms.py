@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, SelectChoice, SelectField, TextAreaField
+from wtforms import BooleanField, HiddenField, IntegerField, SelectChoice, SelectField, TextAreaField
 from wtforms.validators import Length, NumberRange, Optional, Regexp
 
 from app.models import Category, Item
+from app.services import items
 from app.web.common import optional_text, quantity_field, required_text
 
 #: The category choice that names a new category in the field beside it. Choices are category
@@ -86,12 +89,29 @@ class ItemForm(FlaskForm):
         }
 
 
+_QUANTITIES = ("reorder_point", "reorder_quantity")
+
+
 class EditItemForm(ItemForm):
     """The SKU names the item and never changes. Filled from the item's own values, field by
-    field: a form built from the object would show the category's repr and save it back."""
+    field: a form built from the object would show the category's repr and save it back.
+
+    `original` carries the values the page was drawn with, so that a save writes only the fields
+    its user changed, and is refused on a field someone else changed meanwhile: two people
+    editing one item no longer undo each other's changes with the stale values of a page."""
+
+    original = HiddenField()
 
     def __init__(self, item: Item, *args: Any, **kwargs: Any) -> None:
-        values = {
+        super().__init__(*args, **{**self._values(item), **kwargs})
+        self.sku.render_kw = {"readonly": True}
+        self.sku.data = item.sku
+        if not self.original.raw_data:  # drawn now (or posted without it: the item as it is)
+            self.original.data = _encode(items.edited_values(item))
+
+    @staticmethod
+    def _values(item: Item) -> dict[str, Any]:
+        return {
             "sku": item.sku,
             "name": item.name,
             "barcode": item.barcode or "",
@@ -104,9 +124,28 @@ class EditItemForm(ItemForm):
             "requires_expiry": item.requires_expiry,
             "expiry_warning_days": item.expiry_warning_days,
         }
-        super().__init__(*args, **{**values, **kwargs})
-        self.sku.render_kw = {"readonly": True}
-        self.sku.data = item.sku
+
+    def original_values(self) -> dict[str, Any] | None:
+        """The values the page was drawn with, or None when `original` is not readable."""
+        try:
+            found = json.loads(self.original.data or "")
+            return {name: Decimal(found[name]) if name in _QUANTITIES else found[name] for name in items.ITEM_FIELDS}
+        except (ValueError, TypeError, KeyError, InvalidOperation):
+            return None
+
+    def rebase(self, item: Item, kept: Iterable[str]) -> None:
+        """Draw the item as it is now, but for the fields in `kept` (the user's changes)."""
+        now = self._values(item)
+        for name in items.ITEM_FIELDS:
+            if name not in kept:
+                self._fields[name].data = now[name]
+        self.original.data = _encode(items.edited_values(item))
+
+
+def _encode(values: dict[str, Any]) -> str:
+    """The values as JSON, quantities as the page shows them (44, not 44.000)."""
+    plain = {k: format(v.normalize(), "f") if isinstance(v, Decimal) else v for k, v in values.items()}
+    return json.dumps(plain, ensure_ascii=False)
 
 
 class ArchiveItemForm(FlaskForm):

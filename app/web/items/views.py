@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,7 +15,7 @@ from flask_login import current_user
 from app.auth.roles import role_required
 from app.errors import problem
 from app.services import catalog, codes, counts, dashboard, items, traceability
-from app.services.errors import DomainError, InvalidInput, UnknownItem, UnknownSerial
+from app.services.errors import DomainError, EditedMeanwhile, InvalidInput, UnknownItem, UnknownSerial
 from app.services.gs1 import GROUP_SEPARATOR
 from app.web.charts import step_line
 from app.web.common import attach_error, confirm_page, domain_message, gs1_fields, whole_number
@@ -237,14 +238,45 @@ def edit(sku: str) -> Any:
     item = _item_or_404(sku)
     form = EditItemForm(item, categories=items.list_categories())
     if form.validate_on_submit():
+        # Only what this page's user changed is written, checked against what the page showed.
+        original = form.original_values()
+        submitted = form.to_input()
+        changed = submitted if original is None else items.changed_fields(sku, submitted, original)
+        if not changed:
+            flash(_("Nothing to save: %(sku)s is as it was.", sku=sku), "info")
+            return redirect(url_for(".show", sku=sku), 303)
+        expected = None if original is None else {name: original[name] for name in changed}
         try:
-            items.update_item(sku=sku, **form.to_input())
+            items.update_item(sku=sku, expected=expected, **changed)
+        except EditedMeanwhile:
+            return _edited_meanwhile(form, sku, changed, original)
         except DomainError as error:
             attach_error(form, error)
             return _form_page(form, item), error.status
         flash(_("Item %(sku)s saved.", sku=sku), "success")
         return redirect(url_for(".show", sku=sku), 303)
     return _form_page(form, item), 422 if form.is_submitted() else 200
+
+
+def _edited_meanwhile(form: EditItemForm, sku: str, changed: dict[str, Any], original: dict[str, Any] | None) -> Any:
+    """The page again, as the item is now but for this user's changes; each of those that someone
+    else changed too says what it holds now. Saved again, the user's values win."""
+    item = _item_or_404(sku)
+    now = items.edited_values(item)
+    form.rebase(item, kept=changed)
+    for name in changed:
+        if original is not None and not items.same_value(now[name], original[name]):
+            field = form._fields[name]
+            shown = format_quantity(now[name]) if isinstance(now[name], Decimal) else now[name]
+            shown = "—" if shown in (None, "") else shown
+            field.errors = [*field.errors, _("Changed meanwhile to: %(value)s", value=shown)]
+    form.form_errors.append(
+        _(
+            "Someone else changed this item while you were editing it. It is shown as it is now, "
+            "with your changes: check them and save again."
+        )
+    )
+    return _form_page(form, item), 409
 
 
 def _form_page(form: ItemForm, item: Any) -> str:

@@ -51,8 +51,10 @@ class _Form(HTMLParser):
         if tag == "select":
             self._select = None
         elif tag == "textarea" and self._textarea:
-            # Browsers drop one leading newline of a textarea and submit line breaks as CRLF.
-            self.values.append((self._textarea, self._text.removeprefix("\n").replace("\n", "\r\n")))
+            # Browsers read CRLF as LF, drop one leading newline of a textarea, and submit line
+            # breaks as CRLF.
+            text = self._text.replace("\r\n", "\n").removeprefix("\n")
+            self.values.append((self._textarea, text.replace("\n", "\r\n")))
             self._textarea = None
         elif tag == "form" and self.inside:
             self.inside, self.done = False, True
@@ -115,8 +117,50 @@ def test_item_saved_unchanged_changes_nothing(app: Flask, client: Any, login_as:
     categories = _rows(app, "categories", "1 = 1")
     saved = _save_unchanged(client, "/items/SKU-EDIT/edit")
     assert saved.status_code == 303
+    assert "没有要保存的更改" in text_of(client.get(saved.location))
     assert _rows(app, "items", "sku = :sku", sku="SKU-EDIT") == before
     assert _rows(app, "categories", "1 = 1") == categories
+
+
+def test_two_people_editing_one_item_keep_each_others_changes(
+    app: Flask, client: Any, login_as: Any, factory: Any
+) -> None:
+    """A opens the edit page, B opens it too and saves a new reorder point, A saves a new name:
+    both stay. A's page still showed the old reorder point, and saving it wrote it back."""
+    factory.item("SKU-EDIT", name="旧名称", category="紧固件", reorder_point="44")
+    login_as("manager")
+    page_a = dict(_unchanged_form(client, "/items/SKU-EDIT/edit"))
+    page_b = dict(_unchanged_form(client, "/items/SKU-EDIT/edit"))
+    assert client.post("/items/SKU-EDIT/edit", data={**page_b, "reorder_point": "45"}).status_code == 303
+    assert client.post("/items/SKU-EDIT/edit", data={**page_a, "name": "新名称"}).status_code == 303
+    with app.app_context():
+        item = items.get_item("SKU-EDIT")
+        category = item.category.name if item.category else None
+        assert (item.name, item.reorder_point, category) == ("新名称", 45, "紧固件")
+
+
+def test_a_field_both_changed_is_refused_then_saved_as_the_second_person_confirms(
+    app: Flask, client: Any, login_as: Any, factory: Any
+) -> None:
+    factory.item("SKU-EDIT", name="旧名称", reorder_point="44", unit="个")
+    login_as("manager")
+    page_a = dict(_unchanged_form(client, "/items/SKU-EDIT/edit"))
+    page_b = dict(_unchanged_form(client, "/items/SKU-EDIT/edit"))
+    assert client.post("/items/SKU-EDIT/edit", data={**page_b, "reorder_point": "45", "unit": "盒"}).status_code == 303
+    before = _rows(app, "items", "sku = :sku", sku="SKU-EDIT")
+    refused = client.post("/items/SKU-EDIT/edit", data={**page_a, "reorder_point": "50", "name": "新名称"})
+    assert refused.status_code == 409
+    assert "他人修改了此物品" in text_of(refused) and "已被他人改为：45" in text_of(refused)
+    assert _rows(app, "items", "sku = :sku", sku="SKU-EDIT") == before  # nothing written, the name neither
+    # The page shows A's changes over the item as it is now (B's unit), and saves them as they are.
+    parser = _Form(None)
+    parser.feed(refused.get_data(as_text=True))
+    shown = dict(parser.values)
+    assert (shown["reorder_point"], shown["name"], shown["unit"]) == ("50", "新名称", "盒")
+    assert client.post("/items/SKU-EDIT/edit", data=_multi(parser.values)).status_code == 303
+    with app.app_context():
+        item = items.get_item("SKU-EDIT")
+        assert (item.name, item.reorder_point, item.unit) == ("新名称", 50, "盒")
 
 
 def test_changing_only_the_reorder_point_keeps_the_category(
@@ -143,6 +187,7 @@ def test_new_category_is_an_explicit_choice(app: Flask, client: Any, login_as: A
     assert (
         client.post("/items/SKU-EDIT/edit", data={**form, "category": "new", "new_category": "劳保"}).status_code == 303
     )
+    form = dict(_unchanged_form(client, "/items/SKU-EDIT/edit"))  # the page drawn again, now with 劳保
     cleared = client.post("/items/SKU-EDIT/edit", data={**form, "category": ""})
     assert cleared.status_code == 303
     with app.app_context():
