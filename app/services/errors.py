@@ -280,9 +280,10 @@ class EditedMeanwhile(
     template=_l("someone else changed {fields} of item {sku!r} during this edit: check the values and save again"),
 ):
     """An edit started from values that another edit has since changed, on the fields it changes
-    (items.update_item's `expected`)."""
+    (items.update_item's `expected`): `fields` for the message, `names` the fields themselves."""
 
     fields: str
+    names: tuple[str, ...] = private()
 
 
 class TrackingLocked(

@@ -311,9 +311,13 @@ def update_item(*, sku: str, expected: Mapping[str, Any] | None = None, **change
     current = {name: getattr(item, name) for name in _EDITED}
     if expected:
         now = edited_values(item)
-        moved = sorted(name for name, value in expected.items() if not same_value(now.get(name), value))
+        moved = sorted(
+            name
+            for name, value in expected.items()
+            if not same_value(now.get(name), value) and not same_value(now.get(name), changes.get(name))
+        )  # changed meanwhile, and not to what this edit sets
         if moved:
-            raise EditedMeanwhile(sku=sku, fields=", ".join(moved))
+            raise EditedMeanwhile(sku=sku, fields=", ".join(moved), names=tuple(moved))
     data = check_item(sku=sku, **{**current, **changes})
     if data.barcode != item.barcode:
         _check_unique(None, data.barcode, exclude_id=item.id)

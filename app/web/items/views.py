@@ -248,8 +248,8 @@ def edit(sku: str) -> Any:
         expected = None if original is None else {name: original[name] for name in changed}
         try:
             items.update_item(sku=sku, expected=expected, **changed)
-        except EditedMeanwhile:
-            return _edited_meanwhile(form, sku, changed, original)
+        except EditedMeanwhile as error:
+            return _edited_meanwhile(form, sku, changed, error)
         except DomainError as error:
             attach_error(form, error)
             return _form_page(form, item), error.status
@@ -258,18 +258,19 @@ def edit(sku: str) -> Any:
     return _form_page(form, item), 422 if form.is_submitted() else 200
 
 
-def _edited_meanwhile(form: EditItemForm, sku: str, changed: dict[str, Any], original: dict[str, Any] | None) -> Any:
+def _edited_meanwhile(form: EditItemForm, sku: str, changed: dict[str, Any], error: EditedMeanwhile) -> Any:
     """The page again, as the item is now but for this user's changes; each of those that someone
     else changed too says what it holds now. Saved again, the user's values win."""
     item = _item_or_404(sku)
     now = items.edited_values(item)
     form.rebase(item, kept=changed)
-    for name in changed:
-        if original is not None and not items.same_value(now[name], original[name]):
-            field = form._fields[name]
-            shown = format_quantity(now[name]) if isinstance(now[name], Decimal) else now[name]
-            shown = "—" if shown in (None, "") else shown
-            field.errors = [*field.errors, _("Changed meanwhile to: %(value)s", value=shown)]
+    for name in error.names:
+        shown = format_quantity(now[name]) if isinstance(now[name], Decimal) else now[name]
+        field = form._fields[name]
+        field.errors = [
+            *field.errors,
+            _("Changed meanwhile to: %(value)s", value="—" if shown in (None, "") else shown),
+        ]
     form.form_errors.append(
         _(
             "Someone else changed this item while you were editing it. It is shown as it is now, "

@@ -163,6 +163,21 @@ def test_a_field_both_changed_is_refused_then_saved_as_the_second_person_confirm
         assert (item.name, item.reorder_point, item.unit) == ("新名称", 50, "盒")
 
 
+def test_two_people_setting_a_field_to_the_same_value_is_no_conflict(
+    app: Flask, client: Any, login_as: Any, factory: Any
+) -> None:
+    factory.item("SKU-EDIT", name="旧名称", reorder_point="44")
+    login_as("manager")
+    page_a = dict(_unchanged_form(client, "/items/SKU-EDIT/edit"))
+    page_b = dict(_unchanged_form(client, "/items/SKU-EDIT/edit"))
+    assert client.post("/items/SKU-EDIT/edit", data={**page_b, "reorder_point": "45"}).status_code == 303
+    saved = client.post("/items/SKU-EDIT/edit", data={**page_a, "reorder_point": "45.0", "name": "新名称"})
+    assert saved.status_code == 303
+    with app.app_context():
+        item = items.get_item("SKU-EDIT")
+        assert (item.name, item.reorder_point) == ("新名称", 45)
+
+
 def test_changing_only_the_reorder_point_keeps_the_category(
     app: Flask, client: Any, login_as: Any, factory: Any
 ) -> None:
