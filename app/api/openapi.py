@@ -19,6 +19,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 
 from app.api import schemas
 from app.api.auth import Principal, authenticate
+from app.models.types import MAX_ROW_ID
 
 #: Bodies above this are refused with 413 before they are read (a 500-line pick is ~60 KiB).
 MAX_BODY_BYTES = 256 * 1024
@@ -158,7 +159,7 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
     for name in _PATH_PARAM.findall(op.path):
         kind = op.path_types.get(name)
         schema: dict[str, Any] = (
-            {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+            {"type": "integer", "minimum": 1, "maximum": MAX_ROW_ID}
             if kind is int
             else {"type": "string", "minLength": 1}
             if kind is Rest

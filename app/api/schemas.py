@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from app.models import MOVEMENT_KINDS, RESERVATION_STATUSES, SERIAL_STATES, TRACKING_MODES
+from app.models.types import MAX_ROW_ID
 from app.services.errors import DomainError, InvalidQuantity
 from app.services.quantities import parse_quantity
 
@@ -582,7 +583,7 @@ class CreateReservation(Body):
 
 
 class PickedLineIn(Body):
-    line_id: int = Field(ge=1, le=2**63 - 1, description="The reservation line (`lines[].id`).")
+    line_id: int = Field(ge=1, le=MAX_ROW_ID, description="The reservation line (`lines[].id`).")
     quantity: Count = Field(description="What was picked of it: up to what it holds, 0 for nothing.")
     serials: Serials
     short_reason: str | None = Field(default=None, max_length=200, description="Why less was picked.")

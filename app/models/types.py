@@ -12,6 +12,9 @@ from sqlalchemy.types import TypeDecorator
 
 QUANTITY_SCALE = 3
 QUANTITY_STEP = Decimal(1).scaleb(-QUANTITY_SCALE)  # 0.001
+# The largest row id either database stores (a signed 64-bit integer: MariaDB BIGINT, SQLite
+# INTEGER); past it SQLite cannot even compare a column with the number.
+MAX_ROW_ID = 2**63 - 1
 # Up to 999,999,999,999,999.999 of anything: far beyond a warehouse, well inside NUMERIC(18, 3).
 Quantity = Numeric(18, QUANTITY_SCALE, asdecimal=True)
 

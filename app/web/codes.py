@@ -16,9 +16,7 @@ from typing import Any
 
 from werkzeug.routing import BaseConverter, IntegerConverter
 
-# The largest row id either database stores (a signed 64-bit integer: MariaDB BIGINT, SQLite
-# INTEGER).
-MAX_ROW_ID = 2**63 - 1
+from app.models.types import MAX_ROW_ID
 
 _ESCAPES = {"~": "~7E", "/": "~2F", ".": "~2E"}
 _ESCAPED = re.compile("|".join(re.escape(v) for v in _ESCAPES.values()))

@@ -14,6 +14,7 @@ from flask_login import current_user
 from markupsafe import Markup
 
 from app.auth.roles import role_required
+from app.models.types import MAX_ROW_ID
 from app.services import catalog, counts
 from app.services.errors import DomainError
 from app.web.charts import variance_bar
@@ -90,7 +91,7 @@ def _entered(view: counts.CountView) -> dict[int, str]:
 def _boxes(prefix: str) -> Iterator[tuple[int, str]]:
     """The form's `<prefix><line id>` fields: (line id, value stripped)."""
     for key, value in request.form.items():
-        if key.startswith(prefix) and (line_id := whole_number(key[len(prefix) :], maximum=2**63 - 1)) is not None:
+        if key.startswith(prefix) and (line_id := whole_number(key[len(prefix) :], maximum=MAX_ROW_ID)) is not None:
             yield line_id, value.strip()
 
 

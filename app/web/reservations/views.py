@@ -14,6 +14,7 @@ from flask_login import current_user
 
 from app.auth.roles import role_required
 from app.models.reservation import RESERVATION_STATUSES
+from app.models.types import MAX_ROW_ID
 from app.services import catalog, labels, picking, reservations
 from app.services.errors import DomainError, InvalidInput, ReservationShort, UnknownReservation
 from app.web.common import attach_error, confirm_page, domain_message, whole_number
@@ -45,7 +46,7 @@ def _status_filter(status: str) -> str:
 def index() -> Any:
     reference = request.args.get("reference", "").strip()[: reservations.MAX_REFERENCE] or None
     status = request.args.get("status", "")
-    before = whole_number(request.args.get("before"), maximum=2**63 - 1)
+    before = whole_number(request.args.get("before"), maximum=MAX_ROW_ID)
     rows, next_before = reservations.list_reservations(
         reference=reference, status=status if status in RESERVATION_STATUSES else None, before=before, limit=PAGE
     )

@@ -14,6 +14,7 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 
 from app.auth.roles import role_required
+from app.models.types import MAX_ROW_ID
 from app.models.user import SCAN_MODES
 from app.services import admin, catalog, codes, counts, picking, stock
 from app.services.errors import (
@@ -212,9 +213,9 @@ def _apply(data: dict[str, Any]) -> dict[str, Any]:
 def _undo(data: dict[str, Any]) -> dict[str, Any]:
     raw = data.get("movement_id")
     movement_id = (
-        raw if isinstance(raw, int) and not isinstance(raw, bool) else whole_number(str(raw), maximum=2**63 - 1)
+        raw if isinstance(raw, int) and not isinstance(raw, bool) else whole_number(str(raw), maximum=MAX_ROW_ID)
     )
-    if movement_id is None or not 0 < movement_id < 2**63:
+    if movement_id is None or not 0 < movement_id <= MAX_ROW_ID:
         raise InvalidInput("movement_id", "must be a number")
     # A clerk may take back their own scans (the service checks, under the row lock); anything
     # else is a manager's reversal on the ledger.
