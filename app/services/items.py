@@ -269,7 +269,7 @@ def _category_name(item: Item) -> str | None:
     return db.session.scalar(select(Category.name).where(Category.id == item.category_id))
 
 
-def same_value(a: Any, b: Any) -> bool:
+def _same_value(a: Any, b: Any) -> bool:
     """Whether two values of an item field are the same: quantities by number (5 is 5.000), text
     with no text as empty."""
     if isinstance(a, Decimal) or isinstance(b, Decimal):
@@ -290,7 +290,7 @@ def changed_fields(sku: str, submitted: Mapping[str, Any], original: Mapping[str
         new, old = asdict(check_item(sku=sku, **submitted)), asdict(check_item(sku=sku, **original))
     except DomainError:  # refused as a whole by update_item, with the field it is about
         new, old = dict(submitted), dict(original)
-    return {name: value for name, value in submitted.items() if not same_value(new.get(name), old.get(name))}
+    return {name: value for name, value in submitted.items() if not _same_value(new.get(name), old.get(name))}
 
 
 @unit_of_work
@@ -314,7 +314,7 @@ def update_item(*, sku: str, expected: Mapping[str, Any] | None = None, **change
         moved = sorted(
             name
             for name, value in expected.items()
-            if not same_value(now.get(name), value) and not same_value(now.get(name), changes.get(name))
+            if not _same_value(now.get(name), value) and not _same_value(now.get(name), changes.get(name))
         )  # changed meanwhile, and not to what this edit sets
         if moved:
             raise EditedMeanwhile(sku=sku, fields=", ".join(moved), names=tuple(moved))

@@ -107,7 +107,7 @@ class EditItemForm(ItemForm):
         self.sku.render_kw = {"readonly": True}
         self.sku.data = item.sku
         if not self.original.raw_data:  # drawn now (or posted without it: the item as it is)
-            self.original.data = _encode(items.edited_values(item))
+            self._draw_original(item)
 
     @staticmethod
     def _values(item: Item) -> dict[str, Any]:
@@ -139,13 +139,13 @@ class EditItemForm(ItemForm):
         for name in items.ITEM_FIELDS:
             if name not in kept:
                 self._fields[name].data = now[name]
-        self.original.data = _encode(items.edited_values(item))
+        self._draw_original(item)
 
-
-def _encode(values: dict[str, Any]) -> str:
-    """The values as JSON, quantities as the page shows them (44, not 44.000)."""
-    plain = {k: format(v.normalize(), "f") if isinstance(v, Decimal) else v for k, v in values.items()}
-    return json.dumps(plain, ensure_ascii=False)
+    def _draw_original(self, item: Item) -> None:
+        """`original` as JSON of the item's values, quantities as the page shows them (44, not 44.000)."""
+        values = items.edited_values(item)
+        plain = {k: format(v.normalize(), "f") if isinstance(v, Decimal) else v for k, v in values.items()}
+        self.original.data = json.dumps(plain, ensure_ascii=False)
 
 
 class ArchiveItemForm(FlaskForm):
